@@ -1,0 +1,190 @@
+"""The composition root: builds every part from the config and runs them in one task group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor import providers
+from monitor.config import Config
+from monitor.notify.delivery import RetryPolicy, Worker
+from monitor.notify.sender import Sender, warm_up
+from monitor.pipeline import Pipeline
+from monitor.poller import Poller
+from monitor.rules.engine import Rule
+from monitor.rules.loader import Context, load_rules
+from monitor.rules.templates import Templates
+from monitor.store import open_store
+from monitor.telemetry import Telemetry
+from monitor.tracker import Tracker
+from monitor.web import Readiness, build_app
+from monitor.yamldoc import SourceErrors
+
+log = structlog.get_logger("monitor.app")
+
+GRACE_SECONDS = 10.0
+
+
+def rules_context(config: Config) -> Context:
+    """What rule files are checked against for this config."""
+    return Context(
+        notifiers=list(config.notifiers),
+        providers=[p.name for p in config.providers],
+        templates=Templates(config.zone),
+    )
+
+
+def load_config_rules(config: Config) -> list[Rule]:
+    """The rules the config names, compiled; raises `SourceErrors`."""
+    return load_rules(config.rule_paths(), rules_context(config))
+
+
+class Daemon:
+    """callmon's running parts, wired together."""
+
+    def __init__(
+        self,
+        config: Config,
+        rules: Sequence[Rule],
+        *,
+        registry: CollectorRegistry | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry or CollectorRegistry()
+        self.telemetry = Telemetry(self.registry)
+        self.readiness = Readiness(config_loaded=True, providers=self._provider_status)
+        self.retry = retry or RetryPolicy()
+        self.rules = list(rules)
+        self.pollers: list[Poller] = []
+        self.workers: dict[str, list[Worker]] = {}
+        self.stopping = asyncio.Event()
+        self.pipeline: Pipeline | None = None
+
+    def _provider_status(self) -> dict[str, Any]:
+        return {
+            p.settings.name: {
+                "up": p.up,
+                "last_success": p.last_success.isoformat() if p.last_success else None,
+            }
+            for p in self.pollers
+        }
+
+    def reload_rules(self) -> None:
+        """Re-read rule files; a broken file is rejected and the old rules stay."""
+        try:
+            rules = load_config_rules(self.config)
+        except SourceErrors as exc:
+            for error in exc.errors:
+                log.error("rule reload rejected; previous rules stay in force", error=str(error))
+            return
+        if self.pipeline is not None:
+            self.pipeline.rules = rules
+        self.telemetry.declare((), (), [r.name for r in rules])
+        log.info("rules reloaded", rules=len(rules))
+
+    def _wake(self, notifier: str) -> None:
+        for worker in self.workers.get(notifier, ()):
+            worker.wake()
+
+    async def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
+        """Run until `stopping` is set; then stop polling, let sends finish, close the store."""
+        config = self.config
+        self.telemetry.declare(
+            [p.name for p in config.providers], list(config.notifiers), [r.name for r in self.rules]
+        )
+        runner = web.AppRunner(build_app(self.registry, self.readiness), access_log=None)
+        await runner.setup()
+        host, port = config.listen_address()
+        await web.TCPSite(runner, host, port).start()
+        store = open_store(config.store)
+        self.readiness.store_open = True
+        try:
+            await asyncio.to_thread(warm_up)
+            for name, notifier in config.notifiers.items():
+                self.workers[name] = [
+                    Worker(
+                        name, i, Sender(url.get_secret_value(), timeout=notifier.timeout), store,
+                        self.telemetry, policy=self.retry,
+                    )
+                    for i, url in enumerate(notifier.urls)
+                ]
+            self.pipeline = Pipeline(
+                store, self.telemetry, self.rules,
+                {name: len(n.urls) for name, n in config.notifiers.items()}, wake=self._wake,
+            )
+            async with aiohttp.ClientSession() as session:
+                for settings in config.providers:
+                    state = await store.load_provider(settings.name)
+                    tracker = Tracker(
+                        settings.name, settings.type, state.calls,
+                        horizon=state.cursor.get("horizon"),
+                        baselined=bool(state.cursor.get("baselined")),
+                        retention=settings.retention,
+                    )
+                    counter = self.telemetry.requests
+
+                    def observe(code: str, name: str = settings.name) -> None:
+                        counter.labels(name, code).inc()
+
+                    client = providers.build(settings, session, observe)
+                    self.pollers.append(
+                        Poller(client, settings, tracker, self.pipeline, self.telemetry)
+                    )
+                await self._supervise(on_ready)
+        finally:
+            self.readiness.store_open = False
+            await store.close()
+            await runner.cleanup()
+            log.info("stopped")
+
+    async def _supervise(self, on_ready: Callable[[], None] | None) -> None:
+        poll_tasks = [asyncio.create_task(p.run(), name=f"poll:{p.settings.name}")
+                      for p in self.pollers]
+        send_tasks = [asyncio.create_task(w.run(), name=f"send:{w.notifier}:{w.target}")
+                      for ws in self.workers.values() for w in ws]
+        log.info(
+            "callmon running", providers=len(self.pollers), rules=len(self.rules),
+            notifiers=len(self.workers), listen=self.config.listen,
+        )
+        if on_ready is not None:
+            on_ready()
+        try:
+            await self.stopping.wait()
+        finally:
+            for task in poll_tasks:
+                task.cancel()
+            await asyncio.gather(*poll_tasks, return_exceptions=True)
+            await self._drain(send_tasks)
+
+    async def _drain(self, send_tasks: list[asyncio.Task[None]]) -> None:
+        """Give the delivery workers up to the grace period to send what is due, then stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GRACE_SECONDS):
+                while any(await self._due_now(w) for ws in self.workers.values() for w in ws):
+                    await asyncio.sleep(0.1)
+        for task in send_tasks:
+            task.cancel()
+        await asyncio.gather(*send_tasks, return_exceptions=True)
+
+    async def _due_now(self, worker: Worker) -> bool:
+        assert self.pipeline is not None
+        due = await self.pipeline.store.next_due(worker.notifier, worker.target)
+        return due is not None and due <= time.time()
+
+
+def install_signals(daemon: Daemon) -> None:
+    """SIGTERM/SIGINT stop gracefully; SIGHUP reloads rules."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload_rules)

@@ -1,0 +1,191 @@
+"""The command line: arguments → config → logging → run. Exit 0 ok, 1 invalid config, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from monitor import __version__, logs, yamldoc
+from monitor import config as config_mod
+from monitor.config import Config, NotifierConfig, VmsIntercomProvider
+from monitor.yamldoc import SourceError, SourceErrors
+
+log = structlog.get_logger("monitor.cli")
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class Failure(Exception):
+    """A one-sentence reason to exit 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callmon", description="Event-driven call-status monitor."
+    )
+    parser.add_argument("--version", action="version", version=f"callmon {__version__}")
+    parser.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", help="config file (default: $CALLMON_CONFIG)")
+
+    run = sub.add_parser("run", help="run the daemon")
+    with_config(run)
+    check = sub.add_parser("check", help="validate the config and every rule file")
+    with_config(check)
+    demo = sub.add_parser("demo", help="run the daemon against the built-in simulator")
+    demo.add_argument("--listen", default="127.0.0.1:9464", help="metrics address")
+    demo.add_argument("--seed", type=int, default=None, help="traffic generator seed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `callmon` console script."""
+    args = _parser().parse_args(argv)
+    logs.configure(level="debug" if args.debug else "info")
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+    except SourceErrors as exc:
+        for error in exc.errors:
+            print(logs.redactor.redact(str(error)), file=sys.stderr)
+        return EXIT_INVALID
+    except (SourceError, Failure) as exc:
+        print(logs.redactor.redact(str(exc)), file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"callmon: {type(exc).__name__}: {logs.redactor.redact(str(exc))}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_USAGE
+
+
+def config_path(arg: str | None) -> Path:
+    """The config file from `-c`, else `$CALLMON_CONFIG`, else ./callmon.yaml."""
+    chosen = arg or os.environ.get("CALLMON_CONFIG") or "callmon.yaml"
+    path = Path(chosen)
+    if not path.exists():
+        raise Failure(f"{chosen}: config file not found (pass -c FILE or set CALLMON_CONFIG)")
+    return path
+
+
+def load(arg: str | None) -> Config:
+    """Load and validate the config and its notifier URLs; register secrets for redaction."""
+    from monitor.notify.sender import check_url
+
+    path = config_path(arg)
+    doc = yamldoc.load(path)
+    config = config_mod.from_document(doc, path.parent)
+    logs.redactor.update(config.secrets())
+    errors = []
+    for name, notifier in config.notifiers.items():
+        for i, url in enumerate(notifier.urls):
+            problem = check_url(url.get_secret_value())
+            if problem:
+                errors.append(
+                    doc.error(("notifiers", name, "urls", i), f"notifiers.{name}.urls[{i}]: {problem}")
+                )
+    if errors:
+        raise SourceErrors(errors)
+    return config
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.app import load_config_rules
+
+    config = load(args.config)
+    rules = load_config_rules(config)
+    print(
+        f"ok: {len(config.providers)} providers, {len(config.notifiers)} notifiers, "
+        f"{len(rules)} rules"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.app import Daemon, install_signals, load_config_rules
+
+    config = load(args.config)
+    rules = load_config_rules(config)
+
+    async def main() -> None:
+        daemon = Daemon(config, rules)
+        install_signals(daemon)
+        await _start(daemon)
+
+    asyncio.run(main())
+    return EXIT_OK
+
+
+async def _start(daemon: object) -> None:
+    from monitor.app import Daemon
+    from monitor.store import StoreError
+
+    assert isinstance(daemon, Daemon)
+    try:
+        await daemon.run()
+    except OSError as exc:
+        raise Failure(f"cannot listen on {daemon.config.listen}: {exc.strerror or exc}") from None
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+
+
+def demo_rules() -> Path:
+    """The example rules: ./rules when present, else the ones beside the package source."""
+    for candidate in (Path("rules"), Path(__file__).resolve().parent.parent / "rules"):
+        if candidate.is_dir():
+            return candidate
+    raise Failure("cannot find the example rules folder (rules/)")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.app import Daemon, install_signals, load_config_rules
+    from monitor.simulator.server import Simulator
+
+    async def main() -> None:
+        sim = Simulator(seed=args.seed)
+        await sim.start(traffic=True, history=40)
+        with tempfile.TemporaryDirectory(prefix="callmon-demo-") as tmp:
+            config = Config(
+                store=f"sqlite:///{tmp}/demo.db",
+                listen=args.listen,
+                rules=(str(demo_rules()),),
+                providers=(
+                    VmsIntercomProvider(
+                        name="front-door", type="vms-intercom", base_url=sim.base_url,
+                        token=sim.vms.token, poll_interval=1.0,  # type: ignore[arg-type]
+                    ),
+                ),
+                notifiers={"ops-chat": NotifierConfig(urls=("console://",))},  # type: ignore[arg-type]
+            )
+            rules = load_config_rules(config)
+            daemon = Daemon(config, rules)
+            install_signals(daemon)
+            print(
+                f"callmon demo: simulated VMS intercom API at {sim.base_url}, "
+                f"metrics at http://{args.listen}/metrics; alerts print below. Ctrl-C stops.",
+                flush=True,
+            )
+            try:
+                await _start(daemon)
+            finally:
+                await sim.stop()
+
+    asyncio.run(main())
+    return EXIT_OK

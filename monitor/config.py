@@ -1,0 +1,341 @@
+"""The config file (SPEC "Config file") → frozen, validated settings.
+
+Loading goes: YAML with positions → `${VAR}` interpolation and `*_file` secrets → pydantic
+validation. Every error is a `SourceError` that names `file:line:col` and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from ruamel.yaml.comments import CommentedMap
+
+from monitor import yamldoc
+from monitor.yamldoc import Document, Loc, SourceError, SourceErrors
+
+DEFAULT_STORE = "sqlite:///callmon-state.db"
+DEFAULT_LISTEN = "0.0.0.0:9464"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_SECRET_KEYS = ("token", "api_token", "api_secret", "password")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `500ms`, `5s`, `10m`, `1h`, `1d` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 500ms, 5s, 10m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"invalid duration {value!r}: write it as 500ms, 5s, 10m or 1h")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderBase(_Model):
+    """Settings every provider shares."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
+    base_url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    poll_interval: Duration = 5.0
+    timeout: Duration = 10.0
+    max_backoff: Duration = 60.0
+    verify_tls: bool | str = True
+    retention: Duration = 7 * 86400.0
+
+    def secrets(self) -> Iterator[str]:
+        """Every secret value this provider holds, for redaction."""
+        for name in _SECRET_KEYS:
+            value = getattr(self, name, None)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                yield value.get_secret_value()
+
+
+class VmsIntercomProvider(ProviderBase):
+    """The AIPIX VMS intercom API."""
+
+    type: Literal["vms-intercom"]
+    token: SecretStr
+    client: Literal["ios-cctv", "android-cctv", "thick-legal", "web"] = "web"
+    device_id: str = "callmon"
+    intercoms: tuple[int, ...] | None = None
+    status_interval: Duration | None = None
+    per_page: int = Field(default=25, ge=1, le=100)
+    naive_timezone: str = "UTC"
+
+    @field_validator("naive_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+ProviderConfig = Annotated[VmsIntercomProvider, Field(discriminator="type")]
+
+
+class NotifierConfig(_Model):
+    """A named notification target: one or more apprise URLs."""
+
+    urls: tuple[SecretStr, ...] = Field(min_length=1)
+    timeout: Duration = 10.0
+
+
+class Schedule(_Model):
+    """Weekdays and a daily time window in a timezone."""
+
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+    )
+    from_: str = Field(alias="from", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    to: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+
+class Config(_Model):
+    """The whole validated config."""
+
+    store: str = DEFAULT_STORE
+    listen: str = Field(default=DEFAULT_LISTEN, pattern=r"^(\[[0-9a-fA-F:]+\]|[^\s:]*):\d{1,5}$")
+    timezone: str = "UTC"
+    rules: tuple[str, ...] = ("./rules",)
+    providers: tuple[ProviderConfig, ...] = ()
+    notifiers: Mapping[str, NotifierConfig] = Field(default_factory=dict)
+    schedules: Mapping[str, Schedule] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not re.match(r"^(sqlite:///.+|sqlite://|postgres(ql)?://.+)$", value):
+            raise ValueError(
+                "store must be a URL such as sqlite:///callmon-state.db or postgresql://user@host/db"
+            )
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The config's timezone."""
+        return ZoneInfo(self.timezone)
+
+    def rule_paths(self) -> list[Path]:
+        """Rule files and folders (relative ones were resolved against the config's folder)."""
+        return [Path(p) for p in self.rules]
+
+    def secrets(self) -> set[str]:
+        """Every secret value in the config: provider credentials and notifier URLs."""
+        found = {s for p in self.providers for s in p.secrets()}
+        for notifier in self.notifiers.values():
+            found.update(u.get_secret_value() for u in notifier.urls)
+        return {s for s in found if len(s) >= 4}
+
+    def listen_address(self) -> tuple[str, int]:
+        """`listen` as (host, port)."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)")
+    return value
+
+
+def interpolate(doc: Document, environ: Mapping[str, str]) -> list[SourceError]:
+    """Expand `${VAR}` and `${VAR:-default}` in every string, in place; return the errors."""
+    errors: list[SourceError] = []
+
+    def expand(value: str, loc: Loc) -> str:
+        def one(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in environ and environ[name] != "":
+                return environ[name]
+            if default is not None:
+                return default
+            errors.append(doc.error(loc, f"environment variable {name} is not set"))
+            return ""
+
+        return _ENV.sub(one, value)
+
+    def walk(node: Any, loc: tuple[str | int, ...]) -> None:
+        items: Any = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in list(items):
+            if isinstance(v, str) and "$" in v:
+                node[k] = expand(v, (*loc, k))
+            elif isinstance(v, dict | list):
+                walk(v, (*loc, k))
+
+    if isinstance(doc.data, dict | list):
+        walk(doc.data, ())
+    return errors
+
+
+def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
+    """Replace `token_file: PATH` (and the like) in each provider by the file's contents."""
+    errors: list[SourceError] = []
+    providers = doc.data.get("providers") if isinstance(doc.data, dict) else None
+    if not isinstance(providers, list):
+        return errors
+    for i, provider in enumerate(providers):
+        if not isinstance(provider, dict):
+            continue
+        for key in _SECRET_KEYS:
+            file_key = f"{key}_file"
+            if file_key not in provider:
+                continue
+            loc = ("providers", i, file_key)
+            if key in provider:
+                errors.append(doc.error(loc, f"give either {key} or {file_key}, not both", key=True))
+                continue
+            path = Path(base_dir, str(provider[file_key]))
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                errors.append(doc.error(loc, f"cannot read {file_key} {str(path)!r}: {exc.strerror}"))
+                continue
+            _replace_key(provider, file_key, key, secret)
+    return errors
+
+
+def _replace_key(mapping: Any, old: str, new: str, value: str) -> None:
+    """Rename `old` to `new` with a new value, keeping the key's recorded position."""
+    if isinstance(mapping, CommentedMap):
+        pos = mapping.lc.data.get(old)
+        mapping[new] = value
+        if pos is not None:
+            mapping.lc.data[new] = pos
+    else:
+        mapping[new] = value
+    del mapping[old]
+
+
+def validation_errors(doc: Document, exc: ValidationError, prefix: Loc = ()) -> list[SourceError]:
+    """pydantic's errors as `SourceError`s located in the YAML document."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = _data_loc(doc.data, (*prefix, *err["loc"]))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            where = _dotted(loc[:-1])
+            message = f"unknown key {loc[-1]!r}" + (f" in {where}" if where else "")
+            errors.append(doc.error(loc, message, key=True))
+        elif kind == "missing":
+            errors.append(doc.error(loc[:-1], f"{_dotted(loc)}: required key is missing"))
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            if kind == "literal_error":
+                message = f"must be {message.removeprefix('Input should be ')}"
+            elif kind == "union_tag_invalid":
+                expected = err.get("ctx", {}).get("expected_tags", "")
+                message = f"unknown type {err['input']!r} (expected one of {expected})"
+                loc = (*loc, "type")
+            elif kind == "union_tag_not_found":
+                message = "type is missing"
+            errors.append(doc.error(loc, f"{_dotted(loc)}: {message}"))
+    return errors
+
+
+def _data_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop path parts pydantic adds that are not in the data (a union's tag)."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict):
+            if part in node:
+                out.append(part)
+                node = node[part]
+            elif last or not isinstance(part, str) or part in ("type",):
+                out.append(part)
+                node = None
+            # else: a discriminator tag in pydantic's path, not a key in the data
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file; raise `SourceErrors` listing every problem."""
+    doc = yamldoc.load(path)
+    return from_document(doc, Path(path).parent, environ)
+
+
+def from_document(
+    doc: Document, base_dir: Path, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a parsed config document."""
+    if doc.data is None:
+        doc = Document(doc.path, CommentedMap())
+    if not isinstance(doc.data, dict):
+        raise SourceErrors([doc.error((), "the config must be a mapping of keys to values")])
+    errors = interpolate(doc, os.environ if environ is None else environ)
+    errors += read_secret_files(doc, base_dir)
+    names_seen: dict[str, int] = {}
+    for i, p in enumerate(doc.data.get("providers") or []):
+        if isinstance(p, dict) and isinstance(p.get("name"), str):
+            if p["name"] in names_seen:
+                errors.append(doc.error(("providers", i, "name"), f"duplicate provider name {p['name']!r}"))
+            names_seen[p["name"]] = i
+    if errors:
+        raise SourceErrors(errors)
+    try:
+        config = Config.model_validate(yamldoc.plain(doc.data))
+    except ValidationError as exc:
+        raise SourceErrors(validation_errors(doc, exc)) from None
+    rules = tuple(str(base_dir / p) for p in config.rules)
+    return config.model_copy(update={"rules": rules})

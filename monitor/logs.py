@@ -1,0 +1,79 @@
+"""structlog set-up, done once: JSON lines off a terminal, readable lines on one, secrets masked."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+MASK = "***"
+
+
+class Redactor:
+    """A structlog processor that replaces every known secret in an event's values by `***`."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._pattern: re.Pattern[str] | None = None
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str]) -> None:
+        """Replace the set of secrets to mask (longest first, so overlaps mask fully)."""
+        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret masked."""
+        return self._pattern.sub(MASK, text) if self._pattern else text
+
+    def __call__(
+        self, logger: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if self._pattern is None:
+            return event
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = self.redact(value)
+            elif value is not None and not isinstance(value, int | float | bool):
+                text = str(value)
+                masked = self.redact(text)
+                if masked != text:
+                    event[key] = masked
+        return event
+
+
+redactor = Redactor()
+
+
+def configure(
+    *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger once for the whole process."""
+    out = stream or sys.stderr
+    as_json = (not out.isatty()) if json is None else json
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    numeric = logging.getLevelName(level.upper())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries (aiohttp, apprise) log through the stdlib: keep them quiet unless debugging.
+    logging.basicConfig(level=logging.WARNING if numeric > logging.DEBUG else logging.DEBUG)
+    logging.getLogger("apprise").setLevel(logging.CRITICAL)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,91 @@
+"""The only module that imports apprise: one target URL, sent with a deadline, in a bounded pool.
+
+`Apprise.notify` blocks and swallows plugin exceptions into a result, so each send runs in our own
+small thread pool, under our own timeout, and comes back as a `SendResult` with a bounded reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import apprise
+
+from monitor.model import Severity
+
+_NOTIFY_TYPES = {
+    Severity.INFO: apprise.NotifyType.INFO,
+    Severity.WARNING: apprise.NotifyType.WARNING,
+    Severity.CRITICAL: apprise.NotifyType.FAILURE,
+}
+
+
+@apprise.decorators.notify(on="console", name="callmon console")  # type: ignore[untyped-decorator]
+def _console(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any) -> bool:
+    """`console://`: print the alert to standard output (the demo's notifier)."""
+    label = {"failure": "CRITICAL"}.get(str(notify_type), str(notify_type).upper())
+    text = f"[{label}] {title}" + (f"\n    {body}" if body else "")
+    print(text, file=sys.stdout, flush=True)
+    return True
+
+
+class InvalidTarget(ValueError):
+    """An apprise URL that apprise does not understand."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one send attempt came to: ok, or a reason (`failed`, `timeout`, `error`)."""
+
+    ok: bool
+    reason: str = "sent"
+    detail: str = ""
+
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="apprise")
+
+
+def warm_up() -> None:
+    """Load apprise's plugins now (about 0.3 s) rather than on the first alert."""
+    apprise.Apprise().add("json://localhost")
+
+
+class Sender:
+    """One apprise target."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self._apprise = apprise.Apprise()
+        if not self._apprise.add(url):
+            raise InvalidTarget("not a valid apprise URL")
+        self.timeout = timeout
+        self.display = self._apprise[0].url(privacy=True)
+
+    async def send(self, title: str, body: str, severity: Severity) -> SendResult:
+        """Send once; never raises."""
+        loop = asyncio.get_running_loop()
+
+        def call() -> bool:
+            result = self._apprise.notify(
+                body=body or title, title=title, notify_type=_NOTIFY_TYPES[severity]
+            )
+            return bool(result)
+
+        try:
+            ok = await asyncio.wait_for(loop.run_in_executor(_POOL, call), self.timeout)
+        except TimeoutError:
+            return SendResult(False, "timeout", f"no answer within {self.timeout:g} s")
+        except Exception as exc:  # a plugin bug must not take the daemon down
+            return SendResult(False, "error", type(exc).__name__)
+        return SendResult(True) if ok else SendResult(False, "failed", "the service refused it")
+
+
+def check_url(url: str) -> str | None:
+    """None when apprise understands `url`, else a short reason."""
+    try:
+        Sender(url)
+    except InvalidTarget as exc:
+        return str(exc)
+    return None

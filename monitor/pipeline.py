@@ -1,0 +1,107 @@
+"""From a poll's result to stored state and queued notifications, in one transaction.
+
+diff (tracker, pure) → rules (engine, pure) → commit (store) → apply to memory → metrics → wake the
+delivery workers. Memory changes only after the store has committed, so a crash at any point
+replays the same poll and the outbox's idempotency keys drop what was already queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+
+import structlog
+
+from monitor.model import CallState, Event, EventKind
+from monitor.providers.base import PollResult
+from monitor.rules.engine import Firing, Rule, evaluate
+from monitor.store.base import Delivery, Store
+from monitor.telemetry import Telemetry
+from monitor.tracker import Diff, Tracker
+
+log = structlog.get_logger("monitor.pipeline")
+
+EventSink = Callable[[Event], None]
+
+
+class Pipeline:
+    """Turns poll results and provider health changes into stored state and outbox entries."""
+
+    def __init__(
+        self,
+        store: Store,
+        telemetry: Telemetry,
+        rules: Sequence[Rule],
+        targets: Mapping[str, int],
+        *,
+        wake: Callable[[str], None] = lambda notifier: None,
+        sinks: Iterable[EventSink] = (),
+    ) -> None:
+        self.store = store
+        self.telemetry = telemetry
+        self.rules = list(rules)
+        self._targets = dict(targets)
+        self._wake = wake
+        self._sinks = list(sinks)
+
+    def deliveries(self, firings: Iterable[Firing]) -> list[Delivery]:
+        """One delivery per alert per apprise URL of its notifier."""
+        return [
+            Delivery(alert, target)
+            for firing in firings
+            for alert in firing.alerts
+            for target in range(self._targets.get(alert.notifier, 0))
+        ]
+
+    async def process(self, tracker: Tracker, result: PollResult, now: datetime) -> Diff:
+        """Diff a poll against the tracker, decide alerts, commit, then update memory."""
+        diff = tracker.diff(result, now)
+        firings = [f for event in diff.events for f in evaluate(self.rules, event, now)]
+        cursor = {"baselined": True, "horizon": diff.horizon}
+        queued = await self.store.commit(tracker.provider, diff, cursor, self.deliveries(firings))
+        tracker.apply(diff)
+        if diff.baseline:
+            log.info(
+                "baseline taken", provider=tracker.provider, calls=len(diff.upserts),
+                alerted=len(diff.events),
+            )
+        if result.skipped:
+            self.telemetry.records_skipped.labels(tracker.provider).inc(result.skipped)
+        self._observe(tracker, diff.events, firings, queued)
+        return diff
+
+    async def emit(self, events: Sequence[Event], now: datetime) -> None:
+        """Evaluate and queue events that change no tracked call (provider health)."""
+        firings = [f for event in events for f in evaluate(self.rules, event, now)]
+        queued = await self.store.enqueue(self.deliveries(firings)) if firings else 0
+        self._observe(None, events, firings, queued)
+
+    def _observe(
+        self, tracker: Tracker | None, events: Sequence[Event], firings: Sequence[Firing],
+        queued: int,
+    ) -> None:
+        t = self.telemetry
+        for event in events:
+            for sink in self._sinks:
+                sink(event)
+            if event.kind is not EventKind.TRANSITION or event.call is None:
+                continue
+            t.transitions.labels(event.provider, event.from_state or "none", event.to_state).inc()
+            call, to = event.call, event.to_state
+            if to == CallState.ANSWERED and call.ring_seconds is not None:
+                t.ring_seconds.labels(event.provider, "answered").observe(call.ring_seconds)
+            elif to in ("missed", "rejected", "failed") and call.ring_seconds is not None:
+                t.ring_seconds.labels(event.provider, to).observe(call.ring_seconds)
+            elif to == CallState.ENDED and call.talk_seconds is not None:
+                t.talk_seconds.labels(event.provider).observe(call.talk_seconds)
+        if tracker is not None:
+            counts = tracker.active_counts()
+            for state in (CallState.RINGING, CallState.ANSWERED):
+                t.calls_active.labels(tracker.provider, state.value).set(counts.get(state, 0))
+        notified = set()
+        for firing in firings:
+            t.rule_fired.labels(firing.rule).inc()
+            notified.update(alert.notifier for alert in firing.alerts)
+        if queued:
+            for notifier in notified:
+                self._wake(notifier)

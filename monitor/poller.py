@@ -1,0 +1,136 @@
+"""The one generic polling loop: interval with jitter, deadline, backoff, health and telemetry.
+
+Providers only turn responses into calls; this loop decides when to poll, what a failure means,
+and when the provider's health changed (logged and emitted as an event on change only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from monitor.config import ProviderBase
+from monitor.model import Event, EventKind
+from monitor.pipeline import Pipeline
+from monitor.providers.base import Provider, ProviderError
+from monitor.store.base import StoreError
+from monitor.telemetry import Telemetry
+from monitor.tracker import Tracker
+
+log = structlog.get_logger("monitor.poller")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(UTC)
+
+
+def backoff(interval: float, failures: int, cap: float, retry_after: float | None = None) -> float:
+    """Seconds until the next poll after `failures` failed polls in a row."""
+    delay = min(cap, interval * 2 ** max(0, failures - 1)) if failures else interval
+    return max(delay, retry_after or 0.0)
+
+
+class Poller:
+    """Polls one provider until cancelled."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        settings: ProviderBase,
+        tracker: Tracker,
+        pipeline: Pipeline,
+        telemetry: Telemetry,
+        *,
+        clock: Clock = utcnow,
+        jitter: float = 0.1,
+    ) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.tracker = tracker
+        self.pipeline = pipeline
+        self.telemetry = telemetry
+        self._clock = clock
+        self._jitter = jitter
+        self.up: bool | None = None
+        self.failures = 0
+        self.last_success: datetime | None = None
+
+    @property
+    def deadline(self) -> float:
+        """The longest a whole poll may take: room for paging and per-call follow-ups."""
+        return max(self.settings.timeout * 10, 60.0)
+
+    async def run(self) -> None:
+        """Poll forever."""
+        while True:
+            delay = await self.poll_once()
+            spread = delay * self._jitter
+            await asyncio.sleep(max(0.0, delay + random.uniform(-spread, spread)))
+
+    async def poll_once(self) -> float:
+        """One poll, its bookkeeping and health; returns the seconds to wait before the next."""
+        name = self.settings.name
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(self.provider.poll(self.tracker), self.deadline)
+        except ProviderError as exc:
+            return await self._failed(exc, str(exc), exc.reason, exc.retry_after)
+        except TimeoutError:
+            message = f"provider {name}: poll did not finish within {self.deadline:g} s"
+            return await self._failed(None, message, "timeout", None)
+        finally:
+            self.telemetry.poll_duration.labels(name).observe(time.perf_counter() - started)
+        now = self._clock()
+        try:
+            await self.pipeline.process(self.tracker, result, now)
+        except StoreError as exc:
+            log.error("store write failed; the poll will be repeated", provider=name, error=str(exc))
+            return self.settings.poll_interval
+        self.failures = 0
+        self.last_success = now
+        self.telemetry.last_success.labels(name).set(now.timestamp())
+        self.telemetry.provider_up.labels(name).set(1)
+        if self.up is False:
+            log.info("provider recovered", provider=name)
+            await self._health(True, None, now)
+        self.up = True
+        return self.settings.poll_interval
+
+    async def _failed(
+        self, exc: ProviderError | None, message: str, reason: str, retry_after: float | None
+    ) -> float:
+        name = self.settings.name
+        self.failures += 1
+        self.telemetry.provider_up.labels(name).set(0)
+        if self.up is not False:
+            log.warning("provider down", provider=name, reason=reason, error=message)
+            try:
+                await self._health(False, message, self._clock())
+            except StoreError as store_exc:
+                log.error("store write failed", provider=name, error=str(store_exc))
+            self.up = False
+        else:
+            log.debug("poll failed", provider=name, reason=reason, error=message)
+        return backoff(
+            self.settings.poll_interval, self.failures, self.settings.max_backoff, retry_after
+        )
+
+    async def _health(self, up: bool, reason: str | None, now: datetime) -> None:
+        event = Event(
+            kind=EventKind.PROVIDER,
+            provider=self.settings.name,
+            provider_type=self.provider.type,
+            from_state=None if self.up is None else ("up" if self.up else "down"),
+            to_state="up" if up else "down",
+            at=now,
+            reason=reason,
+        )
+        await self.pipeline.emit([event], now)

@@ -1,0 +1,207 @@
+"""The AIPIX VMS intercom API: `/api/v1/intercom/calls`, newest first, Laravel paging."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import msgspec
+import structlog
+
+from monitor.config import VmsIntercomProvider
+from monitor.model import Call, CallState, Intercom
+from monitor.providers.base import (
+    BadResponse,
+    HttpClient,
+    LazyJson,
+    PollResult,
+    RequestObserver,
+    RequestRejected,
+    TrackedView,
+    parse_naive,
+    tls_context,
+)
+
+log = structlog.get_logger("monitor.providers.vms_intercom")
+
+TYPE = "vms-intercom"
+CALLS_PATH = "/api/v1/intercom/calls"
+STATES = {
+    "ring": CallState.RINGING,
+    "answered": CallState.ANSWERED,
+    "ended": CallState.ENDED,
+    "missed": CallState.MISSED,
+}
+MAX_PAGES = 40
+"""Upper bound of list pages read in one poll; a deeper backlog is read over the next polls."""
+
+
+class _Intercom(msgspec.Struct):
+    id: int
+    title: str | None = None
+    address: str | None = None
+    is_online: bool | None = None
+
+
+class _Call(msgspec.Struct):
+    id: int
+    status: str
+    created_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    intercom: _Intercom | None = None
+
+
+class _Meta(msgspec.Struct):
+    current_page: int
+    last_page: int
+
+
+class _Page(msgspec.Struct):
+    data: list[msgspec.Raw]
+    meta: _Meta | None = None
+
+
+class _One(msgspec.Struct):
+    data: msgspec.Raw
+
+
+class VmsIntercom:
+    """A client for one VMS account."""
+
+    type = TYPE
+
+    def __init__(
+        self,
+        settings: VmsIntercomProvider,
+        session: aiohttp.ClientSession,
+        observe: RequestObserver | None = None,
+    ) -> None:
+        self.name = settings.name
+        self._settings = settings
+        self._base = settings.base_url.rstrip("/")
+        self._zone = ZoneInfo(settings.naive_timezone)
+        self._only = frozenset(settings.intercoms) if settings.intercoms else None
+        self.http = HttpClient(
+            session,
+            provider=self.name,
+            timeout=settings.timeout,
+            observe=observe,
+            ssl=tls_context(settings.verify_tls),
+            headers={
+                "Authorization": f"Bearer {settings.token.get_secret_value()}",
+                "Accept": "application/json",
+                "X-Client": settings.client,
+                "X-UUID": settings.device_id,
+            },
+        )
+
+    async def poll(self, view: TrackedView) -> PollResult:
+        """Read pages newest first until one holds nothing new or changed; follow open calls."""
+        result = PollResult()
+        seen: set[str] = set()
+        page, last_page = 1, 1
+        while page <= min(last_page, MAX_PAGES):
+            calls, last_page, skipped = await self._page(page)
+            result.skipped += skipped
+            fresh = False
+            for call in calls:
+                if call.id in seen:
+                    continue  # pushed down a page by newer calls while we paged
+                seen.add(call.id)
+                known = view.known(call.id)
+                if known is None or known.marker != call.marker:
+                    fresh = True
+                if self._wanted(call):
+                    result.calls.append(call)
+            if not fresh:
+                break
+            page += 1
+        for call_id in view.open_calls():
+            if call_id in seen:
+                continue
+            call = await self._one(call_id)
+            if call is None:
+                result.gone.append(call_id)
+            elif self._wanted(call):
+                result.calls.append(call)
+        return result
+
+    def _wanted(self, call: Call) -> bool:
+        return self._only is None or (call.intercom is not None and call.intercom.id in self._only)
+
+    async def _page(self, page: int) -> tuple[list[Call], int, int]:
+        params = {"page": page, "per_page": self._settings.per_page}
+        resp = await self.http.get(self._base + CALLS_PATH, params)
+        try:
+            body = msgspec.json.decode(resp.body, type=_Page)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadResponse(
+                f"provider {self.name}: malformed call list page {page}: {_short(exc, resp.body)}"
+            ) from None
+        calls, skipped = [], 0
+        for raw in body.data:
+            call = self._decode(raw)
+            if call is None:
+                skipped += 1
+            else:
+                calls.append(call)
+        last = body.meta.last_page if body.meta else page
+        return calls, last, skipped
+
+    async def _one(self, call_id: str) -> Call | None:
+        try:
+            resp = await self.http.get(f"{self._base}{CALLS_PATH}/{call_id}")
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw: msgspec.Raw | bytes = resp.body
+        try:
+            raw = msgspec.json.decode(resp.body, type=_One).data  # `{data: {...}}` resource shape
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # bare object: decode it as it is
+        call = self._decode(raw)
+        if call is None:
+            raise BadResponse(f"provider {self.name}: malformed call {call_id}")
+        return call
+
+    def _decode(self, raw: msgspec.Raw | bytes) -> Call | None:
+        """One record → `Call`; a malformed record is logged and skipped (None)."""
+        try:
+            rec = msgspec.json.decode(raw, type=_Call)
+            state = STATES.get(rec.status)
+            if state is None:
+                raise ValueError(f"unknown status {rec.status!r}")
+            created = parse_naive(rec.created_at, self._zone)
+            answered = parse_naive(rec.started_at, self._zone)
+            ended = parse_naive(rec.ended_at, self._zone)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            log.warning("record skipped", provider=self.name, problem=_short(exc, b""))
+            return None
+        intercom = None
+        if rec.intercom is not None:
+            ic = rec.intercom
+            intercom = Intercom(ic.id, ic.title, ic.address, ic.is_online)
+        if state is CallState.ENDED and ended is None:
+            ended = answered
+        return Call(
+            id=str(rec.id),
+            state=state,
+            raw_status=rec.status,
+            created_at=created,
+            answered_at=answered,
+            ended_at=ended if state.terminal else None,
+            direction="in",
+            intercom=intercom,
+            marker=f"{rec.status}|{rec.started_at or ''}|{rec.ended_at or ''}",
+            raw=LazyJson(raw),
+        )
+
+
+def _short(exc: Exception, body: bytes) -> str:
+    text = str(exc)
+    if body[:1] == b"<":
+        text = "an HTML page instead of JSON"
+    return text[:200]
+

@@ -1,0 +1,1 @@
+"""Alert rules: YAML files (loader), pure evaluation (engine), sandboxed templates."""

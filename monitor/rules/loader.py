@@ -1,0 +1,167 @@
+"""Rule files (YAML) → compiled `Rule`s, with every error at its `file:line:col`."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from monitor import yamldoc
+from monitor.config import validation_errors
+from monitor.model import EventKind
+from monitor.rules.engine import Rule, RuleError, compile_field, compile_test
+from monitor.rules.schema import RuleFile, RuleSpec, When
+from monitor.rules.templates import TemplateError, Templates
+from monitor.yamldoc import Document, SourceError, SourceErrors
+
+RULE_SUFFIXES = (".yaml", ".yml")
+KNOWN_STATES = frozenset(
+    {"ringing", "answered", "ended", "missed", "rejected", "failed", "online", "offline", "up",
+     "down"}
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What rules are checked against: the config's notifiers and providers."""
+
+    notifiers: Collection[str]
+    providers: Collection[str]
+    provider_types: Collection[str] = ("vms-intercom", "bird", "cinnox", "bandwidth")
+    templates: Templates = field(default_factory=Templates)
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """Every rule file named, or found (sorted) in the folders named."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def load_rules(paths: Iterable[Path], context: Context) -> list[Rule]:
+    """Load and compile every rule file; raise `SourceErrors` listing every problem found."""
+    rules: list[Rule] = []
+    errors: list[SourceError] = []
+    names: dict[str, str] = {}
+    for path in rule_files(paths):
+        if not path.exists():
+            errors.append(SourceError(str(path), 1, 1, "rule file or folder does not exist"))
+            continue
+        try:
+            doc = yamldoc.load(path)
+            file_rules = load_document(doc, context)
+        except SourceError as exc:
+            errors.append(exc)
+            continue
+        except SourceErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        for i, rule in enumerate(file_rules):
+            if rule.name in names:
+                errors.append(
+                    doc.error(("rules", i, "name"),
+                              f"duplicate rule name {rule.name!r} (also in {names[rule.name]})")
+                )
+            names[rule.name] = str(path)
+            rules.append(rule)
+    if errors:
+        raise SourceErrors(errors)
+    return rules
+
+
+def load_document(doc: Document, context: Context) -> list[Rule]:
+    """Validate and compile the rules of one parsed file."""
+    data: Any = doc.data
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise SourceErrors([doc.error((), "a rule file must be a mapping with a `rules:` list")])
+    try:
+        spec = RuleFile.model_validate(yamldoc.plain(data))
+    except ValidationError as exc:
+        raise SourceErrors(validation_errors(doc, exc)) from None
+    rules, errors = [], []
+    for i, rule_spec in enumerate(spec.rules):
+        try:
+            rules.append(compile_rule(rule_spec, doc, ("rules", i), context))
+        except SourceErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise SourceErrors(errors)
+    return rules
+
+
+def _set(value: Any) -> frozenset[Any] | None:
+    if value is None:
+        return None
+    return frozenset(value if isinstance(value, list) else [value])
+
+
+def _from_states(when: When) -> frozenset[str | None] | None:
+    """`from:` as a set; `from: null` (or `none`) means a call's first event."""
+    if "from_" not in when.model_fields_set:
+        return None
+    values = when.from_ if isinstance(when.from_, list) else [when.from_]
+    return frozenset(None if v in (None, "none") else v for v in values)
+
+
+def compile_rule(
+    spec: RuleSpec, doc: Document, loc: tuple[str | int, ...], context: Context
+) -> Rule:
+    """One validated rule → `Rule`; semantic errors (unknown names, bad regex) are collected."""
+    errors: list[SourceError] = []
+    when = spec.when
+    for key, values, known in (
+        ("provider", when.provider, context.providers),
+        ("provider_type", when.provider_type, context.provider_types),
+    ):
+        for i, value in enumerate(values if isinstance(values, list) else [values]):
+            if value is not None and value not in known:
+                where = (*loc, "when", key, i) if isinstance(values, list) else (*loc, "when", key)
+                errors.append(doc.error(where, f"unknown {key.replace('_', ' ')} {value!r}"))
+    for key, values in (("from", when.from_), ("to", when.to)):
+        for value in values if isinstance(values, list) else [values]:
+            if value not in (None, "none") and value not in KNOWN_STATES:
+                errors.append(doc.error((*loc, "when", key), f"unknown state {value!r}"))
+    for i, name in enumerate(spec.notify):
+        if name not in context.notifiers:
+            errors.append(doc.error((*loc, "notify", i), f"unknown notifier {name!r}"))
+    where = []
+    for field_name, test_spec in when.where.items():
+        floc = (*loc, "when", "where", field_name)
+        try:
+            where.append((compile_field(field_name, floc), compile_test(test_spec, floc)))
+        except RuleError as exc:
+            errors.append(doc.error(exc.loc, str(exc), key=exc.loc == floc))
+    templates = []
+    for key, source in (("title", spec.title), ("body", spec.body)):
+        try:
+            templates.append(context.templates.compile(source))
+        except TemplateError as exc:
+            line, col = doc.locate((*loc, key))
+            errors.append(
+                SourceError(doc.path, line + exc.line - 1, col, f"{key}: template error: {exc}")
+            )
+    if errors:
+        raise SourceErrors(errors)
+    return Rule(
+        name=spec.name,
+        source=doc.path,
+        kinds=frozenset([when.kind or EventKind.TRANSITION.value]),
+        providers=_set(when.provider),
+        provider_types=_set(when.provider_type),
+        from_states=_from_states(when),
+        to_states=_set(when.to),
+        where=tuple(where),
+        notify=tuple(spec.notify),
+        severity=spec.severity,
+        title=templates[0],
+        body=templates[1],
+    )

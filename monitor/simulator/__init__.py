@@ -1,0 +1,1 @@
+"""Fake provider APIs and call traffic, for `callmon demo`, `callmon simulate` and the tests."""

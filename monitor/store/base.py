@@ -1,0 +1,95 @@
+"""The store's small interface: tracked calls, cursors and the notification outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.model import Alert
+from monitor.tracker import Diff, Tracked
+
+
+class StoreError(Exception):
+    """The store could not be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderState:
+    """What the store holds for one provider."""
+
+    calls: dict[str, Tracked] = field(default_factory=dict)
+    cursor: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert for one target of a notifier (an apprise URL), as queued in the outbox."""
+
+    alert: Alert
+    target: int
+
+    @property
+    def key(self) -> str:
+        """The outbox's idempotency key."""
+        return f"{self.alert.key}#{self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A queued delivery with its bookkeeping."""
+
+    id: int
+    notifier: str
+    target: int
+    rule: str
+    severity: str
+    title: str
+    body: str
+    created_at: float
+    attempts: int
+    status: str
+    last_error: str | None
+
+
+class Store(Protocol):
+    """Where everything that must survive a restart lives."""
+
+    async def load_provider(self, provider: str) -> ProviderState:
+        """The tracked calls and cursor of one provider."""
+        ...
+
+    async def commit(
+        self, provider: str, diff: Diff, cursor: Mapping[str, Any], deliveries: Sequence[Delivery]
+    ) -> int:
+        """Store a poll's changes and queue its deliveries in one transaction; return how many
+        deliveries were new (a key already queued is not queued again)."""
+        ...
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+        """Queue deliveries that no call change caused; return how many were new."""
+        ...
+
+    async def due(self, notifier: str, target: int, now: float, limit: int) -> list[OutboxItem]:
+        """The oldest pending deliveries for one target that are due by `now`, in order."""
+        ...
+
+    async def next_due(self, notifier: str, target: int) -> float | None:
+        """When the next pending delivery for a target is due, or None when none is pending."""
+        ...
+
+    async def mark_sent(self, item_id: int, now: float) -> None:
+        """Record a delivery as sent."""
+        ...
+
+    async def mark_failed(self, item_id: int, retry_at: float, error: str) -> None:
+        """Record a failed attempt; retry at `retry_at`."""
+        ...
+
+    async def pending_count(self, notifier: str) -> int:
+        """How many deliveries of a notifier are still waiting."""
+        ...
+
+    async def close(self) -> None:
+        """Close the store cleanly."""
+        ...

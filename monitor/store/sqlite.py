@@ -1,0 +1,202 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Every commit is one transaction; WAL with `synchronous=NORMAL` survives a killed process (`kill -9`)
+without losing a committed transaction. Statements are short, so they run on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor.model import CallState
+from monitor.store.base import Delivery, OutboxItem, ProviderState, StoreError
+from monitor.tracker import Diff, Tracked
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    provider TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    marker TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (provider, call_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursors (
+    provider TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    notifier TEXT NOT NULL,
+    target INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    sent_at REAL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, target, status, next_at, id);
+"""
+
+_ITEM_COLUMNS = (
+    "id, notifier, target, rule, severity, title, body, created_at, attempts, status, last_error"
+)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a `sqlite:///relative` or `sqlite:////absolute` URL."""
+    if url == "sqlite://":
+        return ":memory:"
+    if not url.startswith("sqlite:///"):
+        raise StoreError(f"not a SQLite URL: {url}")
+    return url[len("sqlite:///"):]
+
+
+class SqliteStore:
+    """The `Store` on a SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from None
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        """Open the store a `sqlite:///…` URL names."""
+        return cls(sqlite_path(url))
+
+    async def load_provider(self, provider: str) -> ProviderState:
+        rows = self._db.execute(
+            "SELECT call_id, state, marker, created FROM calls WHERE provider = ?", (provider,)
+        )
+        states = {s.value: s for s in CallState}
+        calls = {cid: Tracked(states[state], marker, created) for cid, state, marker, created in rows}
+        row = self._db.execute("SELECT data FROM cursors WHERE provider = ?", (provider,)).fetchone()
+        cursor: Mapping[str, Any] = json.loads(row[0]) if row else {}
+        return ProviderState(calls, cursor)
+
+    async def commit(
+        self, provider: str, diff: Diff, cursor: Mapping[str, Any], deliveries: Sequence[Delivery]
+    ) -> int:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if diff.upserts:
+                db.executemany(
+                    "INSERT INTO calls (provider, call_id, state, marker, created) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, call_id) DO UPDATE SET "
+                    "state = excluded.state, marker = excluded.marker",
+                    [
+                        (provider, cid, t.state.value, t.marker, t.created)
+                        for cid, t in diff.upserts.items()
+                    ],
+                )
+            if diff.deletes:
+                db.executemany(
+                    "DELETE FROM calls WHERE provider = ? AND call_id = ?",
+                    [(provider, cid) for cid in diff.deletes],
+                )
+            db.execute(
+                "INSERT INTO cursors (provider, data) VALUES (?, ?) "
+                "ON CONFLICT (provider) DO UPDATE SET data = excluded.data",
+                (provider, json.dumps(dict(cursor), sort_keys=True)),
+            )
+            queued = self._insert_deliveries(deliveries)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"store {self.path}: cannot commit poll of {provider}: {exc}") from None
+        return queued
+
+    def _insert_deliveries(self, deliveries: Sequence[Delivery]) -> int:
+        before = self._db.total_changes
+        self._db.executemany(
+            "INSERT OR IGNORE INTO outbox (key, notifier, target, rule, severity, title, body, "
+            "created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d.key, d.alert.notifier, d.target, d.alert.rule, d.alert.severity.value,
+                    d.alert.title, d.alert.body, d.alert.created_at.timestamp(),
+                    d.alert.created_at.timestamp(),
+                )
+                for d in deliveries
+            ],
+        )
+        return self._db.total_changes - before
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                return self._insert_deliveries(deliveries)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot queue notifications: {exc}") from None
+
+    async def due(self, notifier: str, target: int, now: float, limit: int) -> list[OutboxItem]:
+        # Order is kept per target: nothing is sent while the head of its queue waits to retry.
+        rows = self._db.execute(
+            f"SELECT {_ITEM_COLUMNS}, next_at FROM outbox WHERE notifier = ? AND target = ? "
+            "AND status = 'pending' ORDER BY id LIMIT ?",
+            (notifier, target, limit),
+        ).fetchall()
+        if not rows or rows[0][-1] > now:
+            return []
+        return [OutboxItem(*row[:-1]) for row in rows]
+
+    async def next_due(self, notifier: str, target: int) -> float | None:
+        row = self._db.execute(
+            "SELECT next_at FROM outbox WHERE notifier = ? AND target = ? AND status = 'pending' "
+            "ORDER BY id LIMIT 1",
+            (notifier, target),
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    async def mark_sent(self, item_id: int, now: float) -> None:
+        self._db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+            "last_error = NULL WHERE id = ?",
+            (now, item_id),
+        )
+
+    async def mark_failed(self, item_id: int, retry_at: float, error: str) -> None:
+        self._db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
+            (retry_at, error[:500], item_id),
+        )
+
+    async def pending_count(self, notifier: str) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE notifier = ? AND status = 'pending'", (notifier,)
+        ).fetchone()
+        return int(row[0])
+
+    async def outbox(self, *, status: str | None = None) -> list[OutboxItem]:
+        """Every outbox entry, optionally of one status, oldest first."""
+        query = f"SELECT {_ITEM_COLUMNS} FROM outbox"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            args = (status,)
+        return [OutboxItem(*row) for row in self._db.execute(query + " ORDER BY id", args)]
+
+    async def close(self) -> None:
+        self._db.close()

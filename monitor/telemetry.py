@@ -1,0 +1,100 @@
+"""Every metric callmon exports, on an injected registry, with label sets created up front."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from monitor import __version__
+
+RING_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180)
+TALK_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+STATES = ("ringing", "answered", "ended", "missed", "rejected", "failed")
+OUTCOMES = ("sent", "retried", "failed", "dropped")
+
+
+class Telemetry:
+    """The metrics of SPEC's table (prefix `callmon_`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.build_info = Gauge(
+            "callmon_build_info", "callmon's version and Python", ["version", "python"],
+            registry=registry,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.transitions = Counter(
+            "callmon_call_transitions_total", "Call state transitions seen",
+            ["provider", "from_state", "to_state"], registry=registry,
+        )
+        self.calls_active = Gauge(
+            "callmon_calls_active", "Calls ringing or answered now", ["provider", "state"],
+            registry=registry,
+        )
+        self.ring_seconds = Histogram(
+            "callmon_call_ring_seconds", "Time from ring to answer or to the end of an unanswered call",
+            ["provider", "outcome"], buckets=RING_BUCKETS, registry=registry,
+        )
+        self.talk_seconds = Histogram(
+            "callmon_call_talk_seconds", "Time from answer to end", ["provider"],
+            buckets=TALK_BUCKETS, registry=registry,
+        )
+        self.provider_up = Gauge(
+            "callmon_provider_up", "1 when the provider's last poll succeeded", ["provider"],
+            registry=registry,
+        )
+        self.requests = Counter(
+            "callmon_provider_requests_total", "HTTP requests to providers by status code",
+            ["provider", "code"], registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "callmon_poll_duration_seconds", "Duration of a whole poll", ["provider"],
+            buckets=POLL_BUCKETS, registry=registry,
+        )
+        self.last_success = Gauge(
+            "callmon_last_poll_success_timestamp_seconds", "When the last poll succeeded",
+            ["provider"], registry=registry,
+        )
+        self.records_skipped = Counter(
+            "callmon_provider_records_skipped_total", "Malformed records skipped", ["provider"],
+            registry=registry,
+        )
+        self.intercom_online = Gauge(
+            "callmon_intercom_online", "1 when the intercom is online", ["provider", "intercom"],
+            registry=registry,
+        )
+        self.rule_fired = Counter(
+            "callmon_rule_fired_total", "Alerts decided, by rule", ["rule"], registry=registry
+        )
+        self.notifications = Counter(
+            "callmon_notifications_total", "Notification attempts by outcome",
+            ["notifier", "outcome"], registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "callmon_notification_queue_depth", "Notifications waiting to be delivered",
+            ["notifier"], registry=registry,
+        )
+
+    def declare(
+        self, providers: Iterable[str], notifiers: Iterable[str], rules: Iterable[str]
+    ) -> None:
+        """Create every bounded label set now, so series exist before anything happens."""
+        for p in providers:
+            self.provider_up.labels(p)
+            self.last_success.labels(p)
+            self.records_skipped.labels(p)
+            self.talk_seconds.labels(p)
+            self.poll_duration.labels(p)
+            for state in ("ringing", "answered"):
+                self.calls_active.labels(p, state)
+            for outcome in ("answered", "missed", "rejected", "failed"):
+                self.ring_seconds.labels(p, outcome)
+        for n in notifiers:
+            self.queue_depth.labels(n)
+            for outcome in OUTCOMES:
+                self.notifications.labels(n, outcome)
+        for r in rules:
+            self.rule_fired.labels(r)

@@ -1,0 +1,177 @@
+"""The diff at the heart of callmon: what was known + what a poll found + now → events.
+
+`Tracker.diff` is pure: it reads the tracker and returns a `Diff` (events, rows to store, rows to
+forget) without changing anything. The pipeline commits the diff to the store first and only then
+`apply`s it, so memory never runs ahead of what survives a crash.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from monitor.model import Call, CallState, Event, EventKind
+from monitor.providers.base import Known, PollResult
+
+_RANK = {CallState.RINGING: 0, CallState.ANSWERED: 1}
+PRUNE_EVERY = 600.0
+"""Seconds between sweeps that forget final calls older than the retention period."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """The few facts kept per call: its state, its change marker and when it was created."""
+
+    state: CallState
+    marker: str
+    created: float
+
+
+@dataclass(slots=True)
+class Diff:
+    """The outcome of one poll: events to emit and the changes to store, then to apply."""
+
+    events: list[Event] = field(default_factory=list)
+    upserts: dict[str, Tracked] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    horizon: float | None = None
+    baseline: bool = False
+    pruned_at: float | None = None
+
+
+class Tracker:
+    """The known calls of one provider, in memory, mirrored in the store."""
+
+    def __init__(
+        self,
+        provider: str,
+        provider_type: str,
+        calls: Mapping[str, Tracked] | None = None,
+        *,
+        horizon: float | None = None,
+        baselined: bool = False,
+        retention: float = 7 * 86400.0,
+    ) -> None:
+        self.provider = provider
+        self.provider_type = provider_type
+        self.calls: dict[str, Tracked] = dict(calls or {})
+        self.horizon = horizon
+        self.baselined = baselined
+        self.retention = retention
+        self._open = {cid for cid, t in self.calls.items() if not t.state.terminal}
+        self._next_prune = 0.0
+
+    # TrackedView, for providers
+    def known(self, call_id: str) -> Known | None:
+        """What is stored about `call_id`, or None."""
+        tracked = self.calls.get(call_id)
+        return None if tracked is None else Known(tracked.state, tracked.marker)
+
+    def open_calls(self) -> Iterable[str]:
+        """Ids of calls not final yet."""
+        return tuple(self._open)
+
+    def active_counts(self) -> Counter[CallState]:
+        """How many tracked calls are in each non-final state."""
+        return Counter(self.calls[cid].state for cid in self._open)
+
+    def diff(self, result: PollResult, now: datetime) -> Diff:
+        """The events and stored changes one poll's result implies; changes nothing."""
+        out = Diff(horizon=self.horizon, baseline=not self.baselined)
+        now_ts = now.timestamp()
+        if out.baseline:
+            created = [c.created_at.timestamp() for c in result.calls if c.created_at]
+            out.horizon = min(created) if created else now_ts
+        for call in result.calls:
+            prev = out.upserts.get(call.id) or self.calls.get(call.id)
+            created_ts = call.created_at.timestamp() if call.created_at else now_ts
+            if prev is None:
+                out.upserts[call.id] = Tracked(call.state, call.marker, created_ts)
+                quiet = out.baseline and call.state.terminal
+                too_old = (
+                    not out.baseline and out.horizon is not None and created_ts < out.horizon
+                )
+                if not (quiet or too_old):
+                    out.events.append(self._event(call, None, call.state, now))
+                continue
+            if prev.state == call.state and prev.marker == call.marker:
+                continue
+            out.upserts[call.id] = Tracked(
+                prev.state if prev.state.terminal else call.state, call.marker, prev.created
+            )
+            if prev.state.terminal or prev.state == call.state:
+                continue
+            if _RANK.get(call.state, 2) < _RANK[prev.state]:
+                out.upserts[call.id] = Tracked(prev.state, call.marker, prev.created)
+                continue  # a record going backwards: keep the state we had
+            if prev.state is CallState.RINGING and call.state is CallState.ENDED:
+                out.events.append(
+                    self._event(call, prev.state, CallState.ANSWERED, now, inferred=True)
+                )
+                out.events.append(self._event(call, CallState.ANSWERED, call.state, now))
+            else:
+                out.events.append(self._event(call, prev.state, call.state, now))
+        out.deletes.extend(cid for cid in result.gone if cid in self.calls)
+        if now_ts >= self._next_prune:
+            self._prune(out, now_ts)
+        return out
+
+    def _prune(self, out: Diff, now_ts: float) -> None:
+        cutoff = now_ts - self.retention
+        forgotten = [
+            (cid, t.created)
+            for cid, t in self.calls.items()
+            if t.state.terminal and t.created < cutoff and cid not in out.upserts
+        ]
+        out.deletes.extend(cid for cid, _ in forgotten)
+        if forgotten:
+            newest = max(created for _, created in forgotten)
+            out.horizon = max(out.horizon or newest, newest)
+        out.pruned_at = now_ts
+
+    def apply(self, diff: Diff) -> None:
+        """Make a committed diff the tracker's state."""
+        for cid, tracked in diff.upserts.items():
+            self.calls[cid] = tracked
+            if tracked.state.terminal:
+                self._open.discard(cid)
+            else:
+                self._open.add(cid)
+        for cid in diff.deletes:
+            self.calls.pop(cid, None)
+            self._open.discard(cid)
+        self.horizon = diff.horizon
+        self.baselined = True
+        if diff.pruned_at is not None:
+            self._next_prune = diff.pruned_at + PRUNE_EVERY
+
+    def _event(
+        self,
+        call: Call,
+        from_state: CallState | None,
+        to_state: CallState,
+        now: datetime,
+        *,
+        inferred: bool = False,
+    ) -> Event:
+        return Event(
+            kind=EventKind.TRANSITION,
+            provider=self.provider,
+            provider_type=self.provider_type,
+            from_state=None if from_state is None else str(from_state),
+            to_state=str(to_state),
+            at=_when(call, to_state) or now.astimezone(UTC),
+            inferred=inferred,
+            call=call,
+        )
+
+
+def _when(call: Call, state: CallState) -> datetime | None:
+    """The provider's own time for entering `state`, when it gave one."""
+    if state is CallState.RINGING:
+        return call.created_at
+    if state is CallState.ANSWERED:
+        return call.answered_at
+    return call.ended_at

@@ -1,0 +1,55 @@
+"""The HTTP endpoints on `listen`: /metrics, /healthz, /readyz."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+@dataclass
+class Readiness:
+    """Whether the daemon can do its work: config loaded and store open."""
+
+    config_loaded: bool = False
+    store_open: bool = False
+    providers: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
+
+    def reason(self) -> str | None:
+        """Why the daemon is not ready, or None when it is."""
+        if not self.config_loaded:
+            return "config not loaded"
+        if not self.store_open:
+            return "store not open"
+        return None
+
+
+def build_app(registry: CollectorRegistry, readiness: Readiness) -> web.Application:
+    """The aiohttp application serving the three endpoints."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        reason = readiness.reason()
+        payload: dict[str, Any] = {
+            "status": "ready" if reason is None else "not ready",
+            "store": "open" if readiness.store_open else "closed",
+            "providers": readiness.providers(),
+        }
+        if reason is not None:
+            payload["reason"] = reason
+        return web.json_response(payload, status=200 if reason is None else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

@@ -1,0 +1,105 @@
+"""YAML documents that remember where each value came from, so errors can say `file:line:col`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+Loc = Sequence[str | int]
+
+
+class SourceError(Exception):
+    """An error in a user's file, at a 1-based line and column."""
+
+    def __init__(self, path: str, line: int, col: int, message: str) -> None:
+        super().__init__(f"{path}:{line}:{col}: {message}")
+        self.path = path
+        self.line = line
+        self.col = col
+        self.message = message
+
+
+class SourceErrors(Exception):
+    """Several errors found in one pass; each one is a `SourceError`."""
+
+    def __init__(self, errors: Sequence[SourceError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class Document:
+    """Parsed YAML (plain dicts, lists and scalars underneath) plus a way to locate any path."""
+
+    path: str
+    data: Any
+
+    def locate(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """The 1-based (line, col) of the value at `loc`, or of its key when `key` is true.
+
+        When the path does not exist (a missing field), the nearest existing parent is used.
+        """
+        node: Any = self.data
+        line, col = 1, 1
+        for i, part in enumerate(loc):
+            last = i == len(loc) - 1
+            if isinstance(node, CommentedMap) and part in node:
+                pos = node.lc.key(part) if (key and last) else node.lc.value(part)
+                line, col = pos[0] + 1, pos[1] + 1
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                pos = node.lc.item(part)
+                line, col = pos[0] + 1, pos[1] + 1
+                node = node[part]
+            else:
+                if isinstance(node, CommentedMap | CommentedSeq) and i == 0:
+                    line, col = node.lc.line + 1, node.lc.col + 1
+                break
+        return line, col
+
+    def error(self, loc: Loc, message: str, *, key: bool = False) -> SourceError:
+        """A `SourceError` pointing at `loc`."""
+        line, col = self.locate(loc, key=key)
+        return SourceError(self.path, line, col, message)
+
+
+def parse(text: str, path: str) -> Document:
+    """Parse YAML text; a syntax error becomes a `SourceError` at the offending position."""
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SourceError(path, line, col, f"invalid YAML: {problem}") from None
+    except YAMLError as exc:
+        raise SourceError(path, 1, 1, f"invalid YAML: {exc}") from None
+    return Document(path, data)
+
+
+def load(path: str | Path) -> Document:
+    """Read and parse a YAML file; an unreadable file is a `SourceError` at 1:1."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(name, 1, 1, f"cannot read file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SourceError(name, 1, 1, "file is not UTF-8 text") from None
+    return parse(text, name)
+
+
+def plain(value: Any) -> Any:
+    """A deep copy of parsed YAML as built-in dicts, lists and scalars."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
