@@ -92,6 +92,14 @@ class Daemon:
         self.telemetry.declare((), (), [r.name for r in rules])
         log.info("rules reloaded", rules=len(rules))
 
+    def _request_counter(self, provider: str) -> Callable[[str], None]:
+        counter = self.telemetry.requests
+
+        def observe(code: str) -> None:
+            counter.labels(provider, code).inc()
+
+        return observe
+
     def _wake(self, notifier: str) -> None:
         for worker in self.workers.get(notifier, ()):
             worker.wake()
@@ -113,30 +121,36 @@ class Daemon:
             for name, notifier in config.notifiers.items():
                 self.workers[name] = [
                     Worker(
-                        name, i, Sender(url.get_secret_value(), timeout=notifier.timeout), store,
-                        self.telemetry, policy=self.retry,
+                        name,
+                        i,
+                        Sender(url.get_secret_value(), timeout=notifier.timeout),
+                        store,
+                        self.telemetry,
+                        policy=self.retry,
                     )
                     for i, url in enumerate(notifier.urls)
                 ]
             self.pipeline = Pipeline(
-                store, self.telemetry, self.rules,
-                {name: len(n.urls) for name, n in config.notifiers.items()}, wake=self._wake,
+                store,
+                self.telemetry,
+                self.rules,
+                {name: len(n.urls) for name, n in config.notifiers.items()},
+                wake=self._wake,
             )
             async with aiohttp.ClientSession() as session:
                 for settings in config.providers:
                     state = await store.load_provider(settings.name)
                     tracker = Tracker(
-                        settings.name, settings.type, state.calls,
+                        settings.name,
+                        settings.type,
+                        state.calls,
                         horizon=state.cursor.get("horizon"),
                         baselined=bool(state.cursor.get("baselined")),
                         retention=settings.retention,
                     )
-                    counter = self.telemetry.requests
-
-                    def observe(code: str, name: str = settings.name) -> None:
-                        counter.labels(name, code).inc()
-
-                    client = providers.build(settings, session, observe)
+                    client = providers.build(
+                        settings, session, self._request_counter(settings.name)
+                    )
                     self.pollers.append(
                         Poller(client, settings, tracker, self.pipeline, self.telemetry)
                     )
@@ -148,13 +162,20 @@ class Daemon:
             log.info("stopped")
 
     async def _supervise(self, on_ready: Callable[[], None] | None) -> None:
-        poll_tasks = [asyncio.create_task(p.run(), name=f"poll:{p.settings.name}")
-                      for p in self.pollers]
-        send_tasks = [asyncio.create_task(w.run(), name=f"send:{w.notifier}:{w.target}")
-                      for ws in self.workers.values() for w in ws]
+        poll_tasks = [
+            asyncio.create_task(p.run(), name=f"poll:{p.settings.name}") for p in self.pollers
+        ]
+        send_tasks = [
+            asyncio.create_task(w.run(), name=f"send:{w.notifier}:{w.target}")
+            for ws in self.workers.values()
+            for w in ws
+        ]
         log.info(
-            "callmon running", providers=len(self.pollers), rules=len(self.rules),
-            notifiers=len(self.workers), listen=self.config.listen,
+            "callmon running",
+            providers=len(self.pollers),
+            rules=len(self.rules),
+            notifiers=len(self.workers),
+            listen=self.config.listen,
         )
         if on_ready is not None:
             on_ready()
@@ -170,16 +191,21 @@ class Daemon:
         """Give the delivery workers up to the grace period to send what is due, then stop."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GRACE_SECONDS):
-                while any(await self._due_now(w) for ws in self.workers.values() for w in ws):
+                # The workers keep sending; this only watches the outbox until nothing is due.
+                while await self._anything_due():  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
         for task in send_tasks:
             task.cancel()
         await asyncio.gather(*send_tasks, return_exceptions=True)
 
-    async def _due_now(self, worker: Worker) -> bool:
+    async def _anything_due(self) -> bool:
         assert self.pipeline is not None
-        due = await self.pipeline.store.next_due(worker.notifier, worker.target)
-        return due is not None and due <= time.time()
+        now = time.time()
+        for worker in (w for ws in self.workers.values() for w in ws):
+            due = await self.pipeline.store.next_due(worker.notifier, worker.target)
+            if due is not None and due <= now:
+                return True
+        return False
 
 
 def install_signals(daemon: Daemon) -> None:

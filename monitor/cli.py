@@ -99,7 +99,9 @@ def load(arg: str | None) -> Config:
             problem = check_url(url.get_secret_value())
             if problem:
                 errors.append(
-                    doc.error(("notifiers", name, "urls", i), f"notifiers.{name}.urls[{i}]: {problem}")
+                    doc.error(
+                        ("notifiers", name, "urls", i), f"notifiers.{name}.urls[{i}]: {problem}"
+                    )
                 )
     if errors:
         raise SourceErrors(errors)
@@ -168,11 +170,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 rules=(str(demo_rules()),),
                 providers=(
                     VmsIntercomProvider(
-                        name="front-door", type="vms-intercom", base_url=sim.base_url,
-                        token=sim.vms.token, poll_interval=1.0,  # type: ignore[arg-type]
+                        name="front-door",
+                        type="vms-intercom",
+                        base_url=sim.base_url,
+                        token=sim.vms.token,
+                        poll_interval=1.0,
                     ),
                 ),
-                notifiers={"ops-chat": NotifierConfig(urls=("console://",))},  # type: ignore[arg-type]
+                notifiers={"ops-chat": NotifierConfig(urls=("console://",))},
             )
             rules = load_config_rules(config)
             daemon = Daemon(config, rules)

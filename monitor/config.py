@@ -179,7 +179,9 @@ def _check_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)")
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)"
+        ) from None
     return value
 
 
@@ -229,13 +231,17 @@ def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
                 continue
             loc = ("providers", i, file_key)
             if key in provider:
-                errors.append(doc.error(loc, f"give either {key} or {file_key}, not both", key=True))
+                errors.append(
+                    doc.error(loc, f"give either {key} or {file_key}, not both", key=True)
+                )
                 continue
             path = Path(base_dir, str(provider[file_key]))
             try:
                 secret = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                errors.append(doc.error(loc, f"cannot read {file_key} {str(path)!r}: {exc.strerror}"))
+                errors.append(
+                    doc.error(loc, f"cannot read {file_key} {str(path)!r}: {exc.strerror}")
+                )
                 continue
             _replace_key(provider, file_key, key, secret)
     return errors
@@ -329,7 +335,9 @@ def from_document(
     for i, p in enumerate(doc.data.get("providers") or []):
         if isinstance(p, dict) and isinstance(p.get("name"), str):
             if p["name"] in names_seen:
-                errors.append(doc.error(("providers", i, "name"), f"duplicate provider name {p['name']!r}"))
+                errors.append(
+                    doc.error(("providers", i, "name"), f"duplicate provider name {p['name']!r}")
+                )
             names_seen[p["name"]] = i
     if errors:
         raise SourceErrors(errors)

@@ -62,7 +62,9 @@ class Pipeline:
         tracker.apply(diff)
         if diff.baseline:
             log.info(
-                "baseline taken", provider=tracker.provider, calls=len(diff.upserts),
+                "baseline taken",
+                provider=tracker.provider,
+                calls=len(diff.upserts),
                 alerted=len(diff.events),
             )
         if result.skipped:
@@ -77,7 +79,10 @@ class Pipeline:
         self._observe(None, events, firings, queued)
 
     def _observe(
-        self, tracker: Tracker | None, events: Sequence[Event], firings: Sequence[Firing],
+        self,
+        tracker: Tracker | None,
+        events: Sequence[Event],
+        firings: Sequence[Firing],
         queued: int,
     ) -> None:
         t = self.telemetry
@@ -98,7 +103,7 @@ class Pipeline:
             counts = tracker.active_counts()
             for state in (CallState.RINGING, CallState.ANSWERED):
                 t.calls_active.labels(tracker.provider, state.value).set(counts.get(state, 0))
-        notified = set()
+        notified: set[str] = set()
         for firing in firings:
             t.rule_fired.labels(firing.rule).inc()
             notified.update(alert.notifier for alert in firing.alerts)

@@ -92,7 +92,9 @@ class Poller:
         try:
             await self.pipeline.process(self.tracker, result, now)
         except StoreError as exc:
-            log.error("store write failed; the poll will be repeated", provider=name, error=str(exc))
+            log.error(
+                "store write failed; the poll will be repeated", provider=name, error=str(exc)
+            )
             return self.settings.poll_interval
         self.failures = 0
         self.last_success = now

@@ -22,60 +22,89 @@ class Telemetry:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.build_info = Gauge(
-            "callmon_build_info", "callmon's version and Python", ["version", "python"],
+            "callmon_build_info",
+            "callmon's version and Python",
+            ["version", "python"],
             registry=registry,
         )
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self.transitions = Counter(
-            "callmon_call_transitions_total", "Call state transitions seen",
-            ["provider", "from_state", "to_state"], registry=registry,
+            "callmon_call_transitions_total",
+            "Call state transitions seen",
+            ["provider", "from_state", "to_state"],
+            registry=registry,
         )
         self.calls_active = Gauge(
-            "callmon_calls_active", "Calls ringing or answered now", ["provider", "state"],
+            "callmon_calls_active",
+            "Calls ringing or answered now",
+            ["provider", "state"],
             registry=registry,
         )
         self.ring_seconds = Histogram(
-            "callmon_call_ring_seconds", "Time from ring to answer or to the end of an unanswered call",
-            ["provider", "outcome"], buckets=RING_BUCKETS, registry=registry,
+            "callmon_call_ring_seconds",
+            "Time from ring to answer or to the end of an unanswered call",
+            ["provider", "outcome"],
+            buckets=RING_BUCKETS,
+            registry=registry,
         )
         self.talk_seconds = Histogram(
-            "callmon_call_talk_seconds", "Time from answer to end", ["provider"],
-            buckets=TALK_BUCKETS, registry=registry,
+            "callmon_call_talk_seconds",
+            "Time from answer to end",
+            ["provider"],
+            buckets=TALK_BUCKETS,
+            registry=registry,
         )
         self.provider_up = Gauge(
-            "callmon_provider_up", "1 when the provider's last poll succeeded", ["provider"],
+            "callmon_provider_up",
+            "1 when the provider's last poll succeeded",
+            ["provider"],
             registry=registry,
         )
         self.requests = Counter(
-            "callmon_provider_requests_total", "HTTP requests to providers by status code",
-            ["provider", "code"], registry=registry,
+            "callmon_provider_requests_total",
+            "HTTP requests to providers by status code",
+            ["provider", "code"],
+            registry=registry,
         )
         self.poll_duration = Histogram(
-            "callmon_poll_duration_seconds", "Duration of a whole poll", ["provider"],
-            buckets=POLL_BUCKETS, registry=registry,
+            "callmon_poll_duration_seconds",
+            "Duration of a whole poll",
+            ["provider"],
+            buckets=POLL_BUCKETS,
+            registry=registry,
         )
         self.last_success = Gauge(
-            "callmon_last_poll_success_timestamp_seconds", "When the last poll succeeded",
-            ["provider"], registry=registry,
+            "callmon_last_poll_success_timestamp_seconds",
+            "When the last poll succeeded",
+            ["provider"],
+            registry=registry,
         )
         self.records_skipped = Counter(
-            "callmon_provider_records_skipped_total", "Malformed records skipped", ["provider"],
+            "callmon_provider_records_skipped_total",
+            "Malformed records skipped",
+            ["provider"],
             registry=registry,
         )
         self.intercom_online = Gauge(
-            "callmon_intercom_online", "1 when the intercom is online", ["provider", "intercom"],
+            "callmon_intercom_online",
+            "1 when the intercom is online",
+            ["provider", "intercom"],
             registry=registry,
         )
         self.rule_fired = Counter(
             "callmon_rule_fired_total", "Alerts decided, by rule", ["rule"], registry=registry
         )
         self.notifications = Counter(
-            "callmon_notifications_total", "Notification attempts by outcome",
-            ["notifier", "outcome"], registry=registry,
+            "callmon_notifications_total",
+            "Notification attempts by outcome",
+            ["notifier", "outcome"],
+            registry=registry,
         )
         self.queue_depth = Gauge(
-            "callmon_notification_queue_depth", "Notifications waiting to be delivered",
-            ["notifier"], registry=registry,
+            "callmon_notification_queue_depth",
+            "Notifications waiting to be delivered",
+            ["notifier"],
+            registry=registry,
         )
 
     def declare(

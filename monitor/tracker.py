@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from monitor.model import Call, CallState, Event, EventKind
@@ -90,9 +90,7 @@ class Tracker:
             if prev is None:
                 out.upserts[call.id] = Tracked(call.state, call.marker, created_ts)
                 quiet = out.baseline and call.state.terminal
-                too_old = (
-                    not out.baseline and out.horizon is not None and created_ts < out.horizon
-                )
+                too_old = not out.baseline and out.horizon is not None and created_ts < out.horizon
                 if not (quiet or too_old):
                     out.events.append(self._event(call, None, call.state, now))
                 continue
@@ -106,6 +104,8 @@ class Tracker:
             if _RANK.get(call.state, 2) < _RANK[prev.state]:
                 out.upserts[call.id] = Tracked(prev.state, call.marker, prev.created)
                 continue  # a record going backwards: keep the state we had
+            if call.state.terminal and call.ended_at is None:
+                call = replace(call, ended_at=now.astimezone(UTC))  # observed end
             if prev.state is CallState.RINGING and call.state is CallState.ENDED:
                 out.events.append(
                     self._event(call, prev.state, CallState.ANSWERED, now, inferred=True)

@@ -8,6 +8,7 @@ message can arrive twice. Nothing is ever dropped from the outbox by a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ class RetryPolicy:
     def delay(self, attempts: int, rng: Callable[[], float] = random.random) -> float:
         """Seconds before the next attempt after `attempts` failures (with ±20 % jitter)."""
         base = min(self.cap, self.first * 2 ** max(0, attempts - 1))
-        return base * (0.8 + 0.4 * rng())
+        return float(base * (0.8 + 0.4 * rng()))
 
 
 class Worker:
@@ -78,10 +79,8 @@ class Worker:
                 continue
             next_at = await self._store.next_due(self.notifier, self.target)
             wait = None if next_at is None else max(0.05, next_at - self._clock())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
 
     async def _deliver(self, item: OutboxItem) -> bool:
         result = await self._sender.send(item.title, item.body, Severity(item.severity))
@@ -99,7 +98,9 @@ class Worker:
         if not self._failing:
             log.warning(
                 "notifier failing; messages stay queued",
-                notifier=self.notifier, target=self._sender.display, reason=result.reason,
+                notifier=self.notifier,
+                target=self._sender.display,
+                reason=result.reason,
                 detail=result.detail,
             )
             self._failing = True

@@ -23,7 +23,7 @@ _NOTIFY_TYPES = {
 }
 
 
-@apprise.decorators.notify(on="console", name="callmon console")  # type: ignore[untyped-decorator]
+@apprise.decorators.notify(on="console", name="callmon console")
 def _console(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any) -> bool:
     """`console://`: print the alert to standard output (the demo's notifier)."""
     label = {"failure": "CRITICAL"}.get(str(notify_type), str(notify_type).upper())

@@ -239,15 +239,19 @@ def _check(name: str, status: int, headers: Mapping[str, str], body: bytes) -> R
         )
     if status == 429:
         raise RateLimited(
-            f"provider {name}: rate limited (HTTP 429)", status=status,
+            f"provider {name}: rate limited (HTTP 429)",
+            status=status,
             retry_after=retry_after(headers),
         )
     if status >= 500:
         raise ServerError(
-            f"provider {name}: server error (HTTP {status})", status=status,
+            f"provider {name}: server error (HTTP {status})",
+            status=status,
             retry_after=retry_after(headers),
         )
-    raise RequestRejected(f"provider {name}: request rejected (HTTP {status}){suffix}", status=status)
+    raise RequestRejected(
+        f"provider {name}: request rejected (HTTP {status}){suffix}", status=status
+    )
 
 
 def _api_message(body: bytes) -> str:
@@ -273,7 +277,7 @@ def _api_message(body: bytes) -> str:
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds or HTTP date) or `X-RateLimit-Reset` (epoch ms)."""
+    """Seconds to wait, from `Retry-After` (seconds or a date) or `X-RateLimit-Reset` (epoch)."""
     wall = time.time() if now is None else now
     value = headers.get("retry-after")
     if value:

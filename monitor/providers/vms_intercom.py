@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -120,11 +121,11 @@ class VmsIntercom:
         for call_id in view.open_calls():
             if call_id in seen:
                 continue
-            call = await self._one(call_id)
-            if call is None:
+            followed = await self._one(call_id)
+            if followed is None:
                 result.gone.append(call_id)
-            elif self._wanted(call):
-                result.calls.append(call)
+            elif self._wanted(followed):
+                result.calls.append(followed)
         return result
 
     def _wanted(self, call: Call) -> bool:
@@ -157,14 +158,13 @@ class VmsIntercom:
                 return None
             raise
         raw: msgspec.Raw | bytes = resp.body
-        try:
-            raw = msgspec.json.decode(resp.body, type=_One).data  # `{data: {...}}` resource shape
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            pass  # bare object: decode it as it is
-        call = self._decode(raw)
-        if call is None:
+        # Laravel's `{data: {...}}` resource shape, or the bare object: accept both.
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            raw = msgspec.json.decode(resp.body, type=_One).data
+        found = self._decode(raw)
+        if found is None:
             raise BadResponse(f"provider {self.name}: malformed call {call_id}")
-        return call
+        return found
 
     def _decode(self, raw: msgspec.Raw | bytes) -> Call | None:
         """One record → `Call`; a malformed record is logged and skipped (None)."""
@@ -204,4 +204,3 @@ def _short(exc: Exception, body: bytes) -> str:
     if body[:1] == b"<":
         text = "an HTML page instead of JSON"
     return text[:200]
-

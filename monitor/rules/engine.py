@@ -16,12 +16,35 @@ Predicate = Callable[[Any], bool]
 
 OPERATORS = frozenset({"regex", "not", "gt", "gte", "lt", "lte", "exists"})
 EVENT_FIELDS = frozenset(
-    {"kind", "provider", "provider_type", "from", "to", "inferred", "at", "call", "intercom",
-     "reason"}
+    {
+        "kind",
+        "provider",
+        "provider_type",
+        "from",
+        "to",
+        "inferred",
+        "at",
+        "call",
+        "intercom",
+        "reason",
+    }
 )
 CALL_FIELDS = frozenset(
-    {"id", "state", "raw_status", "direction", "from", "to", "created_at", "answered_at",
-     "ended_at", "ring_seconds", "talk_seconds", "intercom", "raw"}
+    {
+        "id",
+        "state",
+        "raw_status",
+        "direction",
+        "from",
+        "to",
+        "created_at",
+        "answered_at",
+        "ended_at",
+        "ring_seconds",
+        "talk_seconds",
+        "intercom",
+        "raw",
+    }
 )
 OPEN_FIELDS = frozenset({"call.intercom", "call.raw", "intercom"})
 """Fields whose insides are provider-specific: any sub-field is allowed."""

@@ -12,15 +12,32 @@ from pydantic import ValidationError
 from monitor import yamldoc
 from monitor.config import validation_errors
 from monitor.model import EventKind
-from monitor.rules.engine import Rule, RuleError, compile_field, compile_test
+from monitor.rules.engine import (
+    Getter,
+    Predicate,
+    Rule,
+    RuleError,
+    compile_field,
+    compile_test,
+)
 from monitor.rules.schema import RuleFile, RuleSpec, When
 from monitor.rules.templates import TemplateError, Templates
 from monitor.yamldoc import Document, SourceError, SourceErrors
 
 RULE_SUFFIXES = (".yaml", ".yml")
 KNOWN_STATES = frozenset(
-    {"ringing", "answered", "ended", "missed", "rejected", "failed", "online", "offline", "up",
-     "down"}
+    {
+        "ringing",
+        "answered",
+        "ended",
+        "missed",
+        "rejected",
+        "failed",
+        "online",
+        "offline",
+        "up",
+        "down",
+    }
 )
 
 
@@ -66,8 +83,10 @@ def load_rules(paths: Iterable[Path], context: Context) -> list[Rule]:
         for i, rule in enumerate(file_rules):
             if rule.name in names:
                 errors.append(
-                    doc.error(("rules", i, "name"),
-                              f"duplicate rule name {rule.name!r} (also in {names[rule.name]})")
+                    doc.error(
+                        ("rules", i, "name"),
+                        f"duplicate rule name {rule.name!r} (also in {names[rule.name]})",
+                    )
                 )
             names[rule.name] = str(path)
             rules.append(rule)
@@ -126,18 +145,18 @@ def compile_rule(
             if value is not None and value not in known:
                 where = (*loc, "when", key, i) if isinstance(values, list) else (*loc, "when", key)
                 errors.append(doc.error(where, f"unknown {key.replace('_', ' ')} {value!r}"))
-    for key, values in (("from", when.from_), ("to", when.to)):
-        for value in values if isinstance(values, list) else [values]:
+    for key, states in (("from", when.from_), ("to", when.to)):
+        for value in states if isinstance(states, list) else [states]:
             if value not in (None, "none") and value not in KNOWN_STATES:
                 errors.append(doc.error((*loc, "when", key), f"unknown state {value!r}"))
     for i, name in enumerate(spec.notify):
         if name not in context.notifiers:
             errors.append(doc.error((*loc, "notify", i), f"unknown notifier {name!r}"))
-    where = []
+    tests: list[tuple[Getter, Predicate]] = []
     for field_name, test_spec in when.where.items():
         floc = (*loc, "when", "where", field_name)
         try:
-            where.append((compile_field(field_name, floc), compile_test(test_spec, floc)))
+            tests.append((compile_field(field_name, floc), compile_test(test_spec, floc)))
         except RuleError as exc:
             errors.append(doc.error(exc.loc, str(exc), key=exc.loc == floc))
     templates = []
@@ -159,7 +178,7 @@ def compile_rule(
         provider_types=_set(when.provider_type),
         from_states=_from_states(when),
         to_states=_set(when.to),
-        where=tuple(where),
+        where=tuple(tests),
         notify=tuple(spec.notify),
         severity=spec.severity,
         title=templates[0],

@@ -1,4 +1,4 @@
-"""Injected failures for the fake APIs: errors, slow answers, broken bodies, for the next N requests."""
+"""Injected failures for the fake APIs: errors, slow answers and broken bodies."""
 
 from __future__ import annotations
 

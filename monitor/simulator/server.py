@@ -13,8 +13,11 @@ from aiohttp import web
 from monitor.simulator.traffic import DEMO_PACE, Pace, Traffic
 from monitor.simulator.vms import VmsApi
 
-DOORS = ((158, "Front door", "1 Main Street"), (180, "Gate", "1 Main Street, yard"),
-         (201, "Back door", "1 Main Street, rear"))
+DOORS = (
+    (158, "Front door", "1 Main Street"),
+    (180, "Gate", "1 Main Street, yard"),
+    (201, "Back door", "1 Main Street, rear"),
+)
 
 
 class Simulator:
@@ -59,7 +62,7 @@ class Simulator:
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]
         if traffic:
-            self._traffic_task = asyncio.create_task(self.traffic.run())
+            self._traffic_task = asyncio.create_task(self.traffic.run(open_with_missed=True))
 
     async def stop(self) -> None:
         if self._traffic_task is not None:
@@ -80,5 +83,5 @@ class Simulator:
             f"    poll_interval: 1s\n"
             f"notifiers:\n"
             f"  ops-chat:\n"
-            f"    urls: [\"{notifier_url}\"]\n"
+            f'    urls: ["{notifier_url}"]\n'
         )

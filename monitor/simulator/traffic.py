@@ -22,9 +22,10 @@ class Pace:
     talk_max: float = 40.0
 
 
-DEMO_PACE = Pace()
-REALISTIC_PACE = Pace(mean_gap=120.0, ring_min=3.0, ring_max=30.0, ring_timeout=60.0,
-                      talk_min=10.0, talk_max=180.0)
+DEMO_PACE = Pace(mean_gap=6.0, ring_timeout=12.0)
+REALISTIC_PACE = Pace(
+    mean_gap=120.0, ring_min=3.0, ring_max=30.0, ring_timeout=60.0, talk_min=10.0, talk_max=180.0
+)
 
 
 class Traffic:
@@ -50,22 +51,31 @@ class Traffic:
             else:
                 self.vms.miss(call.id)
 
-    async def run(self) -> None:
-        """Ring a random door every so often, and play each call out in its own task."""
+    async def run(self, *, open_with_missed: bool = False) -> None:
+        """Ring a random door every so often, and play each call out in its own task.
+
+        `open_with_missed` starts with a call nobody answers, so a missed call shows early.
+        """
+        first: bool | None = False if open_with_missed else None
         try:
             while True:
-                await asyncio.sleep(self.rng.expovariate(1.0 / self.pace.mean_gap))
-                task = asyncio.create_task(self._call(self.rng.choice(list(self.vms.doors))))
+                gap = 1.0 if first is False else self.rng.expovariate(1.0 / self.pace.mean_gap)
+                await asyncio.sleep(gap)
+                door = self.rng.choice(list(self.vms.doors))
+                task = asyncio.create_task(self._call(door, answer=first))
+                first = None
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
             for task in list(self._tasks):
                 task.cancel()
 
-    async def _call(self, door: int) -> None:
+    async def _call(self, door: int, answer: bool | None = None) -> None:
         pace, rng = self.pace, self.rng
         call = self.vms.ring(door)
-        if rng.random() < pace.answer_rate:
+        if answer is None:
+            answer = rng.random() < pace.answer_rate
+        if answer:
             await asyncio.sleep(rng.uniform(pace.ring_min, pace.ring_max))
             self.vms.answer(call.id)
             await asyncio.sleep(rng.uniform(pace.talk_min, pace.talk_max))

@@ -242,12 +242,20 @@ def _page_links(
     link: Callable[[int | None], str | None], page: int, last_page: int
 ) -> list[dict[str, Any]]:
     links: list[dict[str, Any]] = [
-        {"url": link(page - 1) if page > 1 else None, "label": "pagination.previous",
-         "active": False}
+        {
+            "url": link(page - 1) if page > 1 else None,
+            "label": "pagination.previous",
+            "active": False,
+        }
     ]
-    links += [{"url": link(n), "label": str(n), "active": n == page} for n in range(1, last_page + 1)]
+    links += [
+        {"url": link(n), "label": str(n), "active": n == page} for n in range(1, last_page + 1)
+    ]
     links.append(
-        {"url": link(page + 1) if page < last_page else None, "label": "pagination.next",
-         "active": False}
+        {
+            "url": link(page + 1) if page < last_page else None,
+            "label": "pagination.next",
+            "active": False,
+        }
     )
     return links

@@ -13,5 +13,12 @@ def open_store(url: str) -> SqliteStore:
     raise StoreError(f"store {url.split('://')[0]}:// is not supported yet; use sqlite:///PATH")
 
 
-__all__ = ["Delivery", "OutboxItem", "ProviderState", "SqliteStore", "Store", "StoreError",
-           "open_store"]
+__all__ = [
+    "Delivery",
+    "OutboxItem",
+    "ProviderState",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "open_store",
+]

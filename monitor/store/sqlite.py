@@ -59,7 +59,7 @@ def sqlite_path(url: str) -> str:
         return ":memory:"
     if not url.startswith("sqlite:///"):
         raise StoreError(f"not a SQLite URL: {url}")
-    return url[len("sqlite:///"):]
+    return url[len("sqlite:///") :]
 
 
 class SqliteStore:
@@ -88,8 +88,12 @@ class SqliteStore:
             "SELECT call_id, state, marker, created FROM calls WHERE provider = ?", (provider,)
         )
         states = {s.value: s for s in CallState}
-        calls = {cid: Tracked(states[state], marker, created) for cid, state, marker, created in rows}
-        row = self._db.execute("SELECT data FROM cursors WHERE provider = ?", (provider,)).fetchone()
+        calls = {
+            cid: Tracked(states[state], marker, created) for cid, state, marker, created in rows
+        }
+        row = self._db.execute(
+            "SELECT data FROM cursors WHERE provider = ?", (provider,)
+        ).fetchone()
         cursor: Mapping[str, Any] = json.loads(row[0]) if row else {}
         return ProviderState(calls, cursor)
 
@@ -124,7 +128,9 @@ class SqliteStore:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise StoreError(f"store {self.path}: cannot commit poll of {provider}: {exc}") from None
+            raise StoreError(
+                f"store {self.path}: cannot commit poll of {provider}: {exc}"
+            ) from None
         return queued
 
     def _insert_deliveries(self, deliveries: Sequence[Delivery]) -> int:
@@ -134,8 +140,14 @@ class SqliteStore:
             "created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    d.key, d.alert.notifier, d.target, d.alert.rule, d.alert.severity.value,
-                    d.alert.title, d.alert.body, d.alert.created_at.timestamp(),
+                    d.key,
+                    d.alert.notifier,
+                    d.target,
+                    d.alert.rule,
+                    d.alert.severity.value,
+                    d.alert.title,
+                    d.alert.body,
+                    d.alert.created_at.timestamp(),
                     d.alert.created_at.timestamp(),
                 )
                 for d in deliveries
