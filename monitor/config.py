@@ -276,8 +276,8 @@ def validation_errors(doc: Document, exc: ValidationError, prefix: Loc = ()) -> 
             if kind == "literal_error":
                 message = f"must be {message.removeprefix('Input should be ')}"
             elif kind == "union_tag_invalid":
-                expected = err.get("ctx", {}).get("expected_tags", "")
-                message = f"unknown type {err['input']!r} (expected one of {expected})"
+                ctx = err.get("ctx", {})
+                message = f"unknown type {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
                 loc = (*loc, "type")
             elif kind == "union_tag_not_found":
                 message = "type is missing"

@@ -37,6 +37,7 @@ class Diff:
     upserts: dict[str, Tracked] = field(default_factory=dict)
     deletes: list[str] = field(default_factory=list)
     horizon: float | None = None
+    """Unknown calls created before this are history, recorded without events."""
     baseline: bool = False
     pruned_at: float | None = None
 
@@ -83,7 +84,7 @@ class Tracker:
         now_ts = now.timestamp()
         if out.baseline:
             created = [c.created_at.timestamp() for c in result.calls if c.created_at]
-            out.horizon = min(created) if created else now_ts
+            out.horizon = min(created) if created else None
         for call in result.calls:
             prev = out.upserts.get(call.id) or self.calls.get(call.id)
             created_ts = call.created_at.timestamp() if call.created_at else now_ts
@@ -127,7 +128,9 @@ class Tracker:
         ]
         out.deletes.extend(cid for cid, _ in forgotten)
         if forgotten:
-            newest = max(created for _, created in forgotten)
+            # Calls created before this were seen (or were history at the baseline); a second
+            # of margin covers providers whose timestamps have whole seconds.
+            newest = max(created for _, created in forgotten) + 1.0
             out.horizon = max(out.horizon or newest, newest)
         out.pruned_at = now_ts
 

@@ -53,9 +53,10 @@ OPEN_FIELDS = frozenset({"call.intercom", "call.raw", "intercom"})
 class RuleError(ValueError):
     """A rule that cannot be compiled; `loc` is the path of the offending value in the rule."""
 
-    def __init__(self, message: str, loc: Sequence[str | int]) -> None:
+    def __init__(self, message: str, loc: Sequence[str | int], *, at_key: bool = False) -> None:
         super().__init__(message)
         self.loc = tuple(loc)
+        self.at_key = at_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,9 @@ def _number(arg: Any, op: str, loc: Sequence[str | int]) -> float:
 def _operator(op: Any, arg: Any, loc: Sequence[str | int]) -> Predicate:
     if op not in OPERATORS:
         raise RuleError(
-            f"unknown operator {op!r} (expected one of {', '.join(sorted(OPERATORS))})", loc
+            f"unknown operator {op!r} (expected one of {', '.join(sorted(OPERATORS))})",
+            loc,
+            at_key=True,
         )
     if op == "regex":
         try:

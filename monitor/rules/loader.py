@@ -158,7 +158,7 @@ def compile_rule(
         try:
             tests.append((compile_field(field_name, floc), compile_test(test_spec, floc)))
         except RuleError as exc:
-            errors.append(doc.error(exc.loc, str(exc), key=exc.loc == floc))
+            errors.append(doc.error(exc.loc, str(exc), key=exc.at_key or exc.loc == floc))
     templates = []
     for key, source in (("title", spec.title), ("body", spec.body)):
         try:

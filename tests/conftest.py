@@ -1,0 +1,146 @@
+"""Shared test fixtures: the simulator, a local notification receiver, the daemon as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from monitor.simulator.server import Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(
+    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+) -> None:
+    """Wait until `predicate()` holds, or fail the test after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Receiver:
+    """A local HTTP endpoint that apprise's `json://` target posts to."""
+
+    port: int = 0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    hang: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.hang:
+            await asyncio.sleep(self.hang)
+        if self.status != 200:
+            return web.Response(status=self.status)
+        self.received.append(await request.json())
+        return web.Response(text="ok")
+
+    def titles(self) -> list[str]:
+        return [str(m.get("title")) for m in self.received]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rec.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield rec
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator(seed=1)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@dataclass
+class DaemonProcess:
+    """`callmon run` as a real child process."""
+
+    config: Path
+    env: dict[str, str]
+    proc: asyncio.subprocess.Process | None = None
+    log_path: Path | None = None
+
+    async def start(self) -> None:
+        assert self.log_path is not None
+        log = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", "run", "-c", str(self.config),
+            stdout=log, stderr=log, env=self.env, cwd=str(self.config.parent),
+        )
+        log.close()
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def terminate(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+    def logs(self) -> str:
+        assert self.log_path is not None
+        return self.log_path.read_text(errors="replace")
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.logs().splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
+
+
+@pytest.fixture
+async def daemon_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], DaemonProcess]]:
+    made: list[DaemonProcess] = []
+
+    def make(config_text: str, **env: str) -> DaemonProcess:
+        path = tmp_path / "callmon.yaml"
+        path.write_text(config_text)
+        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        daemon = DaemonProcess(path, full_env, log_path=tmp_path / "daemon.log")
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        if daemon.proc is not None and daemon.proc.returncode is None:
+            daemon.proc.kill()
+            await daemon.proc.wait()

@@ -1,0 +1,136 @@
+"""Config loading: validation, positions in errors, interpolation, secret files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.yamldoc import SourceErrors
+
+GOOD = """\
+store: sqlite:////var/lib/callmon/state.db
+listen: 0.0.0.0:9464
+timezone: Europe/Berlin
+rules: [./rules]
+providers:
+  - name: front-door
+    type: vms-intercom
+    base_url: https://vms.example.net
+    token: ${VMS_TOKEN}
+    client: web
+    device_id: callmon
+    intercoms: [158, 180]
+    poll_interval: 5s
+notifiers:
+  ops-chat:
+    urls: ["json://localhost/${HOOK:-hook}"]
+schedules:
+  night: {from: "22:00", to: "07:00", timezone: Asia/Yekaterinburg}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "callmon.yaml"
+    path.write_text(text)
+    return path
+
+
+def errors_of(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(SourceErrors) as info:
+        config.load(path, env or {})
+    return [str(e) for e in info.value.errors]
+
+
+def test_a_full_config_loads_into_frozen_settings(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, GOOD), {"VMS_TOKEN": "abc123"})
+    provider = cfg.providers[0]
+    assert provider.token.get_secret_value() == "abc123"
+    assert provider.intercoms == (158, 180)
+    assert provider.poll_interval == 5.0
+    assert cfg.notifiers["ops-chat"].urls[0].get_secret_value() == "json://localhost/hook"
+    assert cfg.rule_paths() == [tmp_path / "rules"]
+    assert cfg.secrets() == {"abc123", "json://localhost/hook"}
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.listen = "x"  # type: ignore[misc]
+
+
+def test_defaults_apply_to_an_empty_file(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, ""), {})
+    assert cfg.store == config.DEFAULT_STORE
+    assert cfg.listen_address() == ("0.0.0.0", 9464)
+    assert cfg.providers == ()
+
+
+def test_an_unknown_key_is_an_error_at_its_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("    client: web", "    clinet: web"))
+    assert errors_of(path, {"VMS_TOKEN": "x"}) == [
+        f"{path}:10:5: unknown key 'clinet' in providers[0]"
+    ]
+
+
+def test_a_missing_environment_variable_names_the_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert errors_of(path) == [f"{path}:9:12: environment variable VMS_TOKEN is not set"]
+
+
+def test_a_bad_duration_says_how_to_write_one(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("poll_interval: 5s", "poll_interval: 5 minutes"))
+    (message,) = errors_of(path, {"VMS_TOKEN": "x"})
+    assert message.startswith(f"{path}:13:20: providers[0].poll_interval: invalid duration")
+
+
+def test_an_unknown_provider_type_lists_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("type: vms-intercom", "type: vms"))
+    (message,) = errors_of(path, {"VMS_TOKEN": "x"})
+    assert message.startswith(f"{path}:7:11: providers[0].type: unknown type 'vms'")
+
+
+def test_a_missing_required_key_points_at_its_parent(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("    base_url: https://vms.example.net\n", ""))
+    assert errors_of(path, {"VMS_TOKEN": "x"}) == [
+        f"{path}:6:5: providers[0].base_url: required key is missing"
+    ]
+
+
+def test_secrets_can_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "vms-token").write_text("from-file\n")
+    text = GOOD.replace("token: ${VMS_TOKEN}", "token_file: vms-token")
+    cfg = config.load(write(tmp_path, text), {})
+    assert cfg.providers[0].token.get_secret_value() == "from-file"
+
+
+def test_token_and_token_file_together_are_an_error(tmp_path: Path) -> None:
+    text = GOOD.replace("token: ${VMS_TOKEN}", "token: x\n    token_file: nope")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [f"{path}:10:5: give either token or token_file, not both"]
+
+
+def test_duplicate_provider_names_are_an_error(tmp_path: Path) -> None:
+    extra = (
+        "  - {name: front-door, type: vms-intercom, base_url: 'http://x', token: t}\nnotifiers:"
+    )
+    path = write(tmp_path, GOOD.replace("notifiers:", extra, 1))
+    (message,) = errors_of(path, {"VMS_TOKEN": "x"})
+    assert message == f"{path}:14:12: duplicate provider name 'front-door'"
+
+
+def test_an_unknown_timezone_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("Europe/Berlin", "Mars/Olympus"))
+    (message,) = errors_of(path, {"VMS_TOKEN": "x"})
+    assert message.startswith(f"{path}:3:11: timezone: unknown timezone 'Mars/Olympus'")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("5s", 5.0), ("10m", 600.0), ("1h", 3600.0), (2, 2.0), ("1.5s", 1.5)],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert config.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0s", "-1s", "5 minutes", "", True])
+def test_invalid_durations(text: str | bool) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        config.parse_duration(text)

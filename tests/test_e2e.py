@@ -1,0 +1,136 @@
+"""The real daemon, as a process, against the simulator over HTTP, notifying a local receiver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from monitor.simulator.server import Simulator
+from tests.conftest import ROOT, DaemonProcess, Receiver, free_port, wait_for
+
+SECRET = "s3cr3t-vms-token-do-not-log"
+
+
+def config_for(sim: Simulator, receiver: Receiver, port: int, store: Path) -> str:
+    return f"""
+store: sqlite:///{store}
+listen: 127.0.0.1:{port}
+rules: [{ROOT / "rules"}]
+providers:
+  - name: front-door
+    type: vms-intercom
+    base_url: {sim.base_url}
+    token: ${{VMS_TOKEN}}
+    poll_interval: 200ms
+notifiers:
+  ops-chat:
+    urls: ["{receiver.url}"]
+"""
+
+
+async def metrics(port: int) -> str:
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+        return await r.text()
+
+
+async def ready(port: int) -> bool:
+    try:
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/readyz") as r:
+            return r.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def wait_ready(port: int, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await ready(port):
+        assert loop.time() < deadline, "daemon never became ready"
+        await asyncio.sleep(0.1)
+
+
+async def test_missed_call_notified_once_across_a_sigkill_restart(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    sim.vms.token = SECRET
+    sim.traffic.seed_history(30)  # already final before the first start: baseline, no alerts
+    port = free_port()
+    daemon = daemon_factory(config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=SECRET)
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+
+    call = sim.vms.ring(158)
+    await asyncio.sleep(0.6)  # seen ringing
+    sim.vms.miss(call.id)
+    await wait_for(lambda: len(receiver.received) == 1, timeout=15)
+    assert receiver.received[0]["title"] == "Missed call at Front door"
+
+    body = await metrics(port)
+    assert 'callmon_call_transitions_total{from_state="ringing",provider="front-door",to_state="missed"} 1.0' in body
+    assert 'callmon_notifications_total{notifier="ops-chat",outcome="sent"} 1.0' in body
+    assert SECRET not in body
+
+    await daemon.kill()
+    missed_while_down = sim.vms.ring(180)
+    sim.vms.miss(missed_while_down.id)
+
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: len(receiver.received) >= 2, timeout=15)
+    await asyncio.sleep(1.5)  # several more polls: nothing else may arrive
+    assert receiver.titles() == ["Missed call at Front door", "Missed call at Gate"]
+
+    assert await daemon.terminate() == 0
+    assert SECRET not in daemon.logs()
+
+
+async def test_sigterm_stops_gracefully_with_exit_0(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = daemon_factory(
+        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=sim.vms.token
+    )
+    await daemon.start()
+    await wait_ready(port)
+    assert await daemon.terminate() == 0
+    assert '"event": "stopped"' in daemon.logs()
+
+
+async def test_provider_outage_is_one_alert_and_one_recovery(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    from monitor.simulator.faults import Fault
+
+    port = free_port()
+    daemon = daemon_factory(
+        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=sim.vms.token
+    )
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    sim.vms.faults.add(Fault("status", status=503), times=12)  # 4 polls × 3 attempts each
+    await wait_for(lambda: len(receiver.received) >= 2, timeout=30)
+    await asyncio.sleep(1.0)
+    assert receiver.titles() == [
+        "Call monitoring of front-door is down",
+        "Call monitoring of front-door has recovered",
+    ]
+    assert "HTTP 503" in str(receiver.received[0]["message"])
+    body = await metrics(port)
+    assert 'callmon_provider_up{provider="front-door"} 1.0' in body
+    assert 'callmon_provider_requests_total{code="503",provider="front-door"}' in body
+    await daemon.terminate()

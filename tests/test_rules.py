@@ -1,0 +1,175 @@
+"""Rule files: loading with positioned errors, matching, operators, templates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from monitor.model import Call, CallState, Event, EventKind, Intercom
+from monitor.rules.engine import evaluate
+from monitor.rules.loader import Context, load_rules
+from monitor.rules.templates import Templates, duration, mask_number
+from monitor.yamldoc import SourceErrors
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CONTEXT = Context(notifiers=["ops-chat", "pager"], providers=["front-door", "support"])
+
+
+def event(to: str = "missed", frm: str | None = "ringing", title: str = "Front door",
+          kind: EventKind = EventKind.TRANSITION, **call_kw: object) -> Event:
+    call = Call(id="42", state=CallState(to) if to in CallState.__members__.values() else
+                CallState.MISSED, raw_status=to, created_at=T0,
+                intercom=Intercom(158, title, "1 Main St"), **call_kw)  # type: ignore[arg-type]
+    return Event(kind=kind, provider="front-door", provider_type="vms-intercom",
+                 from_state=frm, to_state=to, at=T0, call=call)
+
+
+def load(tmp_path: Path, text: str, context: Context = CONTEXT) -> list:  # type: ignore[type-arg]
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return load_rules([path], context)
+
+
+def errors(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(SourceErrors) as info:
+        load(tmp_path, text)
+    return [str(e).replace(str(tmp_path) + "/", "") for e in info.value.errors]
+
+
+def fired(rules: list, ev: Event) -> list[str]:  # type: ignore[type-arg]
+    return [f.rule for f in evaluate(rules, ev, T0)]
+
+
+def test_the_example_rules_load() -> None:
+    rules = load_rules([ROOT / "rules"], Context(notifiers=["ops-chat"], providers=[]))
+    assert "missed-intercom-call" in {r.name for r in rules}
+
+
+def test_the_spec_example_rule_fires_on_a_matching_missed_call(tmp_path: Path) -> None:
+    rules = load(tmp_path, """
+rules:
+  - name: missed-intercom-call
+    when:
+      provider_type: vms-intercom
+      to: missed
+      where:
+        call.intercom.title: {regex: "^(Front|Gate)"}
+    notify: [ops-chat]
+    severity: warning
+    title: "Missed call at {{ call.intercom.title }}"
+    body: "Rang {{ call.ring_seconds }} s at {{ call.created_at | localtime }}, nobody answered."
+""")
+    (firing,) = evaluate(rules, event(), T0)
+    (alert,) = firing.alerts
+    assert alert.title == "Missed call at Front door"
+    assert alert.body == "Rang None s at 2026-11-23 12:00:00 UTC, nobody answered."
+    assert alert.notifier == "ops-chat"
+    assert fired(rules, event(title="Back door")) == []
+    assert fired(rules, event(to="ended", frm="answered")) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "matches"),
+    [
+        ("call.intercom.id: 158", True),
+        ("call.intercom.id: '158'", True),
+        ("call.intercom.id: [1, 158]", True),
+        ("call.intercom.id: [1, 2]", False),
+        ("call.intercom.id: {gt: 100}", True),
+        ("call.intercom.id: {gte: 158, lt: 159}", True),
+        ("call.intercom.id: {lte: 157}", False),
+        ("call.intercom.title: {not: {regex: '^Back'}}", True),
+        ("call.intercom.title: {not: Front door}", False),
+        ("call.answered_at: {exists: false}", True),
+        ("call.answered_at: {exists: true}", False),
+        ("call.raw_status: missed", True),
+        ("call.intercom.title: {regex: door$}", True),
+    ],
+)
+def test_where_operators(tmp_path: Path, where: str, matches: bool) -> None:
+    rules = load(tmp_path, f"""
+rules:
+  - name: r
+    when: {{to: missed, where: {{{where}}}}}
+    notify: [ops-chat]
+""")
+    assert (fired(rules, event()) == ["r"]) is matches
+
+
+def test_from_null_means_a_call_first_seen(tmp_path: Path) -> None:
+    rules = load(tmp_path, """
+rules:
+  - {name: r, when: {from: null, to: missed}, notify: [ops-chat]}
+""")
+    assert fired(rules, event(frm=None)) == ["r"]
+    assert fired(rules, event(frm="ringing")) == []
+
+
+def test_kind_defaults_to_transition(tmp_path: Path) -> None:
+    rules = load(tmp_path, "rules:\n  - {name: r, when: {to: down}, notify: [ops-chat]}\n")
+    provider_event = Event(kind=EventKind.PROVIDER, provider="front-door",
+                           provider_type="vms-intercom", from_state="up", to_state="down", at=T0)
+    assert fired(rules, provider_event) == []
+    rules = load(tmp_path, "rules:\n  - {name: r, when: {kind: provider, to: down}, "
+                           "notify: [ops-chat]}\n")
+    assert fired(rules, provider_event) == ["r"]
+
+
+def test_one_alert_per_notifier_with_distinct_keys(tmp_path: Path) -> None:
+    rules = load(tmp_path, "rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat, pager]}\n")
+    (firing,) = evaluate(rules, event(), T0)
+    assert [a.notifier for a in firing.alerts] == ["ops-chat", "pager"]
+    assert len({a.key for a in firing.alerts}) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rules:\n  - name: r\n    when: {to: missed\n", "rules.yaml:4:1: invalid YAML"),
+        ("rules:\n  - {name: r, when: {to: missed}, notify: [chat]}\n",
+         "rules.yaml:2:44: unknown notifier 'chat'"),
+        ("rules:\n  - {name: r, when: {to: missd}, notify: [ops-chat]}\n",
+         "rules.yaml:2:26: unknown state 'missd'"),
+        ("rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat], severty: info}\n",
+         "rules.yaml:2:55: unknown key 'severty' in rules[0]"),
+        ("rules:\n  - {name: r, when: {provider: nope}, notify: [ops-chat]}\n",
+         "rules.yaml:2:32: unknown provider 'nope'"),
+        ("rules:\n  - name: r\n    when: {where: {call.intercom.title: {regex: '('}}}\n"
+         "    notify: [ops-chat]\n",
+         "rules.yaml:3:49: invalid regex '('"),
+        ("rules:\n  - name: r\n    when: {where: {call.x: 1}}\n    notify: [ops-chat]\n",
+         "rules.yaml:3:20: unknown call field 'call.x'"),
+        ("rules:\n  - name: r\n    when: {where: {call.id: {like: 1}}}\n    notify: [ops-chat]\n",
+         "rules.yaml:3:30: unknown operator 'like'"),
+        ("rules:\n  - name: r\n    when: {to: missed}\n    notify: [ops-chat]\n"
+         "    title: 'Missed {{ call.id '\n",
+         "rules.yaml:5:12: title: template error"),
+        ("rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat]}\n"
+         "  - {name: r, when: {to: ended}, notify: [ops-chat]}\n",
+         "rules.yaml:3:12: duplicate rule name 'r'"),
+        ("rules:\n  - {name: r, when: {to: missed}, notify: []}\n",
+         "rules.yaml:2:43: rules[0].notify: List should have at least 1 item"),
+        ("- just a list\n", "rules.yaml:1:1: a rule file must be a mapping"),
+    ],
+)
+def test_rule_errors_name_file_line_and_column(tmp_path: Path, text: str, expected: str) -> None:
+    (message,) = errors(tmp_path, text)
+    assert message.startswith(expected), message
+
+
+def test_template_helpers() -> None:
+    assert duration(3723) == "1h 2m 3s"
+    assert duration(45.4) == "45s"
+    assert duration(None) == ""
+    assert mask_number("+49 170 1234567") == "+•• ••• •••4567"
+    template = Templates(ZoneInfo("Europe/Berlin")).compile("{{ at | localtime('%H:%M') }}")
+    assert template.render({"at": T0}) == "13:00"
+
+
+def test_templates_are_sandboxed() -> None:
+    template = Templates().compile("{{ ''.__class__.__mro__ }}|{{ call.__init__ }}")
+    assert template.render({"call": {}}) == "|"
