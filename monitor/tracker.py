@@ -74,6 +74,14 @@ class Tracker:
         """Ids of calls not final yet."""
         return tuple(self._open)
 
+    def changed(self, call: Call) -> bool:
+        """Whether `call` is news: unknown and not older than the horizon, or changed."""
+        tracked = self.calls.get(call.id)
+        if tracked is None:
+            created = call.created_at.timestamp() if call.created_at else None
+            return self.horizon is None or created is None or created >= self.horizon
+        return tracked.marker != call.marker or tracked.state is not call.state
+
     def active_counts(self) -> Counter[CallState]:
         """How many tracked calls are in each non-final state."""
         return Counter(self.calls[cid].state for cid in self._open)

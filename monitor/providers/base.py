@@ -82,12 +82,19 @@ class Known:
 class TrackedView(Protocol):
     """The tracker's knowledge a provider may read to decide how far to page."""
 
+    baselined: bool
+    """False until the first poll was stored: history then needs no deeper read than one page."""
+
     def known(self, call_id: str) -> Known | None:
         """The stored state of a call, or None when it was never seen (or was forgotten)."""
         ...
 
     def open_calls(self) -> Iterable[str]:
         """Ids of tracked calls that are not final yet."""
+        ...
+
+    def changed(self, call: Call) -> bool:
+        """Whether a fetched call is news: unknown (and not older history) or changed."""
         ...
 
 

@@ -110,13 +110,11 @@ class VmsIntercom:
                 if call.id in seen:
                     continue  # pushed down a page by newer calls while we paged
                 seen.add(call.id)
-                known = view.known(call.id)
-                if known is None or known.marker != call.marker:
-                    fresh = True
+                fresh = fresh or view.changed(call)
                 if self._wanted(call):
                     result.calls.append(call)
-            if not fresh:
-                break
+            if not fresh or not view.baselined:
+                break  # the baseline needs only the newest page: older calls are history
             page += 1
         for call_id in view.open_calls():
             if call_id in seen:

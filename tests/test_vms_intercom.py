@@ -1,0 +1,261 @@
+"""The VMS intercom client over real HTTP: recorded payloads, the simulator, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from monitor.config import VmsIntercomProvider
+from monitor.model import CallState
+from monitor.providers.base import AuthError, BadResponse, RequestRejected, ServerError
+from monitor.providers.vms_intercom import VmsIntercom
+from monitor.simulator.faults import Fault
+from monitor.simulator.server import Simulator
+from monitor.tracker import Tracker
+
+FIXTURES = Path(__file__).parent / "fixtures" / "vms-intercom"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def settings(base_url: str, token: str = "sim-vms-token", **kw: Any) -> VmsIntercomProvider:
+    return VmsIntercomProvider.model_validate(
+        {"name": "front-door", "type": "vms-intercom", "base_url": base_url, "token": token, **kw}
+    )
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[dict[str, Handler]], Awaitable[str]]]:
+    """Serve hand-written handlers (recorded payloads) on a real local port."""
+    runners: list[web.AppRunner] = []
+
+    async def start(routes: dict[str, Handler]) -> str:
+        app = web.Application()
+        for path, handler in routes.items():
+            app.router.add_get(path, handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def pages(*bodies: Any) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        page = int(request.query.get("page", "1"))
+        body = bodies[page - 1] if page <= len(bodies) else {"data": [], "meta": None}
+        if isinstance(body, str):
+            return web.Response(text=body, content_type="application/json")
+        return web.json_response(body)
+
+    return handler
+
+
+def record(cid: int, status: str = "missed") -> dict[str, Any]:
+    return {"id": cid, "status": status, "created_at": "2026-11-23 10:00:00",
+            "intercom": {"id": 158, "title": "Front"}, "started_at": None, "ended_at": None}
+
+
+def fresh_tracker() -> Tracker:
+    return Tracker("front-door", "vms-intercom")
+
+
+async def test_the_vendors_example_page_parses(serve: Any, session: aiohttp.ClientSession) -> None:
+    page = json.loads((FIXTURES / "calls-page.json").read_text())
+    base = await serve({"/api/v1/intercom/calls": pages(page)})
+    result = await VmsIntercom(settings(base), session).poll(fresh_tracker())
+    ended, missed = result.calls
+    assert (ended.id, ended.state, ended.raw_status) == ("5546", CallState.ENDED, "ended")
+    assert ended.created_at == datetime(2022, 2, 4, 15, 53, 4, tzinfo=UTC)
+    assert ended.answered_at == datetime(2022, 2, 4, 15, 53, 7, tzinfo=UTC)
+    assert ended.ended_at == datetime(2022, 2, 4, 15, 54, 2, tzinfo=UTC)
+    assert ended.ring_seconds == 3.0 and ended.talk_seconds == 55.0
+    assert ended.intercom is not None and ended.intercom.title == "test"
+    assert ended.raw["intercom"]["camera"]["id"] == 832
+    assert (missed.id, missed.state, missed.answered_at) == ("2220", CallState.MISSED, None)
+
+
+async def test_naive_times_follow_the_configured_zone(
+    serve: Any, session: aiohttp.ClientSession
+) -> None:
+    base = await serve({"/api/v1/intercom/calls": pages({"data": [record(1)]})})
+    client = VmsIntercom(settings(base, naive_timezone="Europe/Berlin"), session)
+    (call,) = (await client.poll(fresh_tracker())).calls
+    assert call.created_at == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+async def test_sends_the_documented_headers(sim: Simulator, session: aiohttp.ClientSession) -> None:
+    seen: dict[str, str] = {}
+
+    async def spy(request: web.Request) -> web.Response:
+        seen.update(request.headers)
+        return web.json_response({"data": []})
+
+    base_url = sim.base_url
+    del base_url
+    client = VmsIntercom(settings("http://placeholder", device_id="dev-1", client="ios-cctv"),
+                         session)
+    app = web.Application()
+    app.router.add_get("/api/v1/intercom/calls", spy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    client._base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    await client.poll(fresh_tracker())
+    await runner.cleanup()
+    assert seen["Authorization"] == "Bearer sim-vms-token"
+    assert seen["Accept"] == "application/json"
+    assert seen["X-Client"] == "ios-cctv"
+    assert seen["X-UUID"] == "dev-1"
+
+
+async def test_a_wrong_token_is_a_clear_auth_error_without_the_token(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    client = VmsIntercom(settings(sim.base_url, token="wrong-token-123"), session)
+    with pytest.raises(AuthError) as info:
+        await client.poll(fresh_tracker())
+    assert str(info.value) == (
+        "provider front-door: credentials rejected (HTTP 401): Unauthenticated."
+    )
+    assert "wrong-token-123" not in str(info.value)
+
+
+async def test_a_422_quotes_the_apis_message(sim: Simulator, session: aiohttp.ClientSession) -> None:
+    bad = settings(sim.base_url).model_copy(update={"per_page": 500})
+    with pytest.raises(RequestRejected) as info:
+        await VmsIntercom(bad, session).poll(fresh_tracker())
+    assert "HTTP 422" in str(info.value)
+    assert "The per page must be between 1 and 100." in str(info.value)
+
+
+async def test_steady_state_costs_one_list_request(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim.traffic.seed_history(60)
+    client = VmsIntercom(settings(sim.base_url), session)
+    tracker = fresh_tracker()
+    result = await client.poll(tracker)
+    assert len(result.calls) == 25  # the baseline reads one page: older calls are history
+    tracker.apply(tracker.diff(result, datetime.now(UTC)))
+    before = sim.vms.list_requests
+    await client.poll(tracker)
+    assert sim.vms.list_requests - before == 1
+
+
+async def test_pages_until_a_page_holds_nothing_new(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim.traffic.seed_history(30)
+    client = VmsIntercom(settings(sim.base_url, per_page=10), session)
+    tracker = fresh_tracker()
+    tracker.apply(tracker.diff(await client.poll(tracker), datetime.now(UTC)))
+    for _ in range(15):
+        sim.vms.miss(sim.vms.ring(158).id)
+    before = sim.vms.list_requests
+    result = await client.poll(tracker)
+    assert sim.vms.list_requests - before == 3  # 10 new, 5 new + 5 known, 10 known
+    events = tracker.diff(result, datetime.now(UTC)).events
+    assert len(events) == 15  # older history on page 3 is recorded without events
+
+
+async def test_an_open_call_off_the_first_page_is_followed_by_id(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    client = VmsIntercom(settings(sim.base_url, per_page=5), session)
+    tracker = fresh_tracker()
+    ringing = sim.vms.ring(158)
+    tracker.apply(tracker.diff(await client.poll(tracker), datetime.now(UTC)))
+    for _ in range(5):
+        sim.vms.miss(sim.vms.ring(180).id)
+    tracker.apply(tracker.diff(await client.poll(tracker), datetime.now(UTC)))
+    sim.vms.miss(ringing.id)
+    result = await client.poll(tracker)
+    assert [(c.id, c.state) for c in result.calls if c.id == str(ringing.id)] == [
+        (str(ringing.id), CallState.MISSED)
+    ]
+
+
+async def test_a_single_call_may_come_bare_or_wrapped(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    client = VmsIntercom(settings(sim.base_url), session)
+    call = sim.vms.ring(158)
+    for wrap in (True, False):
+        sim.vms.wrap_single = wrap
+        found = await client._one(str(call.id))
+        assert found is not None and found.state is CallState.RINGING
+    assert await client._one("999999") is None
+
+
+async def test_a_malformed_record_is_skipped_and_the_rest_kept(
+    serve: Any, session: aiohttp.ClientSession
+) -> None:
+    broken = {**record(2), "id": "not-a-number"}
+    unknown = {**record(3), "status": "teleported"}
+    base = await serve({"/api/v1/intercom/calls": pages({"data": [record(1), broken, unknown]})})
+    result = await VmsIntercom(settings(base), session).poll(fresh_tracker())
+    assert [c.id for c in result.calls] == ["1"]
+    assert result.skipped == 2
+
+
+@pytest.mark.parametrize(
+    "body", ['{"data": [', "<html><body>502 Bad Gateway</body></html>", '{"items": []}']
+)
+async def test_a_malformed_page_fails_the_poll_clearly(
+    serve: Any, session: aiohttp.ClientSession, body: str
+) -> None:
+    base = await serve({"/api/v1/intercom/calls": pages(body)})
+    with pytest.raises(BadResponse, match=r"^provider front-door: malformed call list page 1"):
+        await VmsIntercom(settings(base), session).poll(fresh_tracker())
+
+
+async def test_calls_pushed_down_a_page_while_paging_are_counted_once(
+    serve: Any, session: aiohttp.ClientSession
+) -> None:
+    first = {"data": [record(4), record(3)], "meta": {"current_page": 1, "last_page": 3}}
+    second = {"data": [record(3), record(2)], "meta": {"current_page": 2, "last_page": 3}}
+    third = {"data": [record(2), record(1)], "meta": {"current_page": 3, "last_page": 3}}
+    base = await serve({"/api/v1/intercom/calls": pages(first, second, third)})
+    tracker = Tracker("front-door", "vms-intercom", baselined=True)
+    result = await VmsIntercom(settings(base), session).poll(tracker)
+    assert [c.id for c in result.calls] == ["4", "3", "2", "1"]
+
+
+async def test_server_errors_are_retried_then_raised(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    client = VmsIntercom(settings(sim.base_url), session)
+    sim.vms.faults.add(Fault("status", status=503), times=2)
+    await client.poll(fresh_tracker())  # two failures, then the third attempt answers
+    sim.vms.faults.add(Fault("status", status=500), times=1)
+    with pytest.raises(ServerError, match="HTTP 500"):
+        await client.poll(fresh_tracker())
+
+
+async def test_only_the_configured_intercoms_are_tracked(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim.vms.ring(158)
+    sim.vms.ring(180)
+    client = VmsIntercom(settings(sim.base_url, intercoms=[180]), session)
+    result = await client.poll(fresh_tracker())
+    assert [c.intercom.id for c in result.calls if c.intercom] == [180]
