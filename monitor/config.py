@@ -277,7 +277,9 @@ def validation_errors(doc: Document, exc: ValidationError, prefix: Loc = ()) -> 
                 message = f"must be {message.removeprefix('Input should be ')}"
             elif kind == "union_tag_invalid":
                 ctx = err.get("ctx", {})
-                message = f"unknown type {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
+                message = (
+                    f"unknown type {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
+                )
                 loc = (*loc, "type")
             elif kind == "union_tag_not_found":
                 message = "type is missing"

@@ -100,8 +100,16 @@ class DaemonProcess:
         assert self.log_path is not None
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor", "run", "-c", str(self.config),
-            stdout=log, stderr=log, env=self.env, cwd=str(self.config.parent),
+            sys.executable,
+            "-m",
+            "monitor",
+            "run",
+            "-c",
+            str(self.config),
+            stdout=log,
+            stderr=log,
+            env=self.env,
+            cwd=str(self.config.parent),
         )
         log.close()
 

@@ -108,9 +108,7 @@ def test_token_and_token_file_together_are_an_error(tmp_path: Path) -> None:
 
 
 def test_duplicate_provider_names_are_an_error(tmp_path: Path) -> None:
-    extra = (
-        "  - {name: front-door, type: vms-intercom, base_url: 'http://x', token: t}\nnotifiers:"
-    )
+    extra = "  - {name: front-door, type: vms-intercom, base_url: 'http://x', token: t}\nnotifiers:"
     path = write(tmp_path, GOOD.replace("notifiers:", extra, 1))
     (message,) = errors_of(path, {"VMS_TOKEN": "x"})
     assert message == f"{path}:14:12: duplicate provider name 'front-door'"

@@ -61,7 +61,9 @@ async def test_missed_call_notified_once_across_a_sigkill_restart(
     sim.vms.token = SECRET
     sim.traffic.seed_history(30)  # already final before the first start: baseline, no alerts
     port = free_port()
-    daemon = daemon_factory(config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=SECRET)
+    daemon = daemon_factory(
+        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=SECRET
+    )
     await daemon.start()
     await wait_ready(port)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
@@ -73,7 +75,10 @@ async def test_missed_call_notified_once_across_a_sigkill_restart(
     assert receiver.received[0]["title"] == "Missed call at Front door"
 
     body = await metrics(port)
-    assert 'callmon_call_transitions_total{from_state="ringing",provider="front-door",to_state="missed"} 1.0' in body
+    assert (
+        'callmon_call_transitions_total{from_state="ringing",provider="front-door",to_state="missed"} 1.0'
+        in body
+    )
     assert 'callmon_notifications_total{notifier="ops-chat",outcome="sent"} 1.0' in body
     assert SECRET not in body
 
@@ -122,7 +127,7 @@ async def test_provider_outage_is_one_alert_and_one_recovery(
     await daemon.start()
     await wait_ready(port)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
-    sim.vms.faults.add(Fault("status", status=503), times=12)  # 4 polls × 3 attempts each
+    sim.vms.faults.add(Fault("status", status=503), times=12)  # 4 polls of 3 attempts each
     await wait_for(lambda: len(receiver.received) >= 2, timeout=30)
     await asyncio.sleep(1.0)
     assert receiver.titles() == [

@@ -19,13 +19,30 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONTEXT = Context(notifiers=["ops-chat", "pager"], providers=["front-door", "support"])
 
 
-def event(to: str = "missed", frm: str | None = "ringing", title: str = "Front door",
-          kind: EventKind = EventKind.TRANSITION, **call_kw: object) -> Event:
-    call = Call(id="42", state=CallState(to) if to in CallState.__members__.values() else
-                CallState.MISSED, raw_status=to, created_at=T0,
-                intercom=Intercom(158, title, "1 Main St"), **call_kw)  # type: ignore[arg-type]
-    return Event(kind=kind, provider="front-door", provider_type="vms-intercom",
-                 from_state=frm, to_state=to, at=T0, call=call)
+def event(
+    to: str = "missed",
+    frm: str | None = "ringing",
+    title: str = "Front door",
+    kind: EventKind = EventKind.TRANSITION,
+    **call_kw: object,
+) -> Event:
+    call = Call(
+        id="42",
+        state=CallState(to) if to in CallState.__members__.values() else CallState.MISSED,
+        raw_status=to,
+        created_at=T0,
+        intercom=Intercom(158, title, "1 Main St"),
+        **call_kw,
+    )  # type: ignore[arg-type]
+    return Event(
+        kind=kind,
+        provider="front-door",
+        provider_type="vms-intercom",
+        from_state=frm,
+        to_state=to,
+        at=T0,
+        call=call,
+    )
 
 
 def load(tmp_path: Path, text: str, context: Context = CONTEXT) -> list:  # type: ignore[type-arg]
@@ -50,7 +67,9 @@ def test_the_example_rules_load() -> None:
 
 
 def test_the_spec_example_rule_fires_on_a_matching_missed_call(tmp_path: Path) -> None:
-    rules = load(tmp_path, """
+    rules = load(
+        tmp_path,
+        """
 rules:
   - name: missed-intercom-call
     when:
@@ -62,7 +81,8 @@ rules:
     severity: warning
     title: "Missed call at {{ call.intercom.title }}"
     body: "Rang {{ call.ring_seconds }} s at {{ call.created_at | localtime }}, nobody answered."
-""")
+""",
+    )
     (firing,) = evaluate(rules, event(), T0)
     (alert,) = firing.alerts
     assert alert.title == "Missed call at Front door"
@@ -91,31 +111,44 @@ rules:
     ],
 )
 def test_where_operators(tmp_path: Path, where: str, matches: bool) -> None:
-    rules = load(tmp_path, f"""
+    rules = load(
+        tmp_path,
+        f"""
 rules:
   - name: r
     when: {{to: missed, where: {{{where}}}}}
     notify: [ops-chat]
-""")
+""",
+    )
     assert (fired(rules, event()) == ["r"]) is matches
 
 
 def test_from_null_means_a_call_first_seen(tmp_path: Path) -> None:
-    rules = load(tmp_path, """
+    rules = load(
+        tmp_path,
+        """
 rules:
   - {name: r, when: {from: null, to: missed}, notify: [ops-chat]}
-""")
+""",
+    )
     assert fired(rules, event(frm=None)) == ["r"]
     assert fired(rules, event(frm="ringing")) == []
 
 
 def test_kind_defaults_to_transition(tmp_path: Path) -> None:
     rules = load(tmp_path, "rules:\n  - {name: r, when: {to: down}, notify: [ops-chat]}\n")
-    provider_event = Event(kind=EventKind.PROVIDER, provider="front-door",
-                           provider_type="vms-intercom", from_state="up", to_state="down", at=T0)
+    provider_event = Event(
+        kind=EventKind.PROVIDER,
+        provider="front-door",
+        provider_type="vms-intercom",
+        from_state="up",
+        to_state="down",
+        at=T0,
+    )
     assert fired(rules, provider_event) == []
-    rules = load(tmp_path, "rules:\n  - {name: r, when: {kind: provider, to: down}, "
-                           "notify: [ops-chat]}\n")
+    rules = load(
+        tmp_path, "rules:\n  - {name: r, when: {kind: provider, to: down}, notify: [ops-chat]}\n"
+    )
     assert fired(rules, provider_event) == ["r"]
 
 
@@ -130,29 +163,50 @@ def test_one_alert_per_notifier_with_distinct_keys(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("rules:\n  - name: r\n    when: {to: missed\n", "rules.yaml:4:1: invalid YAML"),
-        ("rules:\n  - {name: r, when: {to: missed}, notify: [chat]}\n",
-         "rules.yaml:2:44: unknown notifier 'chat'"),
-        ("rules:\n  - {name: r, when: {to: missd}, notify: [ops-chat]}\n",
-         "rules.yaml:2:26: unknown state 'missd'"),
-        ("rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat], severty: info}\n",
-         "rules.yaml:2:55: unknown key 'severty' in rules[0]"),
-        ("rules:\n  - {name: r, when: {provider: nope}, notify: [ops-chat]}\n",
-         "rules.yaml:2:32: unknown provider 'nope'"),
-        ("rules:\n  - name: r\n    when: {where: {call.intercom.title: {regex: '('}}}\n"
-         "    notify: [ops-chat]\n",
-         "rules.yaml:3:49: invalid regex '('"),
-        ("rules:\n  - name: r\n    when: {where: {call.x: 1}}\n    notify: [ops-chat]\n",
-         "rules.yaml:3:20: unknown call field 'call.x'"),
-        ("rules:\n  - name: r\n    when: {where: {call.id: {like: 1}}}\n    notify: [ops-chat]\n",
-         "rules.yaml:3:30: unknown operator 'like'"),
-        ("rules:\n  - name: r\n    when: {to: missed}\n    notify: [ops-chat]\n"
-         "    title: 'Missed {{ call.id '\n",
-         "rules.yaml:5:12: title: template error"),
-        ("rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat]}\n"
-         "  - {name: r, when: {to: ended}, notify: [ops-chat]}\n",
-         "rules.yaml:3:12: duplicate rule name 'r'"),
-        ("rules:\n  - {name: r, when: {to: missed}, notify: []}\n",
-         "rules.yaml:2:43: rules[0].notify: List should have at least 1 item"),
+        (
+            "rules:\n  - {name: r, when: {to: missed}, notify: [chat]}\n",
+            "rules.yaml:2:44: unknown notifier 'chat'",
+        ),
+        (
+            "rules:\n  - {name: r, when: {to: missd}, notify: [ops-chat]}\n",
+            "rules.yaml:2:26: unknown state 'missd'",
+        ),
+        (
+            "rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat], severty: info}\n",
+            "rules.yaml:2:55: unknown key 'severty' in rules[0]",
+        ),
+        (
+            "rules:\n  - {name: r, when: {provider: nope}, notify: [ops-chat]}\n",
+            "rules.yaml:2:32: unknown provider 'nope'",
+        ),
+        (
+            "rules:\n  - name: r\n    when: {where: {call.intercom.title: {regex: '('}}}\n"
+            "    notify: [ops-chat]\n",
+            "rules.yaml:3:49: invalid regex '('",
+        ),
+        (
+            "rules:\n  - name: r\n    when: {where: {call.x: 1}}\n    notify: [ops-chat]\n",
+            "rules.yaml:3:20: unknown call field 'call.x'",
+        ),
+        (
+            "rules:\n  - name: r\n    when: {where: {call.id: {like: 1}}}\n"
+            "    notify: [ops-chat]\n",
+            "rules.yaml:3:30: unknown operator 'like'",
+        ),
+        (
+            "rules:\n  - name: r\n    when: {to: missed}\n    notify: [ops-chat]\n"
+            "    title: 'Missed {{ call.id '\n",
+            "rules.yaml:5:12: title: template error",
+        ),
+        (
+            "rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat]}\n"
+            "  - {name: r, when: {to: ended}, notify: [ops-chat]}\n",
+            "rules.yaml:3:12: duplicate rule name 'r'",
+        ),
+        (
+            "rules:\n  - {name: r, when: {to: missed}, notify: []}\n",
+            "rules.yaml:2:43: rules[0].notify: List should have at least 1 item",
+        ),
         ("- just a list\n", "rules.yaml:1:1: a rule file must be a mapping"),
     ],
 )

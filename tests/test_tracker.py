@@ -12,15 +12,22 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def call(cid: str, state: CallState, created: datetime = T0, **kw: object) -> Call:
-    return Call(id=cid, state=state, raw_status=state.value, created_at=created,
-                marker=f"{state.value}|{kw.pop('marker', '')}", **kw)  # type: ignore[arg-type]
+    return Call(
+        id=cid,
+        state=state,
+        raw_status=state.value,
+        created_at=created,
+        marker=f"{state.value}|{kw.pop('marker', '')}",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def steps(tracker: Tracker, calls: list[Call], now: datetime = T0) -> list[tuple[object, ...]]:
     diff = tracker.diff(PollResult(calls=calls), now)
     tracker.apply(diff)
-    return [(e.call.id if e.call else None, e.from_state, e.to_state, e.inferred)
-            for e in diff.events]
+    return [
+        (e.call.id if e.call else None, e.from_state, e.to_state, e.inferred) for e in diff.events
+    ]
 
 
 def started() -> Tracker:
@@ -47,9 +54,7 @@ def test_the_full_observed_lifecycle() -> None:
     tracker = started()
     assert steps(tracker, [call("1", CallState.RINGING)]) == [("1", None, "ringing", False)]
     assert steps(tracker, [call("1", CallState.RINGING)]) == []
-    assert steps(tracker, [call("1", CallState.ANSWERED)]) == [
-        ("1", "ringing", "answered", False)
-    ]
+    assert steps(tracker, [call("1", CallState.ANSWERED)]) == [("1", "ringing", "answered", False)]
     assert steps(tracker, [call("1", CallState.ENDED)]) == [("1", "answered", "ended", False)]
     assert steps(tracker, [call("1", CallState.ENDED)]) == []
     assert tracker.active_counts() == {}
@@ -94,7 +99,8 @@ def test_a_record_going_backwards_keeps_the_later_state() -> None:
     steps(tracker, [call("1", CallState.ANSWERED)])
     assert steps(tracker, [call("1", CallState.RINGING)]) == []
     known = tracker.known("1")
-    assert known is not None and known.state is CallState.ANSWERED
+    assert known is not None
+    assert known.state is CallState.ANSWERED
 
 
 def test_an_observed_end_fills_ended_at_when_the_provider_gives_none() -> None:
@@ -103,7 +109,8 @@ def test_an_observed_end_fills_ended_at_when_the_provider_gives_none() -> None:
     later = T0 + timedelta(seconds=30)
     diff = tracker.diff(PollResult(calls=[call("1", CallState.MISSED)]), later)
     (event,) = diff.events
-    assert event.call is not None and event.call.ring_seconds == 30.0
+    assert event.call is not None
+    assert event.call.ring_seconds == 30.0
     assert event.at == later
 
 

@@ -69,8 +69,14 @@ def pages(*bodies: Any) -> Handler:
 
 
 def record(cid: int, status: str = "missed") -> dict[str, Any]:
-    return {"id": cid, "status": status, "created_at": "2026-11-23 10:00:00",
-            "intercom": {"id": 158, "title": "Front"}, "started_at": None, "ended_at": None}
+    return {
+        "id": cid,
+        "status": status,
+        "created_at": "2026-11-23 10:00:00",
+        "intercom": {"id": 158, "title": "Front"},
+        "started_at": None,
+        "ended_at": None,
+    }
 
 
 def fresh_tracker() -> Tracker:
@@ -86,8 +92,10 @@ async def test_the_vendors_example_page_parses(serve: Any, session: aiohttp.Clie
     assert ended.created_at == datetime(2022, 2, 4, 15, 53, 4, tzinfo=UTC)
     assert ended.answered_at == datetime(2022, 2, 4, 15, 53, 7, tzinfo=UTC)
     assert ended.ended_at == datetime(2022, 2, 4, 15, 54, 2, tzinfo=UTC)
-    assert ended.ring_seconds == 3.0 and ended.talk_seconds == 55.0
-    assert ended.intercom is not None and ended.intercom.title == "test"
+    assert ended.ring_seconds == 3.0
+    assert ended.talk_seconds == 55.0
+    assert ended.intercom is not None
+    assert ended.intercom.title == "test"
     assert ended.raw["intercom"]["camera"]["id"] == 832
     assert (missed.id, missed.state, missed.answered_at) == ("2220", CallState.MISSED, None)
 
@@ -110,8 +118,9 @@ async def test_sends_the_documented_headers(sim: Simulator, session: aiohttp.Cli
 
     base_url = sim.base_url
     del base_url
-    client = VmsIntercom(settings("http://placeholder", device_id="dev-1", client="ios-cctv"),
-                         session)
+    client = VmsIntercom(
+        settings("http://placeholder", device_id="dev-1", client="ios-cctv"), session
+    )
     app = web.Application()
     app.router.add_get("/api/v1/intercom/calls", spy)
     runner = web.AppRunner(app)
@@ -139,7 +148,9 @@ async def test_a_wrong_token_is_a_clear_auth_error_without_the_token(
     assert "wrong-token-123" not in str(info.value)
 
 
-async def test_a_422_quotes_the_apis_message(sim: Simulator, session: aiohttp.ClientSession) -> None:
+async def test_a_422_quotes_the_apis_message(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
     bad = settings(sim.base_url).model_copy(update={"per_page": 500})
     with pytest.raises(RequestRejected) as info:
         await VmsIntercom(bad, session).poll(fresh_tracker())
@@ -202,7 +213,8 @@ async def test_a_single_call_may_come_bare_or_wrapped(
     for wrap in (True, False):
         sim.vms.wrap_single = wrap
         found = await client._one(str(call.id))
-        assert found is not None and found.state is CallState.RINGING
+        assert found is not None
+        assert found.state is CallState.RINGING
     assert await client._one("999999") is None
 
 

@@ -1,0 +1,118 @@
+"""The command line as a user runs it: exit codes, one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def callmon(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if k != "CALLMON_CONFIG"}
+    full_env.update({"PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=60,
+    )
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "missed.yaml").write_text(
+        "rules:\n  - {name: missed, when: {to: missed}, notify: [chat]}\n"
+    )
+    path = tmp_path / "callmon.yaml"
+    path.write_text(
+        "providers:\n"
+        "  - name: door\n"
+        "    type: vms-intercom\n"
+        "    base_url: http://127.0.0.1:1\n"
+        "    token: tok-123456\n" + extra + "notifiers:\n"
+        "  chat: {urls: ['json://127.0.0.1:1/hook']}\n"
+    )
+    return path
+
+
+def test_version() -> None:
+    result = callmon("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("callmon ")
+
+
+def test_check_accepts_a_valid_config(tmp_path: Path) -> None:
+    result = callmon("check", "-c", str(write_config(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok: 1 providers, 1 notifiers, 1 rules"
+
+
+def test_check_reads_callmon_config_from_the_environment(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    result = callmon("check", env={"CALLMON_CONFIG": str(path)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_reports_an_unknown_key_at_its_position(tmp_path: Path) -> None:
+    path = write_config(tmp_path, extra="    pol_interval: 5s\n")
+    result = callmon("check", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr == f"{path}:6:5: unknown key 'pol_interval' in providers[0]\n"
+
+
+def test_check_reports_a_yaml_syntax_error_in_a_rule_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    rule = tmp_path / "rules" / "missed.yaml"
+    rule.write_text("rules:\n  - name: missed\n    when: {to: missed\n    notify: [chat]\n")
+    result = callmon("check", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{rule}:4:11: invalid YAML")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_check_rejects_an_invalid_apprise_url(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("json://127.0.0.1:1/hook", "nosuchscheme://x"))
+    result = callmon("check", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr == (f"{path}:7:17: notifiers.chat.urls[0]: not a valid apprise URL\n")
+
+
+def test_a_missing_config_file_is_one_sentence(tmp_path: Path) -> None:
+    result = callmon("run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "callmon.yaml: config file not found (pass -c FILE or set CALLMON_CONFIG)\n"
+    )
+
+
+def test_usage_errors_exit_2() -> None:
+    assert callmon("frobnicate").returncode == 2
+    assert callmon().returncode == 2
+
+
+def test_run_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = write_config(tmp_path)
+        path.write_text(
+            f"listen: 127.0.0.1:{port}\nstore: sqlite:///{tmp_path}/s.db\n" + path.read_text()
+        )
+        result = callmon("run", "-c", str(path))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "tok-123456" not in result.stderr + result.stdout

@@ -1,0 +1,92 @@
+"""The generic poll loop: health changes as events and logs once, backoff, Retry-After."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from monitor.config import VmsIntercomProvider
+from monitor.model import Event
+from monitor.pipeline import Pipeline
+from monitor.poller import Poller, backoff
+from monitor.providers.vms_intercom import VmsIntercom
+from monitor.simulator.faults import Fault
+from monitor.simulator.server import Simulator
+from monitor.store import SqliteStore
+from monitor.telemetry import Telemetry
+from monitor.tracker import Tracker
+
+
+@pytest.fixture
+async def poller(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Poller, list[Event]]]:
+    settings = VmsIntercomProvider.model_validate(
+        {
+            "name": "door",
+            "type": "vms-intercom",
+            "base_url": sim.base_url,
+            "token": sim.vms.token,
+            "poll_interval": "1s",
+            "max_backoff": "8s",
+        }
+    )
+    store = SqliteStore(str(tmp_path / "s.db"))
+    telemetry = Telemetry(CollectorRegistry())
+    events: list[Event] = []
+    pipeline = Pipeline(store, telemetry, [], {}, sinks=[events.append])
+    async with aiohttp.ClientSession() as session:
+        client = VmsIntercom(settings, session)
+        yield Poller(client, settings, Tracker("door", "vms-intercom"), pipeline, telemetry), events
+    await store.close()
+
+
+def test_backoff_doubles_from_the_interval_up_to_the_cap() -> None:
+    assert [backoff(5, n, 60) for n in range(6)] == [5, 5, 10, 20, 40, 60]
+    assert backoff(5, 1, 60, retry_after=90) == 90
+
+
+async def test_health_changes_are_events_and_logs_only_on_change(
+    sim: Simulator, poller: tuple[Poller, list[Event]]
+) -> None:
+    p, events = poller
+    gauge = p.telemetry.provider_up.labels("door")
+    assert await p.poll_once() == 1.0
+    assert gauge._value.get() == 1
+    sim.vms.faults.add(Fault("status", status=500))
+    with structlog.testing.capture_logs() as logs:
+        assert await p.poll_once() == 1.0  # first failure: the interval
+        assert gauge._value.get() == 0
+        sim.vms.faults.add(Fault("status", status=500))
+        assert await p.poll_once() == 2.0  # then doubling
+        assert await p.poll_once() == 1.0  # recovered
+    health = [(e.from_state, e.to_state) for e in events if e.kind == "provider"]
+    assert health == [("up", "down"), ("down", "up")]
+    assert [entry["event"] for entry in logs if entry["log_level"] != "debug"] == [
+        "provider down",
+        "provider recovered",
+    ]
+    down = next(e for e in events if e.to_state == "down")
+    assert down.reason == "provider door: server error (HTTP 500)"
+
+
+async def test_a_429_waits_as_long_as_retry_after_says(
+    sim: Simulator, poller: tuple[Poller, list[Event]]
+) -> None:
+    p, _ = poller
+    sim.vms.faults.add(Fault("status", status=429, headers=(("Retry-After", "7"),)))
+    assert await p.poll_once() == 7.0
+
+
+async def test_bad_credentials_are_down_with_a_clear_reason(
+    sim: Simulator, poller: tuple[Poller, list[Event]]
+) -> None:
+    p, events = poller
+    sim.vms.token = "rotated"
+    await p.poll_once()
+    (event,) = events
+    assert event.to_state == "down"
+    assert event.reason == "provider door: credentials rejected (HTTP 401): Unauthenticated."

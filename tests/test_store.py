@@ -1,0 +1,78 @@
+"""The SQLite store: a real file, one transaction per poll, idempotent outbox, ordered delivery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor.model import Alert, CallState, Severity
+from monitor.store import Delivery, SqliteStore
+from monitor.tracker import Diff, Tracked
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def alert(key: str, title: str = "t") -> Alert:
+    return Alert(
+        key=key,
+        rule="r",
+        notifier="chat",
+        severity=Severity.WARNING,
+        title=title,
+        body="b",
+        created_at=T0,
+    )
+
+
+async def test_a_commit_survives_reopening(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    store = SqliteStore(path)
+    diff = Diff(
+        upserts={
+            "1": Tracked(CallState.RINGING, "ring|", 1.0),
+            "2": Tracked(CallState.MISSED, "missed|", 2.0),
+        }
+    )
+    queued = await store.commit(
+        "door", diff, {"baselined": True, "horizon": 1.5}, [Delivery(alert("a"), 0)]
+    )
+    assert queued == 1
+    await store.commit("door", Diff(deletes=["2"]), {"baselined": True}, [])
+    await store.close()
+
+    store = SqliteStore(path)
+    state = await store.load_provider("door")
+    assert state.calls == {"1": Tracked(CallState.RINGING, "ring|", 1.0)}
+    assert state.cursor == {"baselined": True}
+    assert [i.title for i in await store.due("chat", 0, T0.timestamp(), 10)] == ["t"]
+    assert (await store.load_provider("other")).calls == {}
+    await store.close()
+
+
+async def test_the_same_alert_is_queued_once(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    deliveries = [Delivery(alert("a"), 0), Delivery(alert("a"), 1)]
+    assert await store.commit("door", Diff(), {}, deliveries) == 2
+    assert await store.commit("door", Diff(), {}, deliveries) == 0
+    assert await store.enqueue(deliveries) == 0
+    assert await store.pending_count("chat") == 2
+    await store.close()
+
+
+async def test_a_failed_head_holds_back_its_queue_to_keep_order(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    await store.enqueue([Delivery(alert("a", "first"), 0), Delivery(alert("b", "second"), 0)])
+    now = T0.timestamp()
+    first, second = await store.due("chat", 0, now, 10)
+    await store.mark_failed(first.id, now + 30, "failed: refused")
+    assert await store.due("chat", 0, now + 1, 10) == []
+    assert await store.next_due("chat", 0) == now + 30
+    retry = await store.due("chat", 0, now + 31, 10)
+    assert [i.title for i in retry] == ["first", "second"]
+    assert retry[0].attempts == 1
+    assert retry[0].last_error == "failed: refused"
+    await store.mark_sent(first.id, now + 31)
+    await store.mark_sent(second.id, now + 31)
+    assert await store.pending_count("chat") == 0
+    assert [i.status for i in await store.outbox()] == ["sent", "sent"]
+    await store.close()
