@@ -1,16 +1,19 @@
 """The domain types every layer speaks: canonical call states, calls, intercoms and events.
 
-Everything here is frozen and free of I/O. Providers build `Call` objects at their boundary; the
-tracker turns them into `Event` objects; rules and templates read events through `Event.field`.
+Everything here is frozen and free of I/O. The types are `msgspec.Struct`s: frozen like
+dataclasses, but several times cheaper to create, which matters for a page of 500 records.
+Providers build `Call`s at their boundary; the tracker turns them into `Event`s; rules and
+templates read an event's fields through `Event.as_dict`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 
 class CallState(StrEnum):
@@ -51,8 +54,7 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-@dataclass(frozen=True, slots=True)
-class Intercom:
+class Intercom(msgspec.Struct, frozen=True):
     """A door station as the VMS intercom API describes it."""
 
     id: int
@@ -72,8 +74,7 @@ class Intercom:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(msgspec.Struct, frozen=True):
     """One call as a provider reported it, mapped onto the canonical states.
 
     `marker` changes whenever the provider's record changes in a way worth re-examining (an
@@ -91,7 +92,7 @@ class Call:
     to_number: str | None = None
     intercom: Intercom | None = None
     marker: str = ""
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def ring_seconds(self) -> float | None:
@@ -127,8 +128,7 @@ class Call:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """One change the tracker saw: a call transition, a timer, an intercom or provider change."""
 
     kind: EventKind
@@ -158,8 +158,7 @@ class Event:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
+class Alert(msgspec.Struct, frozen=True):
     """A rule's decision to notify, rendered and ready for the outbox.
 
     `key` identifies the decision so that the same event never yields the same alert twice.

@@ -13,7 +13,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 import aiohttp
@@ -305,10 +305,12 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return None
 
 
-def parse_naive(value: str | None, zone: Any = UTC) -> datetime | None:
-    """A `2022-02-04 15:53:04` style timestamp (no zone) in `zone`, as UTC; None stays None."""
+def parse_time(value: str | None, zone: tzinfo = UTC) -> datetime | None:
+    """An ISO 8601 timestamp as aware UTC; one without an offset is taken to be in `zone`."""
     if not value:
         return None
+    if zone is UTC and len(value) == 19:  # `2022-02-04 15:53:04`: the fast, common case
+        return datetime.fromisoformat(value + "+00:00")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, tzinfo
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -19,7 +20,7 @@ from monitor.providers.base import (
     RequestObserver,
     RequestRejected,
     TrackedView,
-    parse_naive,
+    parse_time,
     tls_context,
 )
 
@@ -47,7 +48,7 @@ class _Intercom(msgspec.Struct):
 class _Call(msgspec.Struct):
     id: int
     status: str
-    created_at: str | None = None
+    created_at: str | None = None  # `2022-02-04 15:53:04`: no zone, see `naive_timezone`
     started_at: str | None = None
     ended_at: str | None = None
     intercom: _Intercom | None = None
@@ -81,7 +82,9 @@ class VmsIntercom:
         self.name = settings.name
         self._settings = settings
         self._base = settings.base_url.rstrip("/")
-        self._zone = ZoneInfo(settings.naive_timezone)
+        self._zone: tzinfo = (
+            UTC if settings.naive_timezone == "UTC" else ZoneInfo(settings.naive_timezone)
+        )
         self._only = frozenset(settings.intercoms) if settings.intercoms else None
         self.http = HttpClient(
             session,
@@ -171,9 +174,9 @@ class VmsIntercom:
             state = STATES.get(rec.status)
             if state is None:
                 raise ValueError(f"unknown status {rec.status!r}")
-            created = parse_naive(rec.created_at, self._zone)
-            answered = parse_naive(rec.started_at, self._zone)
-            ended = parse_naive(rec.ended_at, self._zone)
+            created = parse_time(rec.created_at, self._zone)
+            answered = parse_time(rec.started_at, self._zone)
+            ended = parse_time(rec.ended_at, self._zone)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             log.warning("record skipped", provider=self.name, problem=_short(exc, b""))
             return None
@@ -192,7 +195,7 @@ class VmsIntercom:
             ended_at=ended if state.terminal else None,
             direction="in",
             intercom=intercom,
-            marker=f"{rec.status}|{rec.started_at or ''}|{rec.ended_at or ''}",
+            marker=rec.status,  # every change of a VMS call is a change of its status
             raw=LazyJson(raw),
         )
 
