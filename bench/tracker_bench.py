@@ -58,8 +58,12 @@ def best_of(fn: object, repeat: int = 7) -> float:
 def bench_diff() -> None:
     tracker = tracker_with(TRACKED)
     unchanged = [
-        Call(id=str(i), state=CallState.ENDED, raw_status="ended",
-             marker=f"ended|2026-11-23 10:{i % 60:02d}:00|x")
+        Call(
+            id=str(i),
+            state=CallState.ENDED,
+            raw_status="ended",
+            marker=f"ended|2026-11-23 10:{i % 60:02d}:00|x",
+        )
         for i in range(PAGE)
     ]
     new_ringing = page_calls(10**7, CallState.RINGING)
@@ -88,12 +92,26 @@ def bench_decode() -> None:
 
     client = asyncio.run(make())
     record = {
-        "id": 5546, "status": "ended", "created_at": "2022-02-04 15:53:04",
-        "intercom": {"id": 158, "title": "test", "is_online": False, "department": 1,
-                     "address": "Original cameras", "camera": {"id": 832, "group_id": 124,
-                     "status": "inactive", "type": "media_server_v2", "name": "intercom 1"},
-                     "created_at": "2021-11-18T11:22:30.000000Z"},
-        "started_at": "2022-02-04 15:53:07", "ended_at": "2022-02-04 15:54:02",
+        "id": 5546,
+        "status": "ended",
+        "created_at": "2022-02-04 15:53:04",
+        "intercom": {
+            "id": 158,
+            "title": "test",
+            "is_online": False,
+            "department": 1,
+            "address": "Original cameras",
+            "camera": {
+                "id": 832,
+                "group_id": 124,
+                "status": "inactive",
+                "type": "media_server_v2",
+                "name": "intercom 1",
+            },
+            "created_at": "2021-11-18T11:22:30.000000Z",
+        },
+        "started_at": "2022-02-04 15:53:07",
+        "ended_at": "2022-02-04 15:54:02",
     }
     body = json.dumps({"data": [dict(record, id=i) for i in range(PAGE)]}).encode()
     import msgspec
@@ -114,9 +132,13 @@ def bench_memory() -> None:
     tracker = Tracker("door", "vms-intercom", baselined=True)
     for start in range(0, TRACKED, PAGE):
         calls = [
-            Call(id=str(10_000_000 + start + i), state=CallState.ENDED, raw_status="ended",
-                 created_at=T0 + timedelta(seconds=start + i),
-                 marker=f"ended|2026-11-23 10:00:{i % 60:02d}|2026-11-23 10:01:{i % 60:02d}")
+            Call(
+                id=str(10_000_000 + start + i),
+                state=CallState.ENDED,
+                raw_status="ended",
+                created_at=T0 + timedelta(seconds=start + i),
+                marker=f"ended|2026-11-23 10:00:{i % 60:02d}|2026-11-23 10:01:{i % 60:02d}",
+            )
             for i in range(PAGE)
         ]
         tracker.apply(tracker.diff(PollResult(calls=calls), T0 + timedelta(days=1)))
