@@ -12,9 +12,11 @@ from monitor.simulator.server import Simulator
 from tests.conftest import ROOT, DaemonProcess, Receiver, free_port, wait_for
 
 SECRET = "s3cr3t-vms-token-do-not-log"
+HOOK_SECRET = "hook-key-8f2c1e"
 
 
 def config_for(sim: Simulator, receiver: Receiver, port: int, store: Path) -> str:
+    hook = receiver.url.replace("json://", f"json://callmon:{HOOK_SECRET}@")
     return f"""
 store: sqlite:///{store}
 listen: 127.0.0.1:{port}
@@ -27,7 +29,7 @@ providers:
     poll_interval: 200ms
 notifiers:
   ops-chat:
-    urls: ["{receiver.url}"]
+    urls: ["{hook}"]
 """
 
 
@@ -79,6 +81,7 @@ async def test_missed_call_notified_once_across_a_sigkill_restart(
     assert f"callmon_call_transitions_total{{{transitions}}} 1.0" in body
     assert 'callmon_notifications_total{notifier="ops-chat",outcome="sent"} 1.0' in body
     assert SECRET not in body
+    assert HOOK_SECRET not in body
 
     await daemon.kill()
     missed_while_down = sim.vms.ring(180)
@@ -92,6 +95,8 @@ async def test_missed_call_notified_once_across_a_sigkill_restart(
 
     assert await daemon.terminate() == 0
     assert SECRET not in daemon.logs()
+    assert HOOK_SECRET not in daemon.logs()
+    assert "baseline taken" in daemon.logs()
 
 
 async def test_sigterm_stops_gracefully_with_exit_0(
