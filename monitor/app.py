@@ -140,13 +140,12 @@ class Daemon:
             async with aiohttp.ClientSession() as session:
                 for settings in config.providers:
                     state = await store.load_provider(settings.name)
-                    tracker = Tracker(
+                    tracker = Tracker.from_store(
                         settings.name,
                         settings.type,
                         state.calls,
-                        horizon=state.cursor.get("horizon"),
-                        baselined=bool(state.cursor.get("baselined")),
-                        retention=settings.retention,
+                        state.cursor,
+                        settings.retention,
                     )
                     client = providers.build(
                         settings, session, self._request_counter(settings.name)

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -69,6 +69,14 @@ class ProviderBase(_Model):
     max_backoff: Duration = 60.0
     verify_tls: bool | str = True
     retention: Duration = 7 * 86400.0
+    max_requests_per_second: float | None = Field(default=None, gt=0)
+
+    DEFAULT_RPS: ClassVar[float] = 10.0
+
+    @property
+    def request_budget(self) -> float:
+        """Requests per second this provider may make (its API's documented limit by default)."""
+        return self.max_requests_per_second or self.DEFAULT_RPS
 
     def secrets(self) -> Iterator[str]:
         """Every secret value this provider holds, for redaction."""
@@ -96,7 +104,50 @@ class VmsIntercomProvider(ProviderBase):
         return _check_zone(value)
 
 
-ProviderConfig = Annotated[VmsIntercomProvider, Field(discriminator="type")]
+class BirdProvider(ProviderBase):
+    """Bird channel calls."""
+
+    type: Literal["bird"]
+    token: SecretStr
+    workspace_id: str = Field(min_length=1)
+    channel_id: str = Field(min_length=1)
+    auth_scheme: Literal["AccessKey", "Bearer"] = "AccessKey"
+    limit: int = Field(default=100, ge=1, le=1000)
+    overlap: Duration = 300.0
+    lookback: Duration = 3600.0
+
+
+class CinnoxProvider(ProviderBase):
+    """The CINNOX call-log."""
+
+    type: Literal["cinnox"]
+    token: SecretStr
+    app_id: str = Field(min_length=1)
+    limit: int = Field(default=500, ge=1, le=500)
+    lookback: Duration = 1800.0
+
+    DEFAULT_RPS: ClassVar[float] = 5.0
+
+
+class BandwidthProvider(ProviderBase):
+    """Bandwidth (Catapult v1) calls."""
+
+    type: Literal["bandwidth"]
+    user_id: str = Field(min_length=1)
+    api_token: SecretStr
+    api_secret: SecretStr
+    size: int = Field(default=100, ge=1, le=1000)
+    overlap: Duration = 300.0
+    lookback: Duration = 3600.0
+    hangup_causes: bool = True
+
+    DEFAULT_RPS: ClassVar[float] = 1.0
+
+
+ProviderConfig = Annotated[
+    VmsIntercomProvider | BirdProvider | CinnoxProvider | BandwidthProvider,
+    Field(discriminator="type"),
+]
 
 
 class NotifierConfig(_Model):

@@ -57,8 +57,8 @@ class Pipeline:
         """Diff a poll against the tracker, decide alerts, commit, then update memory."""
         diff = tracker.diff(result, now)
         firings = [f for event in diff.events for f in evaluate(self.rules, event, now)]
-        cursor = {"baselined": True, "horizon": diff.horizon}
-        queued = await self.store.commit(tracker.provider, diff, cursor, self.deliveries(firings))
+        deliveries = self.deliveries(firings)
+        queued = await self.store.commit(tracker.provider, diff, diff.stored(), deliveries)
         tracker.apply(diff)
         if diff.baseline:
             log.info(
@@ -103,6 +103,8 @@ class Pipeline:
             counts = tracker.active_counts()
             for state in (CallState.RINGING, CallState.ANSWERED):
                 t.calls_active.labels(tracker.provider, state.value).set(counts.get(state, 0))
+            for door, online in tracker.intercoms.items():
+                t.intercom_online.labels(tracker.provider, door).set(1 if online else 0)
         notified: set[str] = set()
         for firing in firings:
             t.rule_fired.labels(firing.rule).inc()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgspec
 
-from monitor.model import Call, CallState, Event, EventKind
+from monitor.model import Call, CallState, Event, EventKind, Intercom
 from monitor.providers.base import Known, PollResult
 
 _RANK = {CallState.RINGING: 0, CallState.ANSWERED: 1}
@@ -42,8 +43,19 @@ class Diff:
     deletes: list[str] = field(default_factory=list)
     horizon: float | None = None
     """Unknown calls created before this are history, recorded without events."""
+    cursor: dict[str, Any] = field(default_factory=dict)
+    intercoms: dict[str, bool] = field(default_factory=dict)
     baseline: bool = False
     pruned_at: float | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """What the store keeps of this diff besides the calls (`Tracker.from_store` reads it)."""
+        return {
+            "baselined": True,
+            "horizon": self.horizon,
+            "provider": self.cursor,
+            "intercoms": self.intercoms,
+        }
 
 
 class Tracker:
@@ -58,6 +70,8 @@ class Tracker:
         horizon: float | None = None,
         baselined: bool = False,
         retention: float = 7 * 86400.0,
+        cursor: Mapping[str, Any] | None = None,
+        intercoms: Mapping[str, bool] | None = None,
     ) -> None:
         self.provider = provider
         self.provider_type = provider_type
@@ -65,10 +79,33 @@ class Tracker:
         self.horizon = horizon
         self.baselined = baselined
         self.retention = retention
+        self.cursor: dict[str, Any] = dict(cursor or {})
+        self.intercoms: dict[str, bool] = dict(intercoms or {})
         self._open = {cid for cid, t in self.calls.items() if not t.state.terminal}
         self._next_prune = 0.0
 
     # TrackedView, for providers
+    @classmethod
+    def from_store(
+        cls,
+        provider: str,
+        provider_type: str,
+        calls: Mapping[str, Tracked],
+        stored: Mapping[str, Any],
+        retention: float,
+    ) -> Tracker:
+        """A tracker as the store left it (see `Diff.stored`)."""
+        return cls(
+            provider,
+            provider_type,
+            calls,
+            horizon=stored.get("horizon"),
+            baselined=bool(stored.get("baselined")),
+            retention=retention,
+            cursor=stored.get("provider"),
+            intercoms=stored.get("intercoms"),
+        )
+
     def known(self, call_id: str) -> Known | None:
         """What is stored about `call_id`, or None."""
         tracked = self.calls.get(call_id)
@@ -92,7 +129,12 @@ class Tracker:
 
     def diff(self, result: PollResult, now: datetime) -> Diff:
         """The events and stored changes one poll's result implies; changes nothing."""
-        out = Diff(horizon=self.horizon, baseline=not self.baselined)
+        out = Diff(
+            horizon=self.horizon,
+            baseline=not self.baselined,
+            cursor=self.cursor if result.cursor is None else result.cursor,
+            intercoms=self.intercoms,
+        )
         now_ts = now.timestamp()
         if out.baseline:
             created = [c.created_at.timestamp() for c in result.calls if c.created_at]
@@ -127,9 +169,34 @@ class Tracker:
             else:
                 out.events.append(self._event(call, prev.state, call.state, now))
         out.deletes.extend(cid for cid in result.gone if cid in self.calls)
+        if result.intercoms:
+            self._intercom_events(out, result.intercoms, now)
         if now_ts >= self._next_prune:
             self._prune(out, now_ts)
         return out
+
+    def _intercom_events(self, out: Diff, intercoms: Iterable[Intercom], now: datetime) -> None:
+        """Online/offline changes; a door first seen offline (after the baseline) is news too."""
+        out.intercoms = dict(self.intercoms)
+        for door in intercoms:
+            if door.is_online is None:
+                continue
+            key = str(door.id)
+            before = self.intercoms.get(key)
+            out.intercoms[key] = door.is_online
+            if before == door.is_online or (before is None and (door.is_online or out.baseline)):
+                continue
+            out.events.append(
+                Event(
+                    kind=EventKind.INTERCOM,
+                    provider=self.provider,
+                    provider_type=self.provider_type,
+                    from_state=None if before is None else ("online" if before else "offline"),
+                    to_state="online" if door.is_online else "offline",
+                    at=now.astimezone(UTC),
+                    intercom=door,
+                )
+            )
 
     def _prune(self, out: Diff, now_ts: float) -> None:
         cutoff = now_ts - self.retention
@@ -158,6 +225,8 @@ class Tracker:
             self.calls.pop(cid, None)
             self._open.discard(cid)
         self.horizon = diff.horizon
+        self.cursor = diff.cursor
+        self.intercoms = diff.intercoms
         self.baselined = True
         if diff.pruned_at is not None:
             self._next_prune = diff.pruned_at + PRUNE_EVERY

@@ -82,8 +82,15 @@ class Known:
 class TrackedView(Protocol):
     """The tracker's knowledge a provider may read to decide how far to page."""
 
-    baselined: bool
-    """False until the first poll was stored: history then needs no deeper read than one page."""
+    @property
+    def baselined(self) -> bool:
+        """False until the first poll was stored: history needs no deep read then."""
+        ...
+
+    @property
+    def cursor(self) -> Mapping[str, Any]:
+        """The provider's own stored position (a high-water mark, say) from its last poll."""
+        ...
 
     def known(self, call_id: str) -> Known | None:
         """The stored state of a call, or None when it was never seen (or was forgotten)."""
@@ -106,6 +113,8 @@ class PollResult:
     gone: list[str] = field(default_factory=list)
     intercoms: list[Intercom] = field(default_factory=list)
     skipped: int = 0
+    cursor: dict[str, Any] | None = None
+    """The provider's new position, stored with the poll; None leaves it as it was."""
 
 
 class Provider(Protocol):
