@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 
-from monitor.config import ProviderBase, VmsIntercomProvider
+from monitor.config import ProviderBase
+from monitor.providers.bandwidth import Bandwidth
 from monitor.providers.base import Provider, RequestObserver
+from monitor.providers.bird import Bird
+from monitor.providers.cinnox import Cinnox
 from monitor.providers.vms_intercom import VmsIntercom
+
+CLIENTS: dict[str, Callable[..., Any]] = {
+    VmsIntercom.type: VmsIntercom,
+    Bird.type: Bird,
+    Cinnox.type: Cinnox,
+    Bandwidth.type: Bandwidth,
+}
 
 
 def build(
     settings: ProviderBase, session: aiohttp.ClientSession, observe: RequestObserver | None = None
 ) -> Provider:
     """The client for one configured provider."""
-    if isinstance(settings, VmsIntercomProvider):
-        return VmsIntercom(settings, session, observe)
-    raise ValueError(f"provider {settings.name}: unsupported type")
+    client: Provider = CLIENTS[settings.type](settings, session, observe)  # type: ignore[attr-defined]
+    return client

@@ -11,7 +11,7 @@ import asyncio
 import email.utils
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import aiohttp
 import msgspec
 
+from monitor.config import ProviderBase
 from monitor.model import Call, CallState, Intercom
 
 
@@ -154,6 +155,9 @@ class LazyJson(Mapping[str, Any]):
         return len(self._decoded())
 
 
+Params = Mapping[str, Any] | Sequence[tuple[str, str]] | None
+"""Query parameters: a mapping, or pairs for repeated keys (`ids[]=1&ids[]=2`)."""
+
 RequestObserver = Callable[[str], None]
 """Called once per HTTP request with its status code, or `error` when none came back."""
 
@@ -195,7 +199,28 @@ class HttpClient:
         self._next_slot = 0.0
         self.requests = 0
 
-    async def get(self, url: str, params: Mapping[str, Any] | None = None) -> Response:
+    @classmethod
+    def for_provider(
+        cls,
+        settings: ProviderBase,
+        session: aiohttp.ClientSession,
+        observe: RequestObserver | None,
+        headers: Mapping[str, str],
+        auth: aiohttp.BasicAuth | None = None,
+    ) -> HttpClient:
+        """The client for one configured provider: its timeout, TLS setting and request budget."""
+        return cls(
+            session,
+            provider=settings.name,
+            timeout=settings.timeout,
+            headers=headers,
+            observe=observe,
+            auth=auth,
+            ssl=tls_context(settings.verify_tls),
+            min_interval=1.0 / settings.request_budget,
+        )
+
+    async def get(self, url: str, params: Params = None) -> Response:
         """GET `url`; retry timeouts, connection failures and 502/503/504 twice, then raise."""
         for attempt in range(len(self.RETRY_DELAYS) + 1):
             try:
@@ -215,7 +240,7 @@ class HttpClient:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _get_once(self, url: str, params: Mapping[str, Any] | None) -> Response:
+    async def _get_once(self, url: str, params: Params) -> Response:
         await self._pace()
         self.requests += 1
         name = self._provider
@@ -327,6 +352,19 @@ def parse_time(value: str | None, zone: tzinfo = UTC) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, as the APIs write it: `2024-12-22T02:33:25.633Z`."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def malformed(provider: str, what: str, exc: Exception, body: bytes = b"") -> BadResponse:
+    """A `BadResponse` for a page that is not the documented shape."""
+    detail = "an HTML page instead of JSON" if body.lstrip()[:1] == b"<" else str(exc)[:200]
+    return BadResponse(f"provider {provider}: malformed {what}: {detail}")
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext | bool:

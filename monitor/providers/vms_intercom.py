@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from datetime import UTC, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -17,17 +19,21 @@ from monitor.providers.base import (
     HttpClient,
     LazyJson,
     PollResult,
+    ProviderError,
     RequestObserver,
     RequestRejected,
     TrackedView,
+    malformed,
     parse_time,
-    tls_context,
 )
 
 log = structlog.get_logger("monitor.providers.vms_intercom")
 
 TYPE = "vms-intercom"
 CALLS_PATH = "/api/v1/intercom/calls"
+SHOWS_PATH = "/api/v1/intercom/shows"
+SHOWS_BATCH = 25
+"""The documented maximum of ids per `/intercom/shows` request."""
 STATES = {
     "ring": CallState.RINGING,
     "answered": CallState.ANSWERED,
@@ -64,6 +70,14 @@ class _Page(msgspec.Struct):
     meta: _Meta | None = None
 
 
+class _Door(msgspec.Struct):
+    id: int
+    title: str | None = None
+    address: str | None = None
+    is_online: bool | None = None
+    timetable: dict[str, Any] | None = None
+
+
 class _One(msgspec.Struct):
     data: msgspec.Raw
 
@@ -86,13 +100,14 @@ class VmsIntercom:
             UTC if settings.naive_timezone == "UTC" else ZoneInfo(settings.naive_timezone)
         )
         self._only = frozenset(settings.intercoms) if settings.intercoms else None
-        self.http = HttpClient(
+        self._status_interval = settings.status_interval or settings.poll_interval
+        self._next_status = 0.0
+        self._status_failing = False
+        self.http = HttpClient.for_provider(
+            settings,
             session,
-            provider=self.name,
-            timeout=settings.timeout,
-            observe=observe,
-            ssl=tls_context(settings.verify_tls),
-            headers={
+            observe,
+            {
                 "Authorization": f"Bearer {settings.token.get_secret_value()}",
                 "Accept": "application/json",
                 "X-Client": settings.client,
@@ -127,7 +142,37 @@ class VmsIntercom:
                 result.gone.append(call_id)
             elif self._wanted(followed):
                 result.calls.append(followed)
+        doors = set(self._only or view.cursor.get("doors", ()))
+        doors.update(c.intercom.id for c in result.calls if c.intercom is not None)
+        result.cursor = {"doors": sorted(doors)}
+        if doors and time.monotonic() >= self._next_status:
+            self._next_status = time.monotonic() + self._status_interval
+            try:
+                result.intercoms = await self._status(sorted(doors))
+            except ProviderError as exc:  # door status must never stop call monitoring
+                if not self._status_failing:
+                    log.warning("intercom status unavailable", provider=self.name, error=str(exc))
+                self._status_failing = True
+            else:
+                self._status_failing = False
         return result
+
+    async def _status(self, doors: list[int]) -> list[Intercom]:
+        """Online status and timetable of the watched doors, 25 ids per request."""
+        found: list[Intercom] = []
+        for i in range(0, len(doors), SHOWS_BATCH):
+            batch = doors[i : i + SHOWS_BATCH]
+            resp = await self.http.get(
+                self._base + SHOWS_PATH, [("ids[]", str(door)) for door in batch]
+            )
+            try:
+                listed = msgspec.json.decode(resp.body, type=list[_Door])
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise malformed(self.name, "intercom list", exc, resp.body) from None
+            found.extend(
+                Intercom(d.id, d.title, d.address, d.is_online, d.timetable) for d in listed
+            )
+        return found
 
     def _wanted(self, call: Call) -> bool:
         return self._only is None or (call.intercom is not None and call.intercom.id in self._only)
@@ -138,9 +183,7 @@ class VmsIntercom:
         try:
             body = msgspec.json.decode(resp.body, type=_Page)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise BadResponse(
-                f"provider {self.name}: malformed call list page {page}: {_short(exc, resp.body)}"
-            ) from None
+            raise malformed(self.name, f"call list page {page}", exc, resp.body) from None
         calls, skipped = [], 0
         for raw in body.data:
             call = self._decode(raw)
@@ -178,7 +221,7 @@ class VmsIntercom:
             answered = parse_time(rec.started_at, self._zone)
             ended = parse_time(rec.ended_at, self._zone)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            log.warning("record skipped", provider=self.name, problem=_short(exc, b""))
+            log.warning("record skipped", provider=self.name, problem=str(exc)[:200])
             return None
         intercom = None
         if rec.intercom is not None:
@@ -198,10 +241,3 @@ class VmsIntercom:
             marker=rec.status,  # every change of a VMS call is a change of its status
             raw=LazyJson(raw),
         )
-
-
-def _short(exc: Exception, body: bytes) -> str:
-    text = str(exc)
-    if body[:1] == b"<":
-        text = "an HTML page instead of JSON"
-    return text[:200]
