@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -15,7 +16,7 @@ import structlog
 
 from monitor import __version__, logs, yamldoc
 from monitor import config as config_mod
-from monitor.config import Config, NotifierConfig, VmsIntercomProvider
+from monitor.config import Config
 from monitor.yamldoc import SourceError, SourceErrors
 
 log = structlog.get_logger("monitor.cli")
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the daemon against the built-in simulator")
     demo.add_argument("--listen", default="127.0.0.1:9464", help="metrics address")
     demo.add_argument("--seed", type=int, default=None, help="traffic generator seed")
+    simulate = sub.add_parser("simulate", help="serve the built-in simulator of all four APIs")
+    simulate.add_argument("--listen", default="127.0.0.1:8080", help="address to serve on")
+    simulate.add_argument("--seed", type=int, default=None, help="traffic generator seed")
+    simulate.add_argument(
+        "--history", type=int, default=50, help="finished calls per API before traffic starts"
+    )
     return parser
 
 
@@ -59,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "simulate":
+            return cmd_simulate(args)
     except SourceErrors as exc:
         for error in exc.errors:
             print(logs.redactor.redact(str(error)), file=sys.stderr)
@@ -164,26 +173,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sim = Simulator(seed=args.seed)
         await sim.start(traffic=True, history=40)
         with tempfile.TemporaryDirectory(prefix="callmon-demo-") as tmp:
-            config = Config(
-                store=f"sqlite:///{tmp}/demo.db",
-                listen=args.listen,
-                rules=(str(demo_rules()),),
-                providers=(
-                    VmsIntercomProvider(
-                        name="front-door",
-                        type="vms-intercom",
-                        base_url=sim.base_url,
-                        token=sim.vms.token,
-                        poll_interval=1.0,
-                    ),
-                ),
-                notifiers={"ops-chat": NotifierConfig(urls=("console://",))},
+            config = Config.model_validate(
+                {
+                    "store": f"sqlite:///{tmp}/demo.db",
+                    "listen": args.listen,
+                    "rules": [str(demo_rules())],
+                    "providers": sim.provider_configs(poll_interval="1s"),
+                    "notifiers": {"ops-chat": {"urls": ["console://"]}},
+                }
             )
             rules = load_config_rules(config)
             daemon = Daemon(config, rules)
             install_signals(daemon)
             print(
-                f"callmon demo: simulated VMS intercom API at {sim.base_url}, "
+                f"callmon demo: four simulated call APIs at {sim.base_url}, "
                 f"metrics at http://{args.listen}/metrics; alerts print below. Ctrl-C stops.",
                 flush=True,
             )
@@ -191,6 +194,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 await _start(daemon)
             finally:
                 await sim.stop()
+
+    asyncio.run(main())
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from monitor.simulator.server import Simulator
+
+    host, _, port = args.listen.rpartition(":")
+    if not port.isdigit():
+        print(f"callmon simulate: --listen must be HOST:PORT, not {args.listen!r}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def main() -> None:
+        sim = Simulator(host=host.strip("[]") or "127.0.0.1", port=int(port), seed=args.seed)
+        try:
+            await sim.start(traffic=True, history=args.history)
+        except OSError as exc:
+            raise Failure(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+        print(f"# callmon simulator: four call APIs at {sim.base_url} (Ctrl-C stops)")
+        print("# a config that points callmon at it:")
+        print(sim.config_yaml(), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await sim.stop()
 
     asyncio.run(main())
     return EXIT_OK

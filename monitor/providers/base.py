@@ -175,6 +175,8 @@ class HttpClient:
     """Requests for one provider: a deadline on each, bounded retries, errors mapped to types."""
 
     RETRY_DELAYS = (0.25, 1.0)
+    MAX_INLINE_WAIT = 5.0
+    """A 429 asking for at most this many seconds is waited out within the poll."""
 
     def __init__(
         self,
@@ -221,22 +223,35 @@ class HttpClient:
         )
 
     async def get(self, url: str, params: Params = None) -> Response:
-        """GET `url`; retry timeouts, connection failures and 502/503/504 twice, then raise."""
-        for attempt in range(len(self.RETRY_DELAYS) + 1):
+        """GET `url`, retrying within this poll what is worth retrying (`retry_delay`)."""
+        attempt = 0
+        while True:
             try:
                 return await self._get_once(url, params)
-            except (Unreachable, ServerError) as exc:
-                if attempt == len(self.RETRY_DELAYS) or exc.status not in (None, 502, 503, 504):
+            except ProviderError as exc:
+                delay = self.retry_delay(exc, attempt)
+                if delay is None:
                     raise
-                await asyncio.sleep(self.RETRY_DELAYS[attempt])
-        raise AssertionError("unreachable")  # pragma: no cover
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def retry_delay(self, exc: ProviderError, attempt: int) -> float | None:
+        """Seconds to wait before repeating a failed request within the same poll, or None.
+
+        Timeouts, connection failures and 502/503/504 are repeated twice; a 429 whose wait is
+        short is waited out once. Everything else fails the poll, and the poller backs off.
+        """
+        if isinstance(exc, RateLimited):
+            wait = exc.retry_after if exc.retry_after is not None else 1.0
+            return wait if attempt == 0 and wait <= self.MAX_INLINE_WAIT else None
+        transient = isinstance(exc, Unreachable) or exc.status in (502, 503, 504)
+        if transient and attempt < len(self.RETRY_DELAYS):
+            return self.RETRY_DELAYS[attempt]
+        return None
 
     async def _pace(self) -> None:
-        if self._min_interval <= 0:
-            return
-        now = time.monotonic()
-        wait = self._next_slot - now
-        self._next_slot = max(now, self._next_slot) + self._min_interval
+        """Keep `min_interval` between the end of one request and the start of the next."""
+        wait = self._next_slot - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
 
@@ -257,13 +272,16 @@ class HttpClient:
                 body = await resp.read()
                 headers = {k.lower(): v for k, v in resp.headers.items()}
         except TimeoutError:
+            self._next_slot = time.monotonic() + self._min_interval
             self._observe("error")
             raise Unreachable(
                 f"provider {name}: no response within {self._timeout.total:g} s"
             ) from None
         except aiohttp.ClientError as exc:
+            self._next_slot = time.monotonic() + self._min_interval
             self._observe("error")
             raise Unreachable(f"provider {name}: request failed ({type(exc).__name__})") from None
+        self._next_slot = time.monotonic() + self._min_interval
         self._observe(str(resp.status))
         return _check(name, resp.status, headers, body)
 

@@ -1,15 +1,23 @@
-"""The simulator as one HTTP server on loopback: every fake API, plus the traffic that drives it."""
+"""The simulator on one loopback port: all four fake APIs and the traffic that drives them.
+
+Each API is served on its documented paths, so a client points its `base_url` at this server.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from monitor.simulator.bandwidth import BandwidthApi
+from monitor.simulator.bird import BirdApi
+from monitor.simulator.cinnox import CinnoxApi
+from monitor.simulator.common import Line
 from monitor.simulator.traffic import DEMO_PACE, Pace, Traffic
 from monitor.simulator.vms import VmsApi
 
@@ -34,10 +42,15 @@ class Simulator:
     ) -> None:
         self.host = host
         self.port = port
-        self.vms = VmsApi(clock=clock)
+        rng = random.Random(seed)
+        self.vms = VmsApi(clock=clock, rng=random.Random(rng.random()))
         for door_id, title, address in DOORS:
             self.vms.add_door(door_id, title, address)
-        self.traffic = Traffic(self.vms, pace, seed)
+        self.bird = BirdApi(clock=clock, rng=random.Random(rng.random()))
+        self.cinnox = CinnoxApi(clock=clock, rng=random.Random(rng.random()))
+        self.bandwidth = BandwidthApi(clock=clock, rng=random.Random(rng.random()))
+        self.lines: list[Line] = [self.vms, self.bird, self.cinnox, self.bandwidth]
+        self.traffic = Traffic(self.lines, pace, seed)
         self._runner: web.AppRunner | None = None
         self._traffic_task: asyncio.Task[None] | None = None
 
@@ -48,7 +61,8 @@ class Simulator:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.add_routes(self.vms.routes())
+        for api in (self.vms, self.bird, self.cinnox, self.bandwidth):
+            app.add_routes(api.routes())
         return app
 
     async def start(self, *, traffic: bool = False, history: int = 0) -> None:
@@ -72,16 +86,50 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def config_yaml(self, *, notifier_url: str = "console://") -> str:
-        """A config file that points callmon at this simulator."""
-        return (
-            f"providers:\n"
-            f"  - name: front-door\n"
-            f"    type: vms-intercom\n"
-            f"    base_url: {self.base_url}\n"
-            f"    token: {self.vms.token}\n"
-            f"    poll_interval: 1s\n"
-            f"notifiers:\n"
-            f"  ops-chat:\n"
-            f'    urls: ["{notifier_url}"]\n'
-        )
+    def provider_configs(self, poll_interval: str = "2s") -> list[dict[str, Any]]:
+        """One provider entry per fake API, with the credentials it accepts."""
+        base = self.base_url
+        return [
+            {
+                "name": "front-door",
+                "type": "vms-intercom",
+                "base_url": base,
+                "token": self.vms.token,
+                "poll_interval": poll_interval,
+            },
+            {
+                "name": "support",
+                "type": "bird",
+                "base_url": base,
+                "token": self.bird.access_key,
+                "workspace_id": self.bird.workspace_id,
+                "channel_id": self.bird.channel_id,
+                "poll_interval": poll_interval,
+            },
+            {
+                "name": "contact-centre",
+                "type": "cinnox",
+                "base_url": base,
+                "app_id": self.cinnox.app_id,
+                "token": self.cinnox.token,
+                "poll_interval": poll_interval,
+            },
+            {
+                "name": "sales",
+                "type": "bandwidth",
+                "base_url": base,
+                "user_id": self.bandwidth.user_id,
+                "api_token": self.bandwidth.api_token,
+                "api_secret": self.bandwidth.api_secret,
+                "poll_interval": poll_interval,
+            },
+        ]
+
+    def config_yaml(self, *, notifier_url: str = "console://", poll_interval: str = "2s") -> str:
+        """A config file that points callmon at every fake API."""
+        lines = ["providers:"]
+        for provider in self.provider_configs(poll_interval):
+            lines.append(f"  - name: {provider.pop('name')}")
+            lines.extend(f"    {key}: {value}" for key, value in provider.items())
+        lines += ["notifiers:", "  ops-chat:", f'    urls: ["{notifier_url}"]']
+        return "\n".join(lines) + "\n"

@@ -1,20 +1,23 @@
-"""Call traffic for the fake APIs: doors ring, get answered and hung up, or ring out unanswered."""
+"""Call traffic for the fake APIs: calls ring, get answered and hung up, or end unanswered."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.simulator.vms import VmsApi
+from monitor.simulator.common import Line
 
 
 @dataclass(frozen=True)
 class Pace:
-    """How busy the doors are and how long calls take, in seconds."""
+    """How busy the lines are, how calls end and how long they take, in seconds."""
 
     mean_gap: float = 8.0
     answer_rate: float = 0.6
+    reject_rate: float = 0.06
+    fail_rate: float = 0.04
     ring_min: float = 2.0
     ring_max: float = 12.0
     ring_timeout: float = 20.0
@@ -22,64 +25,90 @@ class Pace:
     talk_max: float = 40.0
 
 
-DEMO_PACE = Pace(mean_gap=6.0, ring_timeout=12.0)
+DEMO_PACE = Pace(mean_gap=4.0, ring_timeout=12.0)
 REALISTIC_PACE = Pace(
     mean_gap=120.0, ring_min=3.0, ring_max=30.0, ring_timeout=60.0, talk_min=10.0, talk_max=180.0
 )
 
 
 class Traffic:
-    """Drives calls on a `VmsApi` in real time until cancelled."""
+    """Plays calls out on the lines in real time until cancelled."""
 
-    def __init__(self, vms: VmsApi, pace: Pace = DEMO_PACE, seed: int | None = None) -> None:
-        self.vms = vms
+    def __init__(self, lines: Sequence[Line], pace: Pace = DEMO_PACE, seed: int | None = None):
+        self.lines = list(lines)
         self.pace = pace
         self.rng = random.Random(seed)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[str]] = set()
+
+    def outcome(self) -> str:
+        """How the next call ends: answered, missed, rejected or failed."""
+        roll, pace = self.rng.random(), self.pace
+        if roll < pace.answer_rate:
+            return "answered"
+        if roll < pace.answer_rate + pace.reject_rate:
+            return "rejected"
+        if roll < pace.answer_rate + pace.reject_rate + pace.fail_rate:
+            return "failed"
+        return "missed"
 
     def seed_history(self, count: int, *, span: float = 86400.0) -> None:
-        """Add `count` final calls spread over the `span` seconds before now."""
-        now = self.vms.clock()
-        doors = list(self.vms.doors)
-        for i in range(count):
-            created = now - span + span * i / max(1, count)
-            call = self.vms.ring(self.rng.choice(doors), at=created)
-            if self.rng.random() < self.pace.answer_rate:
-                answered = created + self.rng.uniform(self.pace.ring_min, self.pace.ring_max)
-                self.vms.answer(call.id, at=answered)
-                self.vms.end(call.id, at=answered + self.rng.uniform(10, 120))
-            else:
-                self.vms.miss(call.id)
+        """Give every line `count` finished calls spread over the `span` seconds before now."""
+        for line in self.lines:
+            now = line.clock()
+            for i in range(count):
+                start = now - span + span * i / max(1, count)
+                call = line.start_call(at=start)
+                self._finish(line, call, self.outcome(), start)
+
+    def _finish(self, line: Line, call: str, outcome: str, start: float) -> None:
+        pace, rng = self.pace, self.rng
+        if outcome == "answered":
+            answered = start + rng.uniform(pace.ring_min, pace.ring_max)
+            line.answer(call, at=answered)
+            line.hang_up(call, at=answered + rng.uniform(pace.talk_min, pace.talk_max))
+        elif outcome == "rejected":
+            line.reject(call, at=start + rng.uniform(pace.ring_min, pace.ring_max))
+        elif outcome == "failed":
+            line.fail(call, at=start + 1.0)
+        else:
+            line.no_answer(call, at=start + pace.ring_timeout)
 
     async def run(self, *, open_with_missed: bool = False) -> None:
-        """Ring a random door every so often, and play each call out in its own task.
+        """Start a call on a random line every so often; each plays out in its own task.
 
         `open_with_missed` starts with a call nobody answers, so a missed call shows early.
         """
-        first: bool | None = False if open_with_missed else None
+        first = open_with_missed
         try:
             while True:
-                gap = 1.0 if first is False else self.rng.expovariate(1.0 / self.pace.mean_gap)
+                gap = 1.0 if first else self.rng.expovariate(1.0 / self.pace.mean_gap)
                 await asyncio.sleep(gap)
-                door = self.rng.choice(list(self.vms.doors))
-                task = asyncio.create_task(self._call(door, answer=first))
-                first = None
+                line = self.lines[0] if first else self.rng.choice(self.lines)
+                outcome = "missed" if first else self.outcome()
+                first = False
+                task = asyncio.create_task(self.play(line, outcome))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
             for task in list(self._tasks):
                 task.cancel()
 
-    async def _call(self, door: int, answer: bool | None = None) -> None:
+    async def play(self, line: Line, outcome: str) -> str:
+        """Play one call out in real time; returns its id."""
         pace, rng = self.pace, self.rng
-        call = self.vms.ring(door)
-        if answer is None:
-            answer = rng.random() < pace.answer_rate
-        if answer:
+        call = line.start_call()
+        if outcome == "answered":
             await asyncio.sleep(rng.uniform(pace.ring_min, pace.ring_max))
-            self.vms.answer(call.id)
+            line.answer(call)
             await asyncio.sleep(rng.uniform(pace.talk_min, pace.talk_max))
-            self.vms.end(call.id)
+            line.hang_up(call)
+        elif outcome == "rejected":
+            await asyncio.sleep(rng.uniform(pace.ring_min, pace.ring_max))
+            line.reject(call)
+        elif outcome == "failed":
+            await asyncio.sleep(1.0)
+            line.fail(call)
         else:
             await asyncio.sleep(pace.ring_timeout)
-            self.vms.miss(call.id)
+            line.no_answer(call)
+        return call

@@ -8,6 +8,7 @@ It serves `/api/v1/intercom/calls` as a Laravel paginator (newest first, `links`
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,6 +102,8 @@ class VmsApi:
     calls: dict[int, VmsCall] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     wrap_single: bool = True
+    rng: random.Random = field(default_factory=random.Random)
+    name: str = "vms-intercom"
     requests: int = 0
     list_requests: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
@@ -117,16 +120,29 @@ class VmsApi:
         self.calls[call.id] = call
         return call
 
-    def answer(self, call_id: int, at: float | None = None) -> None:
-        call = self.calls[call_id]
+    def answer(self, call_id: int | str, at: float | None = None) -> None:
+        call = self.calls[int(call_id)]
         call.status, call.started = "answered", self.clock() if at is None else at
 
-    def end(self, call_id: int, at: float | None = None) -> None:
-        call = self.calls[call_id]
+    def end(self, call_id: int | str, at: float | None = None) -> None:
+        call = self.calls[int(call_id)]
         call.status, call.ended = "ended", self.clock() if at is None else at
 
-    def miss(self, call_id: int) -> None:
-        self.calls[call_id].status = "missed"
+    def miss(self, call_id: int | str, at: float | None = None) -> None:
+        self.calls[int(call_id)].status = "missed"
+
+    # --- the rest of the `Line` the traffic generator drives
+
+    def start_call(self, at: float | None = None) -> str:
+        """A call rings at a random door."""
+        return str(self.ring(self.rng.choice(sorted(self.doors)), at).id)
+
+    hang_up = end
+    no_answer = miss
+    # A door station has no "declined": rejecting on one device keeps it ringing on the others,
+    # so the call ends up missed; the same for a call that could not be set up.
+    reject = no_answer
+    fail = no_answer
 
     # --- HTTP
 
