@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ from monitor.providers.vms_intercom import VmsIntercom
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
 from monitor.tracker import Tracker
+from tests.conftest import Handler
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vms-intercom"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def settings(base_url: str, token: str = "sim-vms-token", **kw: Any) -> VmsIntercomProvider:
@@ -34,27 +34,6 @@ def settings(base_url: str, token: str = "sim-vms-token", **kw: Any) -> VmsInter
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[dict[str, Handler]], Awaitable[str]]]:
-    """Serve hand-written handlers (recorded payloads) on a real local port."""
-    runners: list[web.AppRunner] = []
-
-    async def start(routes: dict[str, Handler]) -> str:
-        app = web.Application()
-        for path, handler in routes.items():
-            app.router.add_get(path, handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 def pages(*bodies: Any) -> Handler:
@@ -271,3 +250,73 @@ async def test_only_the_configured_intercoms_are_tracked(
     client = VmsIntercom(settings(sim.base_url, intercoms=[180]), session)
     result = await client.poll(fresh_tracker())
     assert [c.intercom.id for c in result.calls if c.intercom] == [180]
+
+
+async def test_door_status_is_polled_in_batches_of_25(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    for door in range(1, 31):
+        sim.vms.add_door(1000 + door, f"Door {door}")
+    wanted = [158, 180, *range(1001, 1029)]  # 30 ids
+    client = VmsIntercom(settings(sim.base_url, intercoms=wanted), session)
+    result = await client.poll(fresh_tracker())
+    assert sim.vms.shows_requests == 2
+    assert len(result.intercoms) == 30
+    front = next(d for d in result.intercoms if d.id == 158)
+    assert (front.title, front.is_online) == ("Front door", True)
+    assert front.timetable is not None
+    assert front.timetable["days"][0]["type"] == "monday"
+
+
+async def test_a_door_going_offline_and_back_is_two_intercom_events(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    client = VmsIntercom(settings(sim.base_url, intercoms=[158, 180]), session)
+    tracker = fresh_tracker()
+
+    async def events() -> list[tuple[str, str | None, str]]:
+        client._next_status = 0.0  # status is due on every poll here
+        diff = tracker.diff(await client.poll(tracker), datetime.now(UTC))
+        tracker.apply(diff)
+        return [(str(e.kind), e.from_state, e.to_state) for e in diff.events]
+
+    assert await events() == []
+    sim.vms.doors[180].is_online = False
+    assert await events() == [("intercom", "online", "offline")]
+    assert await events() == []
+    sim.vms.doors[180].is_online = True
+    assert await events() == [("intercom", "offline", "online")]
+    assert tracker.intercoms == {"158": True, "180": True}
+
+
+async def test_the_vendors_shows_example_parses(serve: Any, session: aiohttp.ClientSession) -> None:
+    doors = json.loads((FIXTURES / "shows.json").read_text())
+
+    async def shows(request: web.Request) -> web.Response:
+        assert request.query.getall("ids[]") == ["180"]
+        return web.json_response(doors)
+
+    base = await serve(
+        {"/api/v1/intercom/calls": pages({"data": []}), "/api/v1/intercom/shows": shows}
+    )
+    result = await VmsIntercom(settings(base, intercoms=[180]), session).poll(fresh_tracker())
+    (home,) = result.intercoms
+    assert (home.id, home.title, home.address, home.is_online) == (180, "Home", "Cameras", True)
+    assert home.timetable is not None
+    assert home.timetable["days"][2] == {
+        "to": "23:59:59",
+        "from": "00:00:00+05:00",
+        "type": "saturday",
+    }
+
+
+async def test_door_status_failing_never_stops_call_monitoring(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim.vms.faults.add(Fault("status", status=500, api="vms-shows"))
+    sim.vms.ring(158)
+    result = await VmsIntercom(settings(sim.base_url, intercoms=[158]), session).poll(
+        fresh_tracker()
+    )
+    assert len(result.calls) == 1
+    assert result.intercoms == []

@@ -8,6 +8,7 @@ second; the default request budget keeps under it.
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,6 +69,11 @@ def canonical(state: str, answered: bool) -> CallState | None:
     return None
 
 
+def basic_auth(user: str, password: str) -> str:
+    """An HTTP Basic `Authorization` header value."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 def next_link(header: str | None) -> str | None:
     """The `rel="next"` URL of a `Link` header, if any."""
     match = _NEXT.search(header or "")
@@ -91,10 +97,12 @@ class Bandwidth:
             settings,
             session,
             observe,
-            {"Accept": "application/json"},
-            auth=aiohttp.BasicAuth(
-                settings.api_token.get_secret_value(), settings.api_secret.get_secret_value()
-            ),
+            {
+                "Accept": "application/json",
+                "Authorization": basic_auth(
+                    settings.api_token.get_secret_value(), settings.api_secret.get_secret_value()
+                ),
+            },
         )
         self._url = f"{settings.base_url.rstrip('/')}/v1/users/{settings.user_id}/calls/"
 

@@ -13,7 +13,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 import aiohttp
@@ -186,7 +186,6 @@ class HttpClient:
         timeout: float,
         headers: Mapping[str, str],
         observe: RequestObserver | None = None,
-        auth: aiohttp.BasicAuth | None = None,
         ssl: Any = True,
         min_interval: float = 0.0,
     ) -> None:
@@ -195,7 +194,6 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._headers = dict(headers)
         self._observe = observe or (lambda code: None)
-        self._auth = auth
         self._ssl = ssl
         self._min_interval = min_interval
         self._next_slot = 0.0
@@ -208,7 +206,6 @@ class HttpClient:
         session: aiohttp.ClientSession,
         observe: RequestObserver | None,
         headers: Mapping[str, str],
-        auth: aiohttp.BasicAuth | None = None,
     ) -> HttpClient:
         """The client for one configured provider: its timeout, TLS setting and request budget."""
         return cls(
@@ -217,7 +214,6 @@ class HttpClient:
             timeout=settings.timeout,
             headers=headers,
             observe=observe,
-            auth=auth,
             ssl=tls_context(settings.verify_tls),
             min_interval=1.0 / settings.request_budget,
         )
@@ -265,7 +261,6 @@ class HttpClient:
                 params=params,
                 headers=self._headers,
                 timeout=self._timeout,
-                auth=self._auth,
                 ssl=self._ssl,
                 allow_redirects=False,
             ) as resp:
@@ -370,6 +365,10 @@ def parse_time(value: str | None, zone: tzinfo = UTC) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
+
+
+CLOCK_SLACK = timedelta(seconds=60)
+"""Added to a time window's end, so a provider whose clock runs ahead loses no call."""
 
 
 def iso(moment: datetime) -> str:

@@ -16,6 +16,7 @@ import structlog
 from monitor.config import BirdProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
+    CLOCK_SLACK,
     BadResponse,
     HttpClient,
     LazyJson,
@@ -101,7 +102,7 @@ class Bird:
         params: dict[str, str | int] = {
             "limit": self._settings.limit,
             "startAt": iso(start),
-            "endAt": iso(now),
+            "endAt": iso(now + CLOCK_SLACK),
         }
         result = PollResult()
         seen: set[str] = set()

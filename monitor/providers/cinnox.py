@@ -16,6 +16,7 @@ import structlog
 from monitor.config import CinnoxProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
+    CLOCK_SLACK,
     HttpClient,
     LazyJson,
     PollResult,
@@ -99,7 +100,7 @@ class Cinnox:
         for number in range(MAX_PAGES):
             params = {
                 "startAt": iso(start),
-                "endAt": iso(now),
+                "endAt": iso(now + CLOCK_SLACK),
                 "offset": number * limit,
                 "limit": limit,
             }

@@ -8,12 +8,13 @@ per second: more draws 429 with `X-RateLimit-Reset` (epoch milliseconds).
 
 from __future__ import annotations
 
+import base64
 import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from monitor.simulator.common import Clock, RateLimit, rfc3339
 from monitor.simulator.faults import Faults
@@ -134,11 +135,10 @@ class BandwidthApi:
         fault = await self.faults.apply("bandwidth")
         if fault is not None:
             return fault
-        try:
-            auth = BasicAuth.decode(request.headers.get("Authorization", ""))
-        except ValueError:
-            auth = None
-        if auth is None or (auth.login, auth.password) != (self.api_token, self.api_secret):
+        if _basic_credentials(request.headers.get("Authorization", "")) != (
+            self.api_token,
+            self.api_secret,
+        ):
             return _error(401, "unauthorized", "unauthorized", "Invalid credentials")
         if request.match_info["user"] != self.user_id:
             return _error(403, "forbidden", "forbidden", "Access to this user is not allowed")
@@ -204,6 +204,18 @@ class BandwidthApi:
         if call is None:
             return _error(404, "not-found", "call-not-found", "The call was not found")
         return web.json_response(call.events())
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) from an HTTP Basic `Authorization` header, or None."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
 
 
 def _error(

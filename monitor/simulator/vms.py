@@ -69,6 +69,22 @@ class Door:
             "updated_at": _iso(now),
         }
 
+    def shows_json(self, now: float) -> dict[str, Any]:
+        """The door as `/intercom/shows` lists it: with its status and timetable."""
+        body = self.as_json(now)
+        body.update(
+            is_enabled=True,
+            status="confirmed",
+            timetable={
+                "days": [
+                    {"type": day, "from": "08:00:00+00:00", "to": "18:00:00"}
+                    for day in ("monday", "tuesday", "wednesday", "thursday", "friday")
+                ],
+                "intervals": [],
+            },
+        )
+        return body
+
 
 @dataclass
 class VmsCall:
@@ -106,6 +122,7 @@ class VmsApi:
     name: str = "vms-intercom"
     requests: int = 0
     list_requests: int = 0
+    shows_requests: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     # --- the platform's behaviour, for the traffic generator and tests
@@ -226,6 +243,9 @@ class VmsApi:
         return web.json_response({"data": record} if self.wrap_single else record)
 
     async def _shows(self, request: web.Request) -> web.StreamResponse:
+        fault = await self.faults.apply("vms-shows")
+        if fault is not None:
+            return fault
         denied = self._check(request)
         if denied is not None:
             return denied
@@ -235,10 +255,11 @@ class VmsApi:
             return _invalid("ids", "The ids field must be an array of integers.")
         if not ids:
             return _invalid("ids", "The ids field is required.")
+        self.shows_requests += 1
         if len(ids) > 25:
             return _invalid("ids", "The ids may not have more than 25 items.")
         now = self.clock()
-        return web.json_response([self.doors[i].as_json(now) for i in ids if i in self.doors])
+        return web.json_response([self.doors[i].shows_json(now) for i in ids if i in self.doors])
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
         try:
