@@ -142,3 +142,73 @@ async def test_provider_outage_is_one_alert_and_one_recovery(
     assert 'callmon_provider_up{provider="front-door"} 1.0' in body
     assert 'callmon_provider_requests_total{code="503",provider="front-door"}' in body
     await daemon.terminate()
+
+
+async def test_every_provider_end_to_end(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    sim.cinnox.late = (0.0, 0.5)
+    sim.traffic.seed_history(20)
+    port = free_port()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: missed\n"
+        "    when: {to: missed}\n"
+        "    notify: [ops-chat]\n"
+        "    title: 'missed on {{ provider }}'\n"
+    )
+    providers = "\n".join(
+        "  - {" + ", ".join(f"{k}: '{v}'" for k, v in p.items()) + "}"
+        for p in sim.provider_configs(poll_interval="300ms")
+    )
+    config = (
+        f"store: sqlite:///{tmp_path / 'state.db'}\nlisten: 127.0.0.1:{port}\n"
+        f"rules: [{rules}]\nproviders:\n{providers}\n"
+        f"notifiers:\n  ops-chat: {{urls: ['{receiver.url}']}}\n"
+    )
+    daemon = daemon_factory(config)
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: daemon.logs().count("baseline taken") == 4, timeout=20)
+
+    lines = [sim.vms, sim.bird, sim.cinnox, sim.bandwidth]
+    missed = [line.start_call() for line in lines]
+    answered = [line.start_call() for line in lines]
+    await asyncio.sleep(2.5)  # every provider sees both ringing (Bandwidth: 1 request/s)
+    for line, call in zip(lines, answered, strict=True):
+        line.answer(call)
+    for line, call in zip(lines, missed, strict=True):
+        line.no_answer(call)
+    await asyncio.sleep(2.5)
+    for line, call in zip(lines, answered, strict=True):
+        line.hang_up(call)
+    await wait_for(lambda: len(receiver.received) >= 4, timeout=20)
+    await asyncio.sleep(3.0)
+    assert sorted(receiver.titles()) == [
+        "missed on contact-centre",
+        "missed on front-door",
+        "missed on sales",
+        "missed on support",
+    ]
+    body = await metrics(port)
+
+    def transitions(provider: str, frm: str, to: str) -> float:
+        label = f'from_state="{frm}",provider="{provider}",to_state="{to}"'
+        for line in body.splitlines():
+            if line.startswith(f"callmon_call_transitions_total{{{label}}}"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    for provider in ("front-door", "support", "sales"):
+        assert transitions(provider, "none", "ringing") == 2
+        assert transitions(provider, "ringing", "answered") == 1
+        assert transitions(provider, "answered", "ended") == 1
+        assert transitions(provider, "ringing", "missed") == 1
+    assert transitions("contact-centre", "none", "ended") == 1
+    assert transitions("contact-centre", "none", "missed") == 1
+    assert 'callmon_provider_requests_total{code="429",provider="sales"}' not in body
+    assert await daemon.terminate() == 0

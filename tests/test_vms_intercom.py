@@ -151,7 +151,7 @@ async def test_steady_state_costs_one_list_request(
     assert sim.vms.list_requests - before == 1
 
 
-async def test_pages_until_a_page_holds_nothing_new(
+async def test_pages_until_a_page_holds_a_call_seen_before(
     sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
     sim.traffic.seed_history(30)
@@ -162,7 +162,7 @@ async def test_pages_until_a_page_holds_nothing_new(
         sim.vms.miss(sim.vms.ring(158).id)
     before = sim.vms.list_requests
     result = await client.poll(tracker)
-    assert sim.vms.list_requests - before == 3  # 10 new, 5 new + 5 known, 10 known
+    assert sim.vms.list_requests - before == 2  # 10 new, then 5 new + 5 known: stop
     events = tracker.diff(result, datetime.now(UTC)).events
     assert len(events) == 15  # older history on page 3 is recorded without events
 

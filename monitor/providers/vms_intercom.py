@@ -116,22 +116,27 @@ class VmsIntercom:
         )
 
     async def poll(self, view: TrackedView) -> PollResult:
-        """Read pages newest first until one holds nothing new or changed; follow open calls."""
+        """Read pages newest first while every call on them is new; follow open calls by id.
+
+        New calls only ever appear at the top (the newest first), so once a page holds a call
+        seen before, every newer call was on the pages read. Calls still in progress that were
+        not on them are fetched one by one.
+        """
         result = PollResult()
         seen: set[str] = set()
         page, last_page = 1, 1
         while page <= min(last_page, MAX_PAGES):
             calls, last_page, skipped = await self._page(page)
             result.skipped += skipped
-            fresh = False
+            all_new = bool(calls)
             for call in calls:
                 if call.id in seen:
                     continue  # pushed down a page by newer calls while we paged
                 seen.add(call.id)
-                fresh = fresh or view.changed(call)
+                all_new = all_new and view.known(call.id) is None and view.changed(call)
                 if self._wanted(call):
                     result.calls.append(call)
-            if not fresh or not view.baselined:
+            if not all_new or not view.baselined:
                 break  # the baseline needs only the newest page: older calls are history
             page += 1
         for call_id in view.open_calls():

@@ -82,6 +82,7 @@ class BandwidthApi:
     rng: random.Random = field(default_factory=random.Random)
     name: str = "bandwidth"
     list_requests: int = 0
+    requests: int = 0
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def _now(self, at: float | None) -> float:
@@ -132,6 +133,7 @@ class BandwidthApi:
         ]
 
     async def _guard(self, request: web.Request) -> web.StreamResponse | None:
+        self.requests += 1
         fault = await self.faults.apply("bandwidth")
         if fault is not None:
             return fault

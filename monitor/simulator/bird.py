@@ -79,6 +79,7 @@ class BirdApi:
     rng: random.Random = field(default_factory=random.Random)
     name: str = "bird"
     list_requests: int = 0
+    requests: int = 0
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     # --- the line the traffic drives
@@ -137,6 +138,7 @@ class BirdApi:
         return [web.get(base, self._list), web.get(base + "/{call}", self._one)]
 
     async def _guard(self, request: web.Request) -> web.StreamResponse | None:
+        self.requests += 1
         fault = await self.faults.apply("bird")
         if fault is not None:
             return fault

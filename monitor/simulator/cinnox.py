@@ -87,6 +87,7 @@ class CinnoxApi:
     rng: random.Random = field(default_factory=random.Random)
     name: str = "cinnox"
     list_requests: int = 0
+    requests: int = 0
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def _now(self, at: float | None) -> float:
@@ -138,6 +139,7 @@ class CinnoxApi:
         return [web.get("/v1/api/apps/{app}/data/call-log", self._list)]
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
         fault = await self.faults.apply("cinnox")
         if fault is not None:
             return fault
