@@ -116,3 +116,42 @@ def test_run_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
     assert "tok-123456" not in result.stderr + result.stdout
+
+
+def test_simulate_serves_all_four_apis_and_prints_a_config_that_checks(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "simulate", "--listen", f"127.0.0.1:{port}",
+         "--seed", "3", "--history", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        printed = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            printed.append(line)
+            if line.startswith("    urls:"):
+                break
+        config = "".join(line for line in printed if not line.startswith("#"))
+        assert f"base_url: http://127.0.0.1:{port}" in config
+        assert {"type: vms-intercom", "type: bird", "type: cinnox", "type: bandwidth"} <= {
+            line.strip() for line in config.splitlines()
+        }
+        path = tmp_path / "callmon.yaml"
+        path.write_text(config.replace('"console://"', "'json://127.0.0.1:1/x'") + "rules: []\n")
+        checked = callmon("check", "-c", str(path))
+        assert checked.returncode == 0, checked.stderr
+        assert checked.stdout.strip() == "ok: 4 providers, 1 notifiers, 0 rules"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0

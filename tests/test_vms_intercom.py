@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 
 from monitor.config import VmsIntercomProvider
@@ -203,9 +204,15 @@ async def test_a_malformed_record_is_skipped_and_the_rest_kept(
     broken = {**record(2), "id": "not-a-number"}
     unknown = {**record(3), "status": "teleported"}
     base = await serve({"/api/v1/intercom/calls": pages({"data": [record(1), broken, unknown]})})
-    result = await VmsIntercom(settings(base), session).poll(fresh_tracker())
+    with structlog.testing.capture_logs() as logs:
+        result = await VmsIntercom(settings(base), session).poll(fresh_tracker())
     assert [c.id for c in result.calls] == ["1"]
     assert result.skipped == 2
+    problems = [(e["provider"], e["problem"]) for e in logs if e["event"] == "record skipped"]
+    assert problems == [
+        ("front-door", "Expected `int`, got `str` - at `$.id`"),
+        ("front-door", "unknown status 'teleported'"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,92 @@
+"""The pipeline: one transaction per poll, memory only after the commit, metrics per event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.model import Call, CallState, Intercom
+from monitor.pipeline import Pipeline
+from monitor.providers.base import PollResult
+from monitor.rules.loader import Context, load_rules
+from monitor.store import Delivery, SqliteStore, StoreError
+from monitor.telemetry import Telemetry
+from monitor.tracker import Diff, Tracker
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+class BrokenStore(SqliteStore):
+    """A real SQLite store whose commits fail, as a full disk would make them."""
+
+    async def commit(self, provider: str, diff: Diff, cursor: Any,
+                     deliveries: Sequence[Delivery]) -> int:
+        raise StoreError("store: disk full")
+
+
+def rules(tmp_path: Path) -> Any:
+    path = tmp_path / "r.yaml"
+    path.write_text("rules:\n  - {name: missed, when: {to: missed}, notify: [chat]}\n")
+    return load_rules([path], Context(notifiers=["chat"], providers=[]))
+
+
+def value(telemetry: Telemetry, name: str, **labels: str) -> float | None:
+    return telemetry.registry.get_sample_value(name, labels)
+
+
+async def test_a_missed_call_is_queued_counted_and_remembered(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "s.db"))
+    telemetry = Telemetry(CollectorRegistry())
+    woken: list[str] = []
+    pipeline = Pipeline(store, telemetry, rules(tmp_path), {"chat": 2}, wake=woken.append)
+    tracker = Tracker("door", "vms-intercom", baselined=True)
+    ring = Call(id="1", state=CallState.RINGING, raw_status="ring", created_at=T0, marker="r")
+    await pipeline.process(tracker, PollResult(calls=[ring]), T0)
+    missed = Call(id="1", state=CallState.MISSED, raw_status="missed", created_at=T0, marker="m")
+    await pipeline.process(tracker, PollResult(calls=[missed]), T0.replace(second=30))
+    assert woken == ["chat"]
+    assert await store.pending_count("chat") == 2  # one per apprise URL
+    transitions = "callmon_call_transitions_total"
+    assert value(telemetry, transitions, provider="door", from_state="ringing",
+                 to_state="missed") == 1
+    assert value(telemetry, "callmon_call_ring_seconds_sum", provider="door",
+                 outcome="missed") == 30.0
+    assert value(telemetry, "callmon_rule_fired_total", rule="missed") == 1
+    assert value(telemetry, "callmon_calls_active", provider="door", state="ringing") == 0
+    reopened = await store.load_provider("door")
+    assert reopened.calls["1"].state is CallState.MISSED
+    await store.close()
+
+
+async def test_a_failed_commit_changes_nothing_so_the_next_poll_repeats_it(
+    tmp_path: Path,
+) -> None:
+    store = BrokenStore(str(tmp_path / "s.db"))
+    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), rules(tmp_path), {"chat": 1})
+    tracker = Tracker("door", "vms-intercom", baselined=True)
+    missed = Call(id="1", state=CallState.MISSED, raw_status="missed", created_at=T0, marker="m")
+    with pytest.raises(StoreError):
+        await pipeline.process(tracker, PollResult(calls=[missed]), T0)
+    assert tracker.known("1") is None
+    assert len(tracker.diff(PollResult(calls=[missed]), T0).events) == 1
+    await store.close()
+
+
+async def test_door_status_feeds_the_online_gauge(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "s.db"))
+    telemetry = Telemetry(CollectorRegistry())
+    pipeline = Pipeline(store, telemetry, [], {})
+    tracker = Tracker("door", "vms-intercom", baselined=True)
+    doors = [Intercom(158, "Front", is_online=True), Intercom(180, "Gate", is_online=False)]
+    diff = await pipeline.process(tracker, PollResult(intercoms=doors), T0)
+    assert [(e.intercom.id, e.to_state) for e in diff.events if e.intercom] == [(180, "offline")]
+    assert value(telemetry, "callmon_intercom_online", provider="door", intercom="158") == 1
+    assert value(telemetry, "callmon_intercom_online", provider="door", intercom="180") == 0
+    state = await store.load_provider("door")
+    assert state.cursor["intercoms"] == {"158": True, "180": False}
+    await store.close()
