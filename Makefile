@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint fmt bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/ruff format --check monitor tests bench
 	$(BIN)/mypy
+
+fmt: $(VENV)/.installed
+	$(BIN)/ruff check --fix monitor tests bench
+	$(BIN)/ruff format monitor tests bench
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/tracker_bench.py

@@ -129,9 +129,22 @@ def test_simulate_serves_all_four_apis_and_prints_a_config_that_checks(tmp_path:
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "simulate", "--listen", f"127.0.0.1:{port}",
-         "--seed", "3", "--history", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "simulate",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--seed",
+            "3",
+            "--history",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None

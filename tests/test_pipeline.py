@@ -24,8 +24,9 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 class BrokenStore(SqliteStore):
     """A real SQLite store whose commits fail, as a full disk would make them."""
 
-    async def commit(self, provider: str, diff: Diff, cursor: Any,
-                     deliveries: Sequence[Delivery]) -> int:
+    async def commit(
+        self, provider: str, diff: Diff, cursor: Any, deliveries: Sequence[Delivery]
+    ) -> int:
         raise StoreError("store: disk full")
 
 
@@ -52,10 +53,12 @@ async def test_a_missed_call_is_queued_counted_and_remembered(tmp_path: Path) ->
     assert woken == ["chat"]
     assert await store.pending_count("chat") == 2  # one per apprise URL
     transitions = "callmon_call_transitions_total"
-    assert value(telemetry, transitions, provider="door", from_state="ringing",
-                 to_state="missed") == 1
-    assert value(telemetry, "callmon_call_ring_seconds_sum", provider="door",
-                 outcome="missed") == 30.0
+    assert (
+        value(telemetry, transitions, provider="door", from_state="ringing", to_state="missed") == 1
+    )
+    assert (
+        value(telemetry, "callmon_call_ring_seconds_sum", provider="door", outcome="missed") == 30.0
+    )
     assert value(telemetry, "callmon_rule_fired_total", rule="missed") == 1
     assert value(telemetry, "callmon_calls_active", provider="door", state="ringing") == 0
     reopened = await store.load_provider("door")
