@@ -7,7 +7,9 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
@@ -20,10 +22,13 @@ from monitor.notify.delivery import RetryPolicy, Worker
 from monitor.notify.sender import Sender, warm_up
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller
-from monitor.rules.engine import Rule
+from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
+from monitor.rules.match import Rule
+from monitor.rules.schedule import Schedule, from_config
+from monitor.rules.state import RuleState
 from monitor.rules.templates import Templates
-from monitor.store import open_store
+from monitor.store import StoreError, open_store
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
 from monitor.web import Readiness, build_app
@@ -34,13 +39,28 @@ log = structlog.get_logger("monitor.app")
 GRACE_SECONDS = 10.0
 
 
+TICK_SECONDS = 1.0
+"""How often timers, groups and digests are checked."""
+
+
 def rules_context(config: Config) -> Context:
     """What rule files are checked against for this config."""
     return Context(
         notifiers=list(config.notifiers),
         providers=[p.name for p in config.providers],
         templates=Templates(config.zone),
+        schedules=list(config.schedules),
     )
+
+
+def build_schedules(config: Config) -> dict[str, Schedule]:
+    """The config's named schedules, each in its own timezone or the config's."""
+    return {
+        name: from_config(
+            name, s.days, s.from_, s.to, ZoneInfo(s.timezone) if s.timezone else config.zone
+        )
+        for name, s in config.schedules.items()
+    }
 
 
 def load_config_rules(config: Config) -> list[Rule]:
@@ -69,6 +89,7 @@ class Daemon:
         self.workers: dict[str, list[Worker]] = {}
         self.stopping = asyncio.Event()
         self.pipeline: Pipeline | None = None
+        self._dropped_state: dict[Any, Any] = {}
 
     def _provider_status(self) -> dict[str, Any]:
         return {
@@ -87,8 +108,9 @@ class Daemon:
             for error in exc.errors:
                 log.error("rule reload rejected; previous rules stay in force", error=str(error))
             return
+        self.rules = rules
         if self.pipeline is not None:
-            self.pipeline.rules = rules
+            self._dropped_state.update(self.pipeline.engine.set_rules(rules))
         self.telemetry.declare((), (), [r.name for r in rules])
         log.info("rules reloaded", rules=len(rules))
 
@@ -130,10 +152,16 @@ class Daemon:
                     )
                     for i, url in enumerate(notifier.urls)
                 ]
+            engine = Engine(
+                self.rules,
+                build_schedules(config),
+                zone=config.zone,
+                state=RuleState(await store.load_rule_state()),
+            )
             self.pipeline = Pipeline(
                 store,
                 self.telemetry,
-                self.rules,
+                engine,
                 {name: len(n.urls) for name, n in config.notifiers.items()},
                 wake=self._wake,
             )
@@ -169,6 +197,7 @@ class Daemon:
             for ws in self.workers.values()
             for w in ws
         ]
+        tick_task = asyncio.create_task(self._tick(), name="rules:tick")
         log.info(
             "callmon running",
             providers=len(self.pollers),
@@ -181,10 +210,25 @@ class Daemon:
         try:
             await self.stopping.wait()
         finally:
-            for task in poll_tasks:
+            for task in [*poll_tasks, tick_task]:
                 task.cancel()
-            await asyncio.gather(*poll_tasks, return_exceptions=True)
+            await asyncio.gather(*poll_tasks, tick_task, return_exceptions=True)
             await self._drain(send_tasks)
+
+    async def _tick(self) -> None:
+        """Fire due timers and flush due groups and digests, once a second."""
+        assert self.pipeline is not None
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            if self._dropped_state:
+                dropped, self._dropped_state = self._dropped_state, {}
+                await self.pipeline.store.commit_rules(dropped, [])
+                self.pipeline.engine.state.apply(dropped)
+            down = frozenset(p.settings.name for p in self.pollers if p.up is False)
+            try:
+                await self.pipeline.tick(datetime.now(UTC), down)
+            except StoreError as exc:
+                log.error("store write failed; rule timers will be retried", error=str(exc))
 
     async def _drain(self, send_tasks: list[asyncio.Task[None]]) -> None:
         """Give the delivery workers up to the grace period to send what is due, then stop."""

@@ -2,7 +2,7 @@
 
 diff (tracker, pure) → rules (engine, pure) → commit (store) → apply to memory → metrics → wake the
 delivery workers. Memory changes only after the store has committed, so a crash at any point
-replays the same poll and the outbox's idempotency keys drop what was already queued.
+replays the same poll, and the outbox's idempotency keys drop what was already queued.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from datetime import datetime
 
 import structlog
 
-from monitor.model import CallState, Event, EventKind
+from monitor.model import Alert, CallState, Event, EventKind
 from monitor.providers.base import PollResult
-from monitor.rules.engine import Firing, Rule, evaluate
+from monitor.rules.engine import Engine, Outcome
 from monitor.store.base import Delivery, Store
 from monitor.telemetry import Telemetry
 from monitor.tracker import Diff, Tracker
@@ -25,13 +25,13 @@ EventSink = Callable[[Event], None]
 
 
 class Pipeline:
-    """Turns poll results and provider health changes into stored state and outbox entries."""
+    """Turns poll results, health changes and clock ticks into stored state and outbox entries."""
 
     def __init__(
         self,
         store: Store,
         telemetry: Telemetry,
-        rules: Sequence[Rule],
+        engine: Engine,
         targets: Mapping[str, int],
         *,
         wake: Callable[[str], None] = lambda notifier: None,
@@ -39,27 +39,35 @@ class Pipeline:
     ) -> None:
         self.store = store
         self.telemetry = telemetry
-        self.rules = list(rules)
+        self.engine = engine
         self._targets = dict(targets)
         self._wake = wake
         self._sinks = list(sinks)
 
-    def deliveries(self, firings: Iterable[Firing]) -> list[Delivery]:
+    def deliveries(self, alerts: Iterable[Alert]) -> list[Delivery]:
         """One delivery per alert per apprise URL of its notifier."""
         return [
             Delivery(alert, target)
-            for firing in firings
-            for alert in firing.alerts
+            for alert in alerts
             for target in range(self._targets.get(alert.notifier, 0))
         ]
 
-    async def process(self, tracker: Tracker, result: PollResult, now: datetime) -> Diff:
-        """Diff a poll against the tracker, decide alerts, commit, then update memory."""
+    async def process(
+        self, tracker: Tracker, result: PollResult, now: datetime, *, backlog: bool = False
+    ) -> Diff:
+        """Diff a poll against the tracker, decide alerts, commit, then update memory.
+
+        `backlog` (the first poll after an outage) sums up each rule's call alerts in one message.
+        """
         diff = tracker.diff(result, now)
-        firings = [f for event in diff.events for f in evaluate(self.rules, event, now)]
-        deliveries = self.deliveries(firings)
-        queued = await self.store.commit(tracker.provider, diff, diff.stored(), deliveries)
+        if result.intercoms:
+            self.engine.update_timetables(tracker.provider, result.intercoms)
+        outcome = self.engine.process(diff.events, now, backlog=backlog)
+        queued = await self.store.commit(
+            tracker.provider, diff, diff.stored(), self.deliveries(outcome.alerts), outcome.changes
+        )
         tracker.apply(diff)
+        self.engine.apply(outcome)
         if diff.baseline:
             log.info(
                 "baseline taken",
@@ -69,21 +77,28 @@ class Pipeline:
             )
         if result.skipped:
             self.telemetry.records_skipped.labels(tracker.provider).inc(result.skipped)
-        self._observe(tracker, diff.events, firings, queued)
+        self._observe(tracker, diff.events, outcome, queued)
         return diff
 
     async def emit(self, events: Sequence[Event], now: datetime) -> None:
-        """Evaluate and queue events that change no tracked call (provider health)."""
-        firings = [f for event in events for f in evaluate(self.rules, event, now)]
-        queued = await self.store.enqueue(self.deliveries(firings)) if firings else 0
-        self._observe(None, events, firings, queued)
+        """Evaluate and store events that change no tracked call (provider health)."""
+        await self._commit_outcome(self.engine.process(events, now), events)
+
+    async def tick(self, now: datetime, down: frozenset[str] = frozenset()) -> None:
+        """Fire due timers and flush due groups and digests."""
+        outcome = self.engine.tick(now, down)
+        if outcome:
+            await self._commit_outcome(outcome, ())
+
+    async def _commit_outcome(self, outcome: Outcome, events: Sequence[Event]) -> None:
+        queued = 0
+        if outcome:
+            queued = await self.store.commit_rules(outcome.changes, self.deliveries(outcome.alerts))
+            self.engine.apply(outcome)
+        self._observe(None, events, outcome, queued)
 
     def _observe(
-        self,
-        tracker: Tracker | None,
-        events: Sequence[Event],
-        firings: Sequence[Firing],
-        queued: int,
+        self, tracker: Tracker | None, events: Sequence[Event], outcome: Outcome, queued: int
     ) -> None:
         t = self.telemetry
         for event in events:
@@ -105,10 +120,8 @@ class Pipeline:
                 t.calls_active.labels(tracker.provider, state.value).set(counts.get(state, 0))
             for door, online in tracker.intercoms.items():
                 t.intercom_online.labels(tracker.provider, door).set(1 if online else 0)
-        notified: set[str] = set()
-        for firing in firings:
-            t.rule_fired.labels(firing.rule).inc()
-            notified.update(alert.notifier for alert in firing.alerts)
+        for rule in outcome.fired:
+            t.rule_fired.labels(rule).inc()
         if queued:
-            for notifier in notified:
+            for notifier in {alert.notifier for alert in outcome.alerts}:
                 self._wake(notifier)

@@ -90,7 +90,7 @@ class Poller:
             self.telemetry.poll_duration.labels(name).observe(time.perf_counter() - started)
         now = self._clock()
         try:
-            await self.pipeline.process(self.tracker, result, now)
+            await self.pipeline.process(self.tracker, result, now, backlog=self.up is False)
         except StoreError as exc:
             log.error(
                 "store write failed; the poll will be repeated", provider=name, error=str(exc)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from monitor.model import Call, CallState, Intercom
 from monitor.pipeline import Pipeline
 from monitor.providers.base import PollResult
+from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
 from monitor.store import Delivery, SqliteStore, StoreError
 from monitor.telemetry import Telemetry
@@ -25,7 +26,12 @@ class BrokenStore(SqliteStore):
     """A real SQLite store whose commits fail, as a full disk would make them."""
 
     async def commit(
-        self, provider: str, diff: Diff, cursor: Any, deliveries: Sequence[Delivery]
+        self,
+        provider: str,
+        diff: Diff,
+        cursor: Any,
+        deliveries: Sequence[Delivery],
+        rule_changes: Any = None,
     ) -> int:
         raise StoreError("store: disk full")
 
@@ -44,7 +50,7 @@ async def test_a_missed_call_is_queued_counted_and_remembered(tmp_path: Path) ->
     store = SqliteStore(str(tmp_path / "s.db"))
     telemetry = Telemetry(CollectorRegistry())
     woken: list[str] = []
-    pipeline = Pipeline(store, telemetry, rules(tmp_path), {"chat": 2}, wake=woken.append)
+    pipeline = Pipeline(store, telemetry, Engine(rules(tmp_path)), {"chat": 2}, wake=woken.append)
     tracker = Tracker("door", "vms-intercom", baselined=True)
     ring = Call(id="1", state=CallState.RINGING, raw_status="ring", created_at=T0, marker="r")
     await pipeline.process(tracker, PollResult(calls=[ring]), T0)
@@ -70,7 +76,7 @@ async def test_a_failed_commit_changes_nothing_so_the_next_poll_repeats_it(
     tmp_path: Path,
 ) -> None:
     store = BrokenStore(str(tmp_path / "s.db"))
-    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), rules(tmp_path), {"chat": 1})
+    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), Engine(rules(tmp_path)), {"chat": 1})
     tracker = Tracker("door", "vms-intercom", baselined=True)
     missed = Call(id="1", state=CallState.MISSED, raw_status="missed", created_at=T0, marker="m")
     with pytest.raises(StoreError):
@@ -83,7 +89,7 @@ async def test_a_failed_commit_changes_nothing_so_the_next_poll_repeats_it(
 async def test_door_status_feeds_the_online_gauge(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "s.db"))
     telemetry = Telemetry(CollectorRegistry())
-    pipeline = Pipeline(store, telemetry, [], {})
+    pipeline = Pipeline(store, telemetry, Engine([]), {})
     tracker = Tracker("door", "vms-intercom", baselined=True)
     doors = [Intercom(158, "Front", is_online=True), Intercom(180, "Gate", is_online=False)]
     diff = await pipeline.process(tracker, PollResult(intercoms=doors), T0)

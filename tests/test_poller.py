@@ -15,6 +15,7 @@ from monitor.model import Event
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller, backoff
 from monitor.providers.vms_intercom import VmsIntercom
+from monitor.rules.engine import Engine
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
 from monitor.store import SqliteStore
@@ -37,7 +38,7 @@ async def poller(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Poller, 
     store = SqliteStore(str(tmp_path / "s.db"))
     telemetry = Telemetry(CollectorRegistry())
     events: list[Event] = []
-    pipeline = Pipeline(store, telemetry, [], {}, sinks=[events.append])
+    pipeline = Pipeline(store, telemetry, Engine([]), {}, sinks=[events.append])
     async with aiohttp.ClientSession() as session:
         client = VmsIntercom(settings, session)
         yield Poller(client, settings, Tracker("door", "vms-intercom"), pipeline, telemetry), events

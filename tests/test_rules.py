@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.model import Call, CallState, Event, EventKind, Intercom
-from monitor.rules.engine import evaluate
+from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
 from monitor.rules.templates import Templates, duration, mask_number
 from monitor.yamldoc import SourceErrors
@@ -58,7 +58,7 @@ def errors(tmp_path: Path, text: str) -> list[str]:
 
 
 def fired(rules: list, ev: Event) -> list[str]:  # type: ignore[type-arg]
-    return [f.rule for f in evaluate(rules, ev, T0)]
+    return Engine(rules).process([ev], T0).fired
 
 
 def test_the_example_rules_load() -> None:
@@ -83,8 +83,7 @@ rules:
     body: "Rang {{ call.ring_seconds }} s at {{ call.created_at | localtime }}, nobody answered."
 """,
     )
-    (firing,) = evaluate(rules, event(), T0)
-    (alert,) = firing.alerts
+    (alert,) = Engine(rules).process([event()], T0).alerts
     assert alert.title == "Missed call at Front door"
     assert alert.body == "Rang None s at 2026-11-23 12:00:00 UTC, nobody answered."
     assert alert.notifier == "ops-chat"
@@ -154,9 +153,9 @@ def test_kind_defaults_to_transition(tmp_path: Path) -> None:
 
 def test_one_alert_per_notifier_with_distinct_keys(tmp_path: Path) -> None:
     rules = load(tmp_path, "rules:\n  - {name: r, when: {to: missed}, notify: [ops-chat, pager]}\n")
-    (firing,) = evaluate(rules, event(), T0)
-    assert [a.notifier for a in firing.alerts] == ["ops-chat", "pager"]
-    assert len({a.key for a in firing.alerts}) == 2
+    alerts = Engine(rules).process([event()], T0).alerts
+    assert [a.notifier for a in alerts] == ["ops-chat", "pager"]
+    assert len({a.key for a in alerts}) == 2
 
 
 @pytest.mark.parametrize(

@@ -1,235 +1,435 @@
-"""Rules, compiled once into closures, and the pure evaluation of an event against them."""
+"""Time-aware rule evaluation, pure: events (or a clock tick), rule state and `now` in; alerts and
+state changes out.
+
+An event that matches a rule passes, in order: its schedule gate (`during`/`outside`), a `for`
+timer (the rule then fires from `tick` once the state has held that long), its `threshold`, its
+`throttle`, the backlog summary (after a provider outage), its `group`, and its `quiet` hours.
+`resolve` sends a follow-up when the subject leaves the state. Nothing here does I/O: the
+pipeline stores `Outcome.changes` with `Outcome.alerts` in one transaction, then `apply`s them.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from monitor.model import Alert, Event, EventKind, Severity
-from monitor.rules.templates import Template
+import msgspec
 
-Getter = Callable[[Mapping[str, Any]], Any]
-Predicate = Callable[[Any], bool]
+from monitor.model import Alert, Event, EventKind, Intercom, Severity
+from monitor.rules.match import Rule, by_key
+from monitor.rules.schedule import Schedule, from_timetable
+from monitor.rules.state import RuleState, StateKey, Step
+from monitor.rules.templates import localtime
 
-OPERATORS = frozenset({"regex", "not", "gt", "gte", "lt", "lte", "exists"})
-EVENT_FIELDS = frozenset(
-    {
-        "kind",
-        "provider",
-        "provider_type",
-        "from",
-        "to",
-        "inferred",
-        "at",
-        "call",
-        "intercom",
-        "reason",
-    }
-)
-CALL_FIELDS = frozenset(
-    {
-        "id",
-        "state",
-        "raw_status",
-        "direction",
-        "from",
-        "to",
-        "created_at",
-        "answered_at",
-        "ended_at",
-        "ring_seconds",
-        "talk_seconds",
-        "intercom",
-        "raw",
-    }
-)
-OPEN_FIELDS = frozenset({"call.intercom", "call.raw", "intercom"})
-"""Fields whose insides are provider-specific: any sub-field is allowed."""
+TIMETABLE = "intercom-timetable"
+SUMMARY_LINES = 50
 
 
-class RuleError(ValueError):
-    """A rule that cannot be compiled; `loc` is the path of the offending value in the rule."""
+@dataclass
+class Outcome:
+    """What one step decided: alerts to queue, state to store, rules that fired."""
 
-    def __init__(self, message: str, loc: Sequence[str | int], *, at_key: bool = False) -> None:
-        super().__init__(message)
-        self.loc = tuple(loc)
-        self.at_key = at_key
+    alerts: list[Alert] = field(default_factory=list)
+    changes: dict[StateKey, Any] = field(default_factory=dict)
+    fired: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.changes)
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A compiled rule: coarse filters as sets, `where` as closures, templates compiled."""
+def subject(event: Event) -> str:
+    """What an event is about: a call, a door, or the provider itself."""
+    if event.call is not None:
+        return f"{event.provider}/call/{event.call.id}"
+    if event.intercom is not None:
+        return f"{event.provider}/door/{event.intercom.id}"
+    return event.provider
 
-    name: str
-    source: str
-    kinds: frozenset[str]
-    providers: frozenset[str] | None
-    provider_types: frozenset[str] | None
-    from_states: frozenset[str | None] | None
-    to_states: frozenset[str] | None
-    where: tuple[tuple[Getter, Predicate], ...]
-    notify: tuple[str, ...]
-    severity: Severity
-    title: Template
-    body: Template
 
-    def matches(self, event: Event, view: Callable[[], Mapping[str, Any]]) -> bool:
-        """Whether the event satisfies `when`; `view` builds the event's fields on demand."""
-        if event.kind not in self.kinds:
+def encode_event(event: Event) -> str:
+    """An event as JSON for the store (without `call.raw`, which can be large)."""
+    if event.call is not None and event.call.raw:
+        event = msgspec.structs.replace(event, call=msgspec.structs.replace(event.call, raw={}))
+    return msgspec.json.encode(event).decode()
+
+
+def decode_event(text: str) -> Event:
+    """The inverse of `encode_event`."""
+    return msgspec.json.decode(text, type=Event)
+
+
+class _Run:
+    """One step's working set: the state step, the outcome, now, and per-event field views."""
+
+    def __init__(self, state: RuleState, now: datetime, backlog: bool = False) -> None:
+        self.step: Step = state.step()
+        self.out = Outcome()
+        self.now = now
+        self.backlog = backlog
+        self.held: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._views: dict[int, Mapping[str, Any]] = {}
+
+    def view(self, event: Event) -> Mapping[str, Any]:
+        key = id(event)
+        if key not in self._views:
+            self._views[key] = event.as_dict()
+        return self._views[key]
+
+
+class Engine:
+    """The rules in force, their state, and the schedules they refer to."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        schedules: Mapping[str, Schedule] | None = None,
+        *,
+        zone: tzinfo = UTC,
+        state: RuleState | None = None,
+    ) -> None:
+        self.schedules = dict(schedules or {})
+        self.zone = zone
+        self.state = state or RuleState()
+        self.timetables: dict[tuple[str, int], Schedule] = {}
+        self.set_rules(rules)
+
+    # --- configuration
+
+    def set_rules(self, rules: Sequence[Rule]) -> dict[StateKey, Any]:
+        """Put new rules in force; returns the changes that drop the state of removed rules.
+
+        A rule whose fingerprint is unchanged keeps its timers, windows and buffers.
+        """
+        old = {r.name: r.fingerprint for r in getattr(self, "rules", ())}
+        self.rules = list(rules)
+        self.by_name = {r.name: r for r in self.rules}
+        self._index: dict[tuple[str, str | None], list[Rule]] = defaultdict(list)
+        for rule in self.rules:
+            for kind in rule.kinds:
+                for to in rule.to_states or (None,):
+                    self._index[(kind, to)].append(rule)
+        self._candidates: dict[tuple[str, str], list[Rule]] = {}
+        self._watchers = [r for r in self.rules if r.hold_for or r.resolve]
+        keep = {r.name for r in self.rules if old.get(r.name, r.fingerprint) == r.fingerprint}
+        return self.state.forget_rules(keep)
+
+    def update_timetables(self, provider: str, doors: Iterable[Intercom]) -> None:
+        """Remember each door's own timetable, for `during: intercom-timetable`."""
+        for door in doors:
+            if door.timetable:
+                schedule = from_timetable(door.timetable, self.zone)
+                if schedule is not None:
+                    self.timetables[(provider, door.id)] = schedule
+
+    # --- the two entry points
+
+    def process(self, events: Iterable[Event], now: datetime, *, backlog: bool = False) -> Outcome:
+        """Evaluate events. With `backlog`, call alerts of each rule become one summary."""
+        run = _Run(self.state, now, backlog)
+        for event in events:
+            self._leave(run, event)
+            for rule in self._rules_for(event):
+                if rule.matches(event, lambda event=event: run.view(event)):  # type: ignore[misc]
+                    self._enter(run, rule, event)
+        for name, items in run.held.items():
+            rule = self.by_name[name]
+            provider = items[0]["provider"]
+            self._deliver(run, rule, self._summary(run, rule, items, "backlog", provider))
+        run.out.changes = run.step.changes
+        return run.out
+
+    def tick(self, now: datetime, down: frozenset[str] = frozenset()) -> Outcome:
+        """Fire due timers (not for providers that are `down`), flush due groups and digests."""
+        run = _Run(self.state, now)
+        stamp = now.timestamp()
+        for key, value in list(run.step.of_kind("timer")):
+            rule = self.by_name.get(key.rule)
+            if rule is None or value["due"] > stamp:
+                continue
+            event = decode_event(value["event"])
+            if event.provider in down:
+                continue  # source health first: decide once the provider answers again
+            run.step.delete(key)
+            fired = Event(
+                kind=EventKind.TIMER,
+                provider=event.provider,
+                provider_type=event.provider_type,
+                from_state=event.to_state,
+                to_state=event.to_state,
+                at=datetime.fromtimestamp(value["due"], UTC),
+                call=event.call,
+                intercom=event.intercom,
+                reason=event.reason,
+            )
+            self._fire(run, rule, fired)
+        for key, value in list(run.step.of_kind("group")):
+            rule = self.by_name.get(key.rule)
+            if rule is not None and value["due"] <= stamp:
+                run.step.delete(key)
+                self._deliver(run, rule, self._summary(run, rule, value["items"], "group"))
+        for key, value in list(run.step.of_kind("quiet")):
+            rule = self.by_name.get(key.rule)
+            if rule is not None and value["due"] <= stamp:
+                run.step.delete(key)
+                summary = self._summary(run, rule, value["items"], "quiet")
+                self._send(run, rule, summary)
+        for key, value in list(run.step.of_kind("threshold")):
+            rule = self.by_name.get(key.rule)
+            if rule is None or rule.threshold is None:
+                continue
+            if not value["times"] or value["times"][-1] <= stamp - rule.threshold.seconds:
+                run.step.delete(key)  # the window emptied: forget the key
+        run.out.changes = run.step.changes
+        return run.out
+
+    def apply(self, outcome: Outcome) -> None:
+        """Make a committed outcome's state changes the engine's state."""
+        self.state.apply(outcome.changes)
+
+    def next_due(self) -> float | None:
+        """The earliest time something waits for (a timer, a group, a digest), or None."""
+        dues = [
+            v["due"] for k, v in self.state.entries.items() if k.kind in ("timer", "group", "quiet")
+        ]
+        return min(dues) if dues else None
+
+    # --- matching
+
+    def _rules_for(self, event: Event) -> list[Rule]:
+        key = (str(event.kind), event.to_state)
+        found = self._candidates.get(key)
+        if found is None:
+            chosen = {id(r) for r in self._index.get(key, ())}
+            chosen |= {id(r) for r in self._index.get((key[0], None), ())}
+            found = [r for r in self.rules if id(r) in chosen]
+            self._candidates[key] = found
+        return found
+
+    def _leave(self, run: _Run, event: Event) -> None:
+        """Cancel timers and send resolutions for a subject that left a watched state."""
+        if not self._watchers or event.kind is EventKind.TIMER:
+            return
+        who = subject(event)
+        for rule in self._watchers:
+            if rule.states is None or event.to_state in rule.states:
+                continue
+            run.step.delete(StateKey(rule.name, "timer", who))
+            firing = StateKey(rule.name, "firing", who)
+            held = run.step.get(firing)
+            if held is not None and rule.resolve:
+                run.step.delete(firing)
+                item = {
+                    "key": f"{rule.name}|resolve|{who}|{event.at.timestamp():.3f}",
+                    "title": f"Resolved: {held['title']}",
+                    "body": f"{event.to_state} at {localtime(event.at, self.zone)}",
+                    "at": event.at.timestamp(),
+                    "provider": event.provider,
+                    "severity": Severity.INFO.value,
+                }
+                self._deliver(run, rule, item)
+
+    def _enter(self, run: _Run, rule: Rule, event: Event) -> None:
+        if rule.hold_for is None:
+            self._fire(run, rule, event)
+            return
+        key = StateKey(rule.name, "timer", subject(event))
+        if run.step.get(key) is None:
+            due = event.at.timestamp() + rule.hold_for
+            run.step.put(key, {"due": due, "event": encode_event(event)})
+
+    # --- the stages
+
+    def _gate(self, rule: Rule, event: Event) -> bool:
+        name = rule.during or rule.outside
+        if name is None:
+            return True
+        schedule = self._schedule(name, event)
+        if schedule is None:
+            return True  # a door whose timetable is unknown: rather alert than stay silent
+        inside = schedule.active(event.at)
+        return inside if rule.during else not inside
+
+    def _schedule(self, name: str, event: Event) -> Schedule | None:
+        if name != TIMETABLE:
+            return self.schedules.get(name)
+        door = event.intercom or (event.call.intercom if event.call else None)
+        if door is None:
+            return None
+        if door.timetable:
+            return from_timetable(door.timetable, self.zone)
+        return self.timetables.get((event.provider, door.id))
+
+    def _fire(self, run: _Run, rule: Rule, event: Event) -> None:
+        if not self._gate(rule, event):
+            return
+        fields = run.view(event)
+        extra: dict[str, Any] = {}
+        if rule.threshold is not None:
+            count = self._threshold(run, rule, fields, event)
+            if count is None:
+                return
+            extra["count"] = count
+        who = subject(event)
+        context = {
+            **fields,
+            "rule": rule.name,
+            "severity": str(rule.severity),
+            "for": rule.hold_for,
+            **extra,
+        }
+        step = f"{event.from_state or 'none'}>{event.to_state}"
+        if event.kind is not EventKind.TRANSITION:
+            step += f"@{event.at.timestamp():.3f}"
+        item = {
+            "key": f"{rule.name}|{event.kind}|{who}|{step}",
+            "title": rule.title.render(context).strip(),
+            "body": rule.body.render(context).strip(),
+            "at": event.at.timestamp(),
+            "provider": event.provider,
+            "severity": str(rule.severity),
+        }
+        run.out.fired.append(rule.name)
+        if rule.resolve:
+            run.step.put(StateKey(rule.name, "firing", who), {"title": item["title"]})
+        if rule.throttle is not None and not self._throttle(run, rule, fields, item):
+            return
+        if run.backlog and event.kind is EventKind.TRANSITION:
+            run.held[rule.name].append(item)
+            return
+        if rule.group is not None:
+            self._group(run, rule, fields, item)
+            return
+        self._deliver(run, rule, item)
+
+    def _threshold(
+        self, run: _Run, rule: Rule, fields: Mapping[str, Any], event: Event
+    ) -> int | None:
+        """The count in the window when this event reaches the threshold, else None."""
+        spec = rule.threshold
+        assert spec is not None
+        key = StateKey(rule.name, "threshold", by_key(spec.by, fields))
+        state = run.step.get(key) or {"times": [], "fired": False}
+        at = event.at.timestamp()
+        times = [t for t in state["times"] if t > at - spec.seconds]
+        times.append(at)
+        times = times[-max(spec.count, 1) * 4 :]
+        reached = len(times) >= spec.count
+        fire = reached and not state["fired"]
+        run.step.put(key, {"times": times, "fired": reached})
+        return len(times) if fire else None
+
+    def _throttle(
+        self, run: _Run, rule: Rule, fields: Mapping[str, Any], item: dict[str, Any]
+    ) -> bool:
+        """Whether the alert may go now; if not, it is counted for the next one."""
+        spec = rule.throttle
+        assert spec is not None
+        key = StateKey(rule.name, "throttle", by_key(spec.by, fields))
+        state = run.step.get(key)
+        now = run.now.timestamp()
+        if state is not None and now - state["last"] < spec.seconds:
+            run.step.put(key, {**state, "suppressed": state["suppressed"] + 1})
             return False
-        if self.providers is not None and event.provider not in self.providers:
-            return False
-        if self.provider_types is not None and event.provider_type not in self.provider_types:
-            return False
-        if self.from_states is not None and event.from_state not in self.from_states:
-            return False
-        if self.to_states is not None and event.to_state not in self.to_states:
-            return False
-        if self.where:
-            fields = view()
-            return all(test(get(fields)) for get, test in self.where)
+        held = state["suppressed"] if state else 0
+        run.step.put(key, {"last": now, "suppressed": 0})
+        if held:
+            since = localtime(datetime.fromtimestamp(state["last"], UTC), self.zone)
+            note = f"({held} more like this held back since {since})"
+            item["body"] = f"{item['body']}\n{note}" if item["body"] else note
         return True
 
+    def _group(
+        self, run: _Run, rule: Rule, fields: Mapping[str, Any], item: dict[str, Any]
+    ) -> None:
+        spec = rule.group
+        assert spec is not None
+        key = StateKey(rule.name, "group", by_key(spec.by, fields))
+        state = run.step.get(key) or {"due": run.now.timestamp() + spec.seconds, "items": []}
+        items = [*state["items"], item]
+        if len(items) >= spec.count:
+            run.step.delete(key)
+            self._deliver(run, rule, self._summary(run, rule, items, "group"))
+        else:
+            run.step.put(key, {"due": state["due"], "items": items})
 
-def compile_field(path: str, loc: Sequence[str | int]) -> Getter:
-    """A getter for a dotted event field; unknown top-level or call fields are an error."""
-    parts = path.split(".")
-    if parts[0] not in EVENT_FIELDS:
-        raise RuleError(f"unknown event field {path!r}", loc)
-    if parts[0] == "call" and len(parts) > 1 and parts[1] not in CALL_FIELDS:
-        raise RuleError(f"unknown call field {path!r}", loc)
-    if len(parts) > 2 and ".".join(parts[:2]) not in OPEN_FIELDS and parts[0] != "intercom":
-        raise RuleError(f"field {path!r} has no sub-fields", loc)
+    def _deliver(self, run: _Run, rule: Rule, item: dict[str, Any]) -> None:
+        """Send now, or hold for the digest when the rule's quiet hours are on."""
+        if rule.quiet is not None:
+            schedule = self.schedules.get(rule.quiet)
+            end = schedule.end_after(run.now) if schedule else None
+            if end is not None:
+                key = StateKey(rule.name, "quiet", "")
+                state = run.step.get(key) or {"due": end.timestamp(), "items": []}
+                run.step.put(key, {"due": state["due"], "items": [*state["items"], item]})
+                return
+        self._send(run, rule, item)
 
-    def get(fields: Mapping[str, Any]) -> Any:
-        value: Any = fields
-        for part in parts:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(part)
-        return value
-
-    return get
-
-
-def compile_test(spec: Any, loc: Sequence[str | int]) -> Predicate:
-    """A predicate from a `where` value: a plain value, a list (any of), or an operator map."""
-    if isinstance(spec, list):
-        options = [compile_test(v, (*loc, i)) for i, v in enumerate(spec)]
-        return lambda v: any(t(v) for t in options)
-    if isinstance(spec, dict):
-        if not spec:
-            raise RuleError("empty operator map", loc)
-        tests = [_operator(op, arg, (*loc, op)) for op, arg in spec.items()]
-        return lambda v: all(t(v) for t in tests)
-    return _equals(spec)
-
-
-def _equals(expected: Any) -> Predicate:
-    def test(value: Any) -> bool:
-        if value == expected:
-            return True
-        if isinstance(value, bool) or isinstance(expected, bool):
-            return False
-        return value is not None and expected is not None and str(value) == str(expected)
-
-    return test
-
-
-def _number(arg: Any, op: str, loc: Sequence[str | int]) -> float:
-    if isinstance(arg, bool) or not isinstance(arg, int | float):
-        raise RuleError(f"operator {op} needs a number, got {arg!r}", loc)
-    return float(arg)
-
-
-def _operator(op: Any, arg: Any, loc: Sequence[str | int]) -> Predicate:
-    if op not in OPERATORS:
-        raise RuleError(
-            f"unknown operator {op!r} (expected one of {', '.join(sorted(OPERATORS))})",
-            loc,
-            at_key=True,
-        )
-    if op == "regex":
-        try:
-            pattern = re.compile(str(arg))
-        except re.error as exc:
-            raise RuleError(f"invalid regex {arg!r}: {exc}", loc) from None
-        return lambda v: v is not None and pattern.search(str(v)) is not None
-    if op == "not":
-        inner = compile_test(arg, loc)
-        return lambda v: not inner(v)
-    if op == "exists":
-        if not isinstance(arg, bool):
-            raise RuleError("operator exists needs true or false", loc)
-        return lambda v: (v is not None) is arg
-    limit = _number(arg, op, loc)
-    compare: Callable[[float], bool] = {
-        "gt": lambda x: x > limit,
-        "gte": lambda x: x >= limit,
-        "lt": lambda x: x < limit,
-        "lte": lambda x: x <= limit,
-    }[op]
-
-    def numeric(value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        return compare(float(value))
-
-    return numeric
-
-
-def template_context(rule: Rule, event: Event, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """What a rule's templates see: the event's fields plus `rule` and `severity`."""
-    return {**fields, "rule": rule.name, "severity": str(rule.severity)}
-
-
-def alert_key(rule: Rule, event: Event, notifier: str) -> str:
-    """The identity of one rule's decision about one event for one notifier."""
-    subject = event.call.id if event.call else (str(event.intercom.id) if event.intercom else "")
-    step = f"{event.from_state or 'none'}>{event.to_state}"
-    if event.kind is not EventKind.TRANSITION:
-        step += f"@{event.at.timestamp():.3f}"
-    return f"{rule.name}|{event.provider}|{event.kind}|{subject}|{step}|{notifier}"
-
-
-@dataclass(frozen=True, slots=True)
-class Firing:
-    """One rule firing on one event: an alert per notifier."""
-
-    rule: str
-    alerts: tuple[Alert, ...]
-
-
-def evaluate(rules: Iterable[Rule], event: Event, now: datetime) -> list[Firing]:
-    """Every rule that fires for one event, with its rendered alerts; pure."""
-    cache: dict[str, Mapping[str, Any]] = {}
-
-    def view() -> Mapping[str, Any]:
-        if "v" not in cache:
-            cache["v"] = event.as_dict()
-        return cache["v"]
-
-    firings = []
-    for rule in rules:
-        if not rule.matches(event, view):
-            continue
-        context = template_context(rule, event, view())
-        title = rule.title.render(context).strip()
-        body = rule.body.render(context).strip()
-        alerts = tuple(
-            Alert(
-                key=alert_key(rule, event, notifier),
-                rule=rule.name,
-                notifier=notifier,
-                severity=rule.severity,
-                title=title,
-                body=body,
-                created_at=now,
+    def _send(self, run: _Run, rule: Rule, item: dict[str, Any]) -> None:
+        for notifier in rule.notify:
+            run.out.alerts.append(
+                Alert(
+                    key=f"{item['key']}|{notifier}",
+                    rule=rule.name,
+                    notifier=notifier,
+                    severity=Severity(item.get("severity", rule.severity)),
+                    title=item["title"],
+                    body=item["body"],
+                    created_at=run.now,
+                )
             )
-            for notifier in rule.notify
-        )
-        firings.append(Firing(rule.name, alerts))
-    return firings
+
+    def _summary(
+        self,
+        run: _Run,
+        rule: Rule,
+        items: list[dict[str, Any]],
+        reason: str,
+        provider: str | None = None,
+    ) -> dict[str, Any]:
+        """One message standing for several alerts (a group, a digest, a backlog)."""
+        if len(items) == 1 and reason == "group":
+            return items[0]
+        count = len(items)
+        context = {
+            "count": count,
+            "alerts": items,
+            "rule": rule.name,
+            "reason": reason,
+            "schedule": rule.quiet,
+            "provider": provider,
+        }
+        if rule.summary_title is not None:
+            title = rule.summary_title.render(context).strip()
+        else:
+            titles = {i["title"] for i in items}
+            title = (
+                f"{count} × {items[0]['title']}"
+                if len(titles) == 1
+                else (f"{count} alerts from {rule.name}")
+            )
+            if reason == "quiet":
+                title += f" (held during {rule.quiet})"
+            elif reason == "backlog":
+                title += f" (while {provider} was unreachable)"
+        if rule.summary_body is not None:
+            body = rule.summary_body.render(context).strip()
+        else:
+            lines = [
+                f"- {localtime(datetime.fromtimestamp(i['at'], UTC), self.zone, '%d %b %H:%M')} "
+                f"{i['title']}"
+                for i in items[:SUMMARY_LINES]
+            ]
+            if count > SUMMARY_LINES:
+                lines.append(f"… and {count - SUMMARY_LINES} more")
+            body = "\n".join(lines)
+        return {
+            "key": f"{rule.name}|{reason}|{items[0]['key']}|{count}",
+            "title": title,
+            "body": body,
+            "at": items[-1]["at"],
+            "provider": provider,
+            "severity": str(rule.severity),
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,10 @@ from pydantic import ValidationError
 from monitor import yamldoc
 from monitor.config import validation_errors
 from monitor.model import EventKind
-from monitor.rules.engine import (
+from monitor.rules.engine import TIMETABLE
+from monitor.rules.match import (
     Getter,
+    KeyedWindow,
     Predicate,
     Rule,
     RuleError,
@@ -21,7 +24,7 @@ from monitor.rules.engine import (
     compile_test,
 )
 from monitor.rules.schema import RuleFile, RuleSpec, When
-from monitor.rules.templates import TemplateError, Templates
+from monitor.rules.templates import Template, TemplateError, Templates
 from monitor.yamldoc import Document, SourceError, SourceErrors
 
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -49,6 +52,7 @@ class Context:
     providers: Collection[str]
     provider_types: Collection[str] = ("vms-intercom", "bird", "cinnox", "bandwidth")
     templates: Templates = field(default_factory=Templates)
+    schedules: Collection[str] = ()
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -152,6 +156,45 @@ def compile_rule(
     for i, name in enumerate(spec.notify):
         if name not in context.notifiers:
             errors.append(doc.error((*loc, "notify", i), f"unknown notifier {name!r}"))
+    for key in ("during", "outside", "quiet"):
+        name = getattr(spec, key)
+        allowed = [*context.schedules, *([TIMETABLE] if key != "quiet" else [])]
+        if name is not None and name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none defined"
+            errors.append(doc.error((*loc, key), f"unknown schedule {name!r} (known: {known})"))
+    states = when.to if when.to is not None else when.state
+    if spec.for_ is not None and states is None:
+        errors.append(doc.error((*loc, "for"), "for: needs the state it waits on (to: or state:)"))
+    if when.to is not None and when.state is not None:
+        errors.append(doc.error((*loc, "when", "state"), "give either to or state, not both"))
+    windows: dict[str, KeyedWindow] = {}
+    for key, seconds, count, by in (
+        (
+            "threshold",
+            *(
+                (spec.threshold.within, spec.threshold.count, spec.threshold.by)
+                if spec.threshold
+                else (0.0, 0, [])
+            ),
+        ),
+        (
+            "throttle",
+            *((spec.throttle.every, 1, spec.throttle.by) if spec.throttle else (0.0, 0, [])),
+        ),
+        (
+            "group",
+            *((spec.group.wait, spec.group.max, spec.group.by) if spec.group else (0.0, 0, [])),
+        ),
+    ):
+        if not count:
+            continue
+        getters = []
+        for i, path in enumerate(by):
+            try:
+                getters.append(compile_field(path, (*loc, key, "by", i)))
+            except RuleError as exc:
+                errors.append(doc.error(exc.loc, str(exc)))
+        windows[key] = KeyedWindow(seconds, tuple(getters), count)
     tests: list[tuple[Getter, Predicate]] = []
     for field_name, test_spec in when.where.items():
         floc = (*loc, "when", "where", field_name)
@@ -159,17 +202,29 @@ def compile_rule(
             tests.append((compile_field(field_name, floc), compile_test(test_spec, floc)))
         except RuleError as exc:
             errors.append(doc.error(exc.loc, str(exc), key=exc.at_key or exc.loc == floc))
-    templates = []
-    for key, source in (("title", spec.title), ("body", spec.body)):
+    templates: list[Template | None] = []
+    for tloc, source in (
+        (("title",), spec.title),
+        (("body",), spec.body),
+        (("summary", "title"), spec.summary.title),
+        (("summary", "body"), spec.summary.body),
+    ):
+        if source is None:
+            templates.append(None)
+            continue
         try:
             templates.append(context.templates.compile(source))
         except TemplateError as exc:
-            line, col = doc.locate((*loc, key))
+            line, col = doc.locate((*loc, *tloc))
+            name = ".".join(tloc)
             errors.append(
-                SourceError(doc.path, line + exc.line - 1, col, f"{key}: template error: {exc}")
+                SourceError(doc.path, line + exc.line - 1, col, f"{name}: template error: {exc}")
             )
     if errors:
         raise SourceErrors(errors)
+    title, body, summary_title, summary_body = templates
+    assert title is not None
+    assert body is not None
     return Rule(
         name=spec.name,
         source=doc.path,
@@ -177,10 +232,21 @@ def compile_rule(
         providers=_set(when.provider),
         provider_types=_set(when.provider_type),
         from_states=_from_states(when),
-        to_states=_set(when.to),
+        to_states=_set(states),
         where=tuple(tests),
         notify=tuple(spec.notify),
         severity=spec.severity,
-        title=templates[0],
-        body=templates[1],
+        title=title,
+        body=body,
+        hold_for=spec.for_,
+        resolve=spec.resolve,
+        threshold=windows.get("threshold"),
+        throttle=windows.get("throttle"),
+        group=windows.get("group"),
+        during=spec.during,
+        outside=spec.outside,
+        quiet=spec.quiet,
+        summary_title=summary_title,
+        summary_body=summary_body,
+        fingerprint=hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16],
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from monitor.model import Alert
+from monitor.rules.state import StateKey
 from monitor.tracker import Diff, Tracked
 
 
@@ -60,14 +61,25 @@ class Store(Protocol):
         ...
 
     async def commit(
-        self, provider: str, diff: Diff, cursor: Mapping[str, Any], deliveries: Sequence[Delivery]
+        self,
+        provider: str,
+        diff: Diff,
+        cursor: Mapping[str, Any],
+        deliveries: Sequence[Delivery],
+        rule_changes: Mapping[StateKey, Any] | None = None,
     ) -> int:
-        """Store a poll's changes and queue its deliveries in one transaction; return how many
-        deliveries were new (a key already queued is not queued again)."""
+        """Store a poll's changes, its rule state and its deliveries in one transaction; return
+        how many deliveries were new (a key already queued is not queued again)."""
         ...
 
-    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
-        """Queue deliveries that no call change caused; return how many were new."""
+    async def commit_rules(
+        self, rule_changes: Mapping[StateKey, Any], deliveries: Sequence[Delivery]
+    ) -> int:
+        """Store rule state and queue deliveries that no call change caused, in one transaction."""
+        ...
+
+    async def load_rule_state(self) -> dict[StateKey, Any]:
+        """Every piece of rule state (timers, windows, throttles, buffers)."""
         ...
 
     async def due(self, notifier: str, target: int, now: float, limit: int) -> list[OutboxItem]:

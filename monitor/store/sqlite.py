@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.model import CallState
+from monitor.rules.state import StateKey
 from monitor.store.base import Delivery, OutboxItem, ProviderState, StoreError
 from monitor.tracker import Diff, Tracked
 
@@ -46,6 +47,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, target, status, next_at, id);
+CREATE TABLE IF NOT EXISTS rule_state (
+    rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (rule, kind, key)
+) WITHOUT ROWID;
 """
 
 _ITEM_COLUMNS = (
@@ -98,7 +106,12 @@ class SqliteStore:
         return ProviderState(calls, cursor)
 
     async def commit(
-        self, provider: str, diff: Diff, cursor: Mapping[str, Any], deliveries: Sequence[Delivery]
+        self,
+        provider: str,
+        diff: Diff,
+        cursor: Mapping[str, Any],
+        deliveries: Sequence[Delivery],
+        rule_changes: Mapping[StateKey, Any] | None = None,
     ) -> int:
         db = self._db
         try:
@@ -123,6 +136,7 @@ class SqliteStore:
                 "ON CONFLICT (provider) DO UPDATE SET data = excluded.data",
                 (provider, json.dumps(dict(cursor), sort_keys=True)),
             )
+            self._write_rule_state(rule_changes or {})
             queued = self._insert_deliveries(deliveries)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -155,13 +169,44 @@ class SqliteStore:
         )
         return self._db.total_changes - before
 
-    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+    def _write_rule_state(self, changes: Mapping[StateKey, Any]) -> None:
+        gone = [tuple(k) for k, v in changes.items() if v is None]
+        kept = [
+            (*k, json.dumps(v, separators=(",", ":"))) for k, v in changes.items() if v is not None
+        ]
+        if gone:
+            self._db.executemany(
+                "DELETE FROM rule_state WHERE rule = ? AND kind = ? AND key = ?", gone
+            )
+        if kept:
+            self._db.executemany(
+                "INSERT INTO rule_state (rule, kind, key, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (rule, kind, key) DO UPDATE SET data = excluded.data",
+                kept,
+            )
+
+    async def commit_rules(
+        self, rule_changes: Mapping[StateKey, Any], deliveries: Sequence[Delivery]
+    ) -> int:
+        db = self._db
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                return self._insert_deliveries(deliveries)
+            db.execute("BEGIN IMMEDIATE")
+            self._write_rule_state(rule_changes)
+            queued = self._insert_deliveries(deliveries)
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"store {self.path}: cannot queue notifications: {exc}") from None
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"store {self.path}: cannot store rule state: {exc}") from None
+        return queued
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+        """Queue deliveries on their own (for tools and tests)."""
+        return await self.commit_rules({}, deliveries)
+
+    async def load_rule_state(self) -> dict[StateKey, Any]:
+        rows = self._db.execute("SELECT rule, kind, key, data FROM rule_state")
+        return {StateKey(rule, kind, key): json.loads(data) for rule, kind, key, data in rows}
 
     async def due(self, notifier: str, target: int, now: float, limit: int) -> list[OutboxItem]:
         # Order is kept per target: nothing is sent while the head of its queue waits to retry.
