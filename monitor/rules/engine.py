@@ -132,7 +132,7 @@ class Engine:
         for event in events:
             self._leave(run, event)
             for rule in self._rules_for(event):
-                if rule.matches(event, lambda event=event: run.view(event)):  # type: ignore[misc]
+                if rule.matches(event):
                     self._enter(run, rule, event)
         for name, items in run.held.items():
             rule = self.by_name[name]
@@ -265,16 +265,22 @@ class Engine:
     def _fire(self, run: _Run, rule: Rule, event: Event) -> None:
         if not self._gate(rule, event):
             return
-        fields = run.view(event)
         extra: dict[str, Any] = {}
         if rule.threshold is not None:
-            count = self._threshold(run, rule, fields, event)
+            count = self._threshold(run, rule, event)
             if count is None:
                 return
             extra["count"] = count
+        run.out.fired.append(rule.name)
+        held_back, since = 0, run.now
+        if rule.throttle is not None:
+            passed = self._throttle(run, rule, event)
+            if passed is None:
+                return
+            held_back, since = passed
         who = subject(event)
         context = {
-            **fields,
+            **run.view(event),
             "rule": rule.name,
             "severity": str(rule.severity),
             "for": rule.hold_for,
@@ -291,26 +297,24 @@ class Engine:
             "provider": event.provider,
             "severity": str(rule.severity),
         }
-        run.out.fired.append(rule.name)
+        if held_back:
+            note = f"({held_back} more like this held back since {localtime(since, self.zone)})"
+            item["body"] = f"{item['body']}\n{note}" if item["body"] else note
         if rule.resolve:
             run.step.put(StateKey(rule.name, "firing", who), {"title": item["title"]})
-        if rule.throttle is not None and not self._throttle(run, rule, fields, item):
-            return
         if run.backlog and event.kind is EventKind.TRANSITION:
             run.held[rule.name].append(item)
             return
         if rule.group is not None:
-            self._group(run, rule, fields, item)
+            self._group(run, rule, event, item)
             return
         self._deliver(run, rule, item)
 
-    def _threshold(
-        self, run: _Run, rule: Rule, fields: Mapping[str, Any], event: Event
-    ) -> int | None:
+    def _threshold(self, run: _Run, rule: Rule, event: Event) -> int | None:
         """The count in the window when this event reaches the threshold, else None."""
         spec = rule.threshold
         assert spec is not None
-        key = StateKey(rule.name, "threshold", by_key(spec.by, fields))
+        key = StateKey(rule.name, "threshold", by_key(spec.by, event))
         state = run.step.get(key) or {"times": [], "fired": False}
         at = event.at.timestamp()
         times = [t for t in state["times"] if t > at - spec.seconds]
@@ -321,32 +325,26 @@ class Engine:
         run.step.put(key, {"times": times, "fired": reached})
         return len(times) if fire else None
 
-    def _throttle(
-        self, run: _Run, rule: Rule, fields: Mapping[str, Any], item: dict[str, Any]
-    ) -> bool:
-        """Whether the alert may go now; if not, it is counted for the next one."""
+    def _throttle(self, run: _Run, rule: Rule, event: Event) -> tuple[int, datetime] | None:
+        """None when the alert is held back (and counted); else how many were held back
+        before it, and since when."""
         spec = rule.throttle
         assert spec is not None
-        key = StateKey(rule.name, "throttle", by_key(spec.by, fields))
+        key = StateKey(rule.name, "throttle", by_key(spec.by, event))
         state = run.step.get(key)
         now = run.now.timestamp()
         if state is not None and now - state["last"] < spec.seconds:
             run.step.put(key, {**state, "suppressed": state["suppressed"] + 1})
-            return False
-        held = state["suppressed"] if state else 0
+            return None
         run.step.put(key, {"last": now, "suppressed": 0})
-        if held:
-            since = localtime(datetime.fromtimestamp(state["last"], UTC), self.zone)
-            note = f"({held} more like this held back since {since})"
-            item["body"] = f"{item['body']}\n{note}" if item["body"] else note
-        return True
+        if not state:
+            return 0, run.now
+        return state["suppressed"], datetime.fromtimestamp(state["last"], UTC)
 
-    def _group(
-        self, run: _Run, rule: Rule, fields: Mapping[str, Any], item: dict[str, Any]
-    ) -> None:
+    def _group(self, run: _Run, rule: Rule, event: Event, item: dict[str, Any]) -> None:
         spec = rule.group
         assert spec is not None
-        key = StateKey(rule.name, "group", by_key(spec.by, fields))
+        key = StateKey(rule.name, "group", by_key(spec.by, event))
         state = run.step.get(key) or {"due": run.now.timestamp() + spec.seconds, "items": []}
         items = [*state["items"], item]
         if len(items) >= spec.count:

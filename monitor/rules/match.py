@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from monitor.model import Event, Severity
 from monitor.rules.templates import Template
 
-Getter = Callable[[Mapping[str, Any]], Any]
+Getter = Callable[[Event], Any]
 Predicate = Callable[[Any], bool]
 
 OPERATORS = frozenset({"regex", "not", "gt", "gte", "lt", "lte", "exists"})
@@ -101,8 +102,8 @@ class Rule:
         """The states a `for:` timer or a `resolve:` watches: the ones the rule enters."""
         return self.to_states
 
-    def matches(self, event: Event, view: Callable[[], Mapping[str, Any]]) -> bool:
-        """Whether the event satisfies `when`; `view` builds the event's fields on demand."""
+    def matches(self, event: Event) -> bool:
+        """Whether the event satisfies `when`."""
         if event.kind not in self.kinds:
             return False
         if self.providers is not None and event.provider not in self.providers:
@@ -113,15 +114,15 @@ class Rule:
             return False
         if self.to_states is not None and event.to_state not in self.to_states:
             return False
-        if self.where:
-            fields = view()
-            return all(test(get(fields)) for get, test in self.where)
+        for get, test in self.where:
+            if not test(get(event)):
+                return False
         return True
 
 
-def by_key(getters: tuple[Getter, ...], fields: Mapping[str, Any]) -> str:
+def by_key(getters: tuple[Getter, ...], event: Event) -> str:
     """The `by` key of an event: its values of the named fields, joined."""
-    return "|".join("" if (v := get(fields)) is None else str(v) for get in getters)
+    return "|".join("" if (v := get(event)) is None else str(v) for get in getters)
 
 
 def compile_field(path: str, loc: Sequence[str | int]) -> Getter:
@@ -134,15 +135,73 @@ def compile_field(path: str, loc: Sequence[str | int]) -> Getter:
     if len(parts) > 2 and ".".join(parts[:2]) not in OPEN_FIELDS and parts[0] != "intercom":
         raise RuleError(f"field {path!r} has no sub-fields", loc)
 
-    def get(fields: Mapping[str, Any]) -> Any:
-        value: Any = fields
-        for part in parts:
-            if not isinstance(value, Mapping):
+    steps: list[Callable[[Any], Any]] = [_EVENT[parts[0]]]
+    if len(parts) > 1:
+        if parts[0] == "call":
+            steps.append(_CALL[parts[1]])
+            rest = parts[2:]
+            if parts[1] == "intercom" and rest:
+                steps.append(_DOOR.get(rest[0]) or _key(rest[0]))
+                rest = rest[1:]
+        else:
+            steps.append(_DOOR.get(parts[1]) or _key(parts[1]))
+            rest = parts[2:]
+        steps.extend(_key(part) for part in rest)
+
+    def get(event: Event) -> Any:
+        value: Any = event
+        for step in steps:
+            if value is None:
                 return None
-            value = value.get(part)
+            value = step(value)
         return value
 
     return get
+
+
+def _key(part: str) -> Callable[[Any], Any]:
+    """A step into provider-specific detail (`call.raw`, a timetable): a mapping lookup."""
+    return lambda value: value.get(part) if isinstance(value, Mapping) else None
+
+
+def _text(name: str) -> Callable[[Any], Any]:
+    def get(value: Any) -> Any:
+        found = getattr(value, name)
+        return None if found is None else str(found)
+
+    return get
+
+
+_EVENT: dict[str, Callable[[Any], Any]] = {
+    "kind": _text("kind"),
+    "provider": attrgetter("provider"),
+    "provider_type": attrgetter("provider_type"),
+    "from": attrgetter("from_state"),
+    "to": attrgetter("to_state"),
+    "inferred": attrgetter("inferred"),
+    "at": attrgetter("at"),
+    "call": attrgetter("call"),
+    "intercom": attrgetter("intercom"),
+    "reason": attrgetter("reason"),
+}
+_CALL: dict[str, Callable[[Any], Any]] = {
+    "id": attrgetter("id"),
+    "state": _text("state"),
+    "raw_status": attrgetter("raw_status"),
+    "direction": attrgetter("direction"),
+    "from": attrgetter("from_number"),
+    "to": attrgetter("to_number"),
+    "created_at": attrgetter("created_at"),
+    "answered_at": attrgetter("answered_at"),
+    "ended_at": attrgetter("ended_at"),
+    "ring_seconds": attrgetter("ring_seconds"),
+    "talk_seconds": attrgetter("talk_seconds"),
+    "intercom": attrgetter("intercom"),
+    "raw": attrgetter("raw"),
+}
+_DOOR: dict[str, Callable[[Any], Any]] = {
+    name: attrgetter(name) for name in ("id", "title", "address", "is_online", "timetable")
+}
 
 
 def compile_test(spec: Any, loc: Sequence[str | int]) -> Predicate:
@@ -159,12 +218,19 @@ def compile_test(spec: Any, loc: Sequence[str | int]) -> Predicate:
 
 
 def _equals(expected: Any) -> Predicate:
+    """Equality, and `158` matches `"158"`: YAML and JSON types need not agree."""
+    kind = type(expected)
+    text = None if expected is None or isinstance(expected, bool) else str(expected)
+    number = kind in (int, float)
+
     def test(value: Any) -> bool:
-        if value == expected:
-            return True
-        if isinstance(value, bool) or isinstance(expected, bool):
+        if type(value) is kind:
+            return bool(value == expected)
+        if text is None or value is None or isinstance(value, bool):
             return False
-        return value is not None and expected is not None and str(value) == str(expected)
+        if number and isinstance(value, int | float):
+            return bool(value == expected)
+        return str(value) == text
 
     return test
 

@@ -70,6 +70,8 @@ class Templates:
 
     def compile(self, source: str) -> Template:
         """Compile `source`; raise `TemplateError` naming the line on a syntax error."""
+        if "{" not in source:
+            return Template(None, source)  # plain text: no need to run Jinja for it
         try:
             return Template(self._env.from_string(source))
         except TemplateSyntaxError as exc:
@@ -79,13 +81,16 @@ class Templates:
 class Template:
     """A compiled template; rendering never raises."""
 
-    __slots__ = ("_template",)
+    __slots__ = ("_template", "_text")
 
-    def __init__(self, template: Any) -> None:
+    def __init__(self, template: Any, text: str = "") -> None:
         self._template = template
+        self._text = text
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The rendered text, or a note of what went wrong in place of it."""
+        if self._template is None:
+            return self._text
         try:
             return str(self._template.render(context))
         except Exception as exc:  # a sandbox violation or a filter's TypeError

@@ -1,0 +1,103 @@
+"""Events per second through 50 rules (the time-aware engine, one event per step).
+
+Run: `.venv/bin/python bench/rules_bench.py`. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.model import Call, CallState, Event, EventKind, Intercom
+from monitor.rules.engine import Engine
+from monitor.rules.loader import Context, load_rules
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+DOORS = [Intercom(i, f"Door {i}") for i in range(200)]
+
+
+def typical_rules() -> str:
+    """50 rules as a site with many doors and lines writes them: each about one door or line."""
+    rules = []
+    for i in range(50):
+        kind = i % 5
+        if kind == 0:
+            when = f"{{to: missed, where: {{call.intercom.id: {i}}}}}"
+        elif kind == 1:
+            when = f"{{provider: p{i % 4}, to: missed, where: {{call.intercom.title: {{regex: '^Door {i}$'}}}}}}"
+        elif kind == 2:
+            when = f"{{to: ended, where: {{call.intercom.id: {i}, call.talk_seconds: {{gt: 300}}}}}}"
+        elif kind == 3:
+            when = f"{{to: ringing, where: {{call.intercom.id: {i}}}}}"
+            when += ", threshold: {count: 5, within: 2m, by: [call.intercom.id]}"
+        else:
+            when = f"{{provider_type: bird, to: [rejected, failed], where: {{call.intercom.id: {i}}}}}"
+        rules.append(f"  - {{name: rule-{i}, when: {when}, notify: [chat], "
+                     f"title: 'Door {{{{ call.intercom.title }}}}'}}")
+    return "rules:\n" + "\n".join(rules) + "\n"
+
+
+def busy_rules() -> str:
+    """50 broad rules: nearly every event fires two of them (the worst case: rendering)."""
+    rules = []
+    for i in range(10):
+        rules.append(f"  - {{name: missed-{i}, when: {{to: missed, where: "
+                     f"{{call.intercom.title: {{regex: 'Door {i}$'}}}}}}, notify: [chat], "
+                     f"title: 'Missed at {{{{ call.intercom.title }}}}'}}")
+        rules.append(f"  - {{name: long-{i}, when: {{to: ended, where: "
+                     f"{{call.talk_seconds: {{gt: {60 * i}}}}}}}, notify: [chat]}}")
+        rules.append(f"  - {{name: provider-{i}, when: {{provider: p{i % 4}, "
+                     f"to: [missed, rejected]}}, notify: [chat]}}")
+        rules.append(f"  - {{name: burst-{i}, when: {{to: missed}}, threshold: {{count: {5 + i}, "
+                     f"within: 10m, by: [call.intercom.id]}}, notify: [chat]}}")
+        rules.append(f"  - {{name: throttled-{i}, when: {{to: answered, provider_type: bird}}, "
+                     f"throttle: {{every: 15m, by: [call.intercom.id]}}, notify: [chat]}}")
+    return "rules:\n" + "\n".join(rules) + "\n"
+
+
+def events(n: int) -> list[Event]:
+    out = []
+    states = [("ringing", None), ("answered", "ringing"), ("ended", "answered"),
+              ("missed", "ringing")]
+    for i in range(n):
+        to, frm = states[i % 4]
+        at = T0 + timedelta(seconds=i)
+        call = Call(id=str(i), state=CallState(to), raw_status=to, created_at=at,
+                    answered_at=at, ended_at=at + timedelta(seconds=i % 600),
+                    intercom=DOORS[i % len(DOORS)])
+        out.append(Event(kind=EventKind.TRANSITION, provider=f"p{i % 4}",
+                         provider_type="vms-intercom" if i % 2 else "bird",
+                         from_state=frm, to_state=to, at=at, call=call))
+    return out
+
+
+def measure(label: str, text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "rules.yaml")
+        path.write_text(text)
+        rules = load_rules([path], Context(notifiers=["chat"], providers=["p0", "p1", "p2", "p3"]))
+    engine = Engine(rules)
+    batch = events(100_000)
+    start = time.perf_counter()
+    alerts = 0
+    for event in batch:
+        outcome = engine.process([event], event.at)
+        engine.apply(outcome)
+        alerts += len(outcome.alerts)
+    seconds = time.perf_counter() - start
+    print(
+        f"  {label:32s} {len(batch) / seconds:>9,.0f} events/s "
+        f"({seconds / len(batch) * 1e6:5.2f} µs/event, {alerts / len(batch):.2f} alerts/event)"
+    )
+
+
+def main() -> None:
+    print("rules benchmark: 50 rules, 100,000 transitions, one event per engine step")
+    measure("typical (rules about one door)", typical_rules())
+    measure("busy (every event fires ~2)", busy_rules())
+
+
+if __name__ == "__main__":
+    main()
