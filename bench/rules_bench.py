@@ -26,16 +26,21 @@ def typical_rules() -> str:
         if kind == 0:
             when = f"{{to: missed, where: {{call.intercom.id: {i}}}}}"
         elif kind == 1:
-            when = f"{{provider: p{i % 4}, to: missed, where: {{call.intercom.title: {{regex: '^Door {i}$'}}}}}}"
+            title = f"{{call.intercom.title: {{regex: '^Door {i}$'}}}}"
+            when = f"{{provider: p{i % 4}, to: missed, where: {title}}}"
         elif kind == 2:
-            when = f"{{to: ended, where: {{call.intercom.id: {i}, call.talk_seconds: {{gt: 300}}}}}}"
+            where = f"{{call.intercom.id: {i}, call.talk_seconds: {{gt: 300}}}}"
+            when = f"{{to: ended, where: {where}}}"
         elif kind == 3:
             when = f"{{to: ringing, where: {{call.intercom.id: {i}}}}}"
             when += ", threshold: {count: 5, within: 2m, by: [call.intercom.id]}"
         else:
-            when = f"{{provider_type: bird, to: [rejected, failed], where: {{call.intercom.id: {i}}}}}"
-        rules.append(f"  - {{name: rule-{i}, when: {when}, notify: [chat], "
-                     f"title: 'Door {{{{ call.intercom.title }}}}'}}")
+            where = f"{{call.intercom.id: {i}}}"
+            when = f"{{provider_type: bird, to: [rejected, failed], where: {where}}}"
+        rules.append(
+            f"  - {{name: rule-{i}, when: {when}, notify: [chat], "
+            f"title: 'Door {{{{ call.intercom.title }}}}'}}"
+        )
     return "rules:\n" + "\n".join(rules) + "\n"
 
 
@@ -43,33 +48,61 @@ def busy_rules() -> str:
     """50 broad rules: nearly every event fires two of them (the worst case: rendering)."""
     rules = []
     for i in range(10):
-        rules.append(f"  - {{name: missed-{i}, when: {{to: missed, where: "
-                     f"{{call.intercom.title: {{regex: 'Door {i}$'}}}}}}, notify: [chat], "
-                     f"title: 'Missed at {{{{ call.intercom.title }}}}'}}")
-        rules.append(f"  - {{name: long-{i}, when: {{to: ended, where: "
-                     f"{{call.talk_seconds: {{gt: {60 * i}}}}}}}, notify: [chat]}}")
-        rules.append(f"  - {{name: provider-{i}, when: {{provider: p{i % 4}, "
-                     f"to: [missed, rejected]}}, notify: [chat]}}")
-        rules.append(f"  - {{name: burst-{i}, when: {{to: missed}}, threshold: {{count: {5 + i}, "
-                     f"within: 10m, by: [call.intercom.id]}}, notify: [chat]}}")
-        rules.append(f"  - {{name: throttled-{i}, when: {{to: answered, provider_type: bird}}, "
-                     f"throttle: {{every: 15m, by: [call.intercom.id]}}, notify: [chat]}}")
+        rules.append(
+            f"  - {{name: missed-{i}, when: {{to: missed, where: "
+            f"{{call.intercom.title: {{regex: 'Door {i}$'}}}}}}, notify: [chat], "
+            f"title: 'Missed at {{{{ call.intercom.title }}}}'}}"
+        )
+        rules.append(
+            f"  - {{name: long-{i}, when: {{to: ended, where: "
+            f"{{call.talk_seconds: {{gt: {60 * i}}}}}}}, notify: [chat]}}"
+        )
+        rules.append(
+            f"  - {{name: provider-{i}, when: {{provider: p{i % 4}, "
+            f"to: [missed, rejected]}}, notify: [chat]}}"
+        )
+        rules.append(
+            f"  - {{name: burst-{i}, when: {{to: missed}}, threshold: {{count: {5 + i}, "
+            f"within: 10m, by: [call.intercom.id]}}, notify: [chat]}}"
+        )
+        rules.append(
+            f"  - {{name: throttled-{i}, when: {{to: answered, provider_type: bird}}, "
+            f"throttle: {{every: 15m, by: [call.intercom.id]}}, notify: [chat]}}"
+        )
     return "rules:\n" + "\n".join(rules) + "\n"
 
 
 def events(n: int) -> list[Event]:
     out = []
-    states = [("ringing", None), ("answered", "ringing"), ("ended", "answered"),
-              ("missed", "ringing")]
+    states = [
+        ("ringing", None),
+        ("answered", "ringing"),
+        ("ended", "answered"),
+        ("missed", "ringing"),
+    ]
     for i in range(n):
         to, frm = states[i % 4]
         at = T0 + timedelta(seconds=i)
-        call = Call(id=str(i), state=CallState(to), raw_status=to, created_at=at,
-                    answered_at=at, ended_at=at + timedelta(seconds=i % 600),
-                    intercom=DOORS[i % len(DOORS)])
-        out.append(Event(kind=EventKind.TRANSITION, provider=f"p{i % 4}",
-                         provider_type="vms-intercom" if i % 2 else "bird",
-                         from_state=frm, to_state=to, at=at, call=call))
+        call = Call(
+            id=str(i),
+            state=CallState(to),
+            raw_status=to,
+            created_at=at,
+            answered_at=at,
+            ended_at=at + timedelta(seconds=i % 600),
+            intercom=DOORS[i % len(DOORS)],
+        )
+        out.append(
+            Event(
+                kind=EventKind.TRANSITION,
+                provider=f"p{i % 4}",
+                provider_type="vms-intercom" if i % 2 else "bird",
+                from_state=frm,
+                to_state=to,
+                at=at,
+                call=call,
+            )
+        )
     return out
 
 

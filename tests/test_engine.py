@@ -17,10 +17,12 @@ from monitor.store import SqliteStore
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
 BERLIN = ZoneInfo("Europe/Berlin")
 SCHEDULES = {
-    "night": from_config("night", ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "22:00",
-                         "07:00", BERLIN),
-    "business-hours": from_config("business-hours", ("mon", "tue", "wed", "thu", "fri"),
-                                  "08:00", "18:00", BERLIN),
+    "night": from_config(
+        "night", ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "22:00", "07:00", BERLIN
+    ),
+    "business-hours": from_config(
+        "business-hours", ("mon", "tue", "wed", "thu", "fri"), "08:00", "18:00", BERLIN
+    ),
 }
 
 
@@ -36,23 +38,51 @@ def engine(tmp_path: Path, text: str, state: RuleState | None = None) -> Engine:
 
 
 def call_event(
-    cid: str, to: str, at: datetime, *, frm: str | None = "ringing", door: int = 158,
-    title: str = "Gate", provider: str = "door",
+    cid: str,
+    to: str,
+    at: datetime,
+    *,
+    frm: str | None = "ringing",
+    door: int = 158,
+    title: str = "Gate",
+    provider: str = "door",
 ) -> Event:
-    call = Call(id=cid, state=CallState(to), raw_status=to, created_at=at,
-                intercom=Intercom(door, title))
-    return Event(kind=EventKind.TRANSITION, provider=provider, provider_type="vms-intercom",
-                 from_state=frm, to_state=to, at=at, call=call)
+    call = Call(
+        id=cid, state=CallState(to), raw_status=to, created_at=at, intercom=Intercom(door, title)
+    )
+    return Event(
+        kind=EventKind.TRANSITION,
+        provider=provider,
+        provider_type="vms-intercom",
+        from_state=frm,
+        to_state=to,
+        at=at,
+        call=call,
+    )
 
 
 def door_event(to: str, at: datetime, frm: str | None) -> Event:
-    return Event(kind=EventKind.INTERCOM, provider="door", provider_type="vms-intercom",
-                 from_state=frm, to_state=to, at=at, intercom=Intercom(180, "Gate"))
+    return Event(
+        kind=EventKind.INTERCOM,
+        provider="door",
+        provider_type="vms-intercom",
+        from_state=frm,
+        to_state=to,
+        at=at,
+        intercom=Intercom(180, "Gate"),
+    )
 
 
 def provider_event(to: str, at: datetime, frm: str | None) -> Event:
-    return Event(kind=EventKind.PROVIDER, provider="door", provider_type="vms-intercom",
-                 from_state=frm, to_state=to, at=at, reason="HTTP 503" if to == "down" else None)
+    return Event(
+        kind=EventKind.PROVIDER,
+        provider="door",
+        provider_type="vms-intercom",
+        from_state=frm,
+        to_state=to,
+        at=at,
+        reason="HTTP 503" if to == "down" else None,
+    )
 
 
 def step(e: Engine, outcome: Outcome) -> list[Alert]:
@@ -132,8 +162,9 @@ def test_an_offline_door_alerts_after_5_minutes_and_resolves_when_back(tmp_path:
 def test_a_door_back_before_the_timer_sends_nothing(tmp_path: Path) -> None:
     e = engine(tmp_path, DOOR_OFFLINE)
     step(e, e.process([door_event("offline", T0, "online")], T0))
-    assert step(e, e.process([door_event("online", T0 + timedelta(minutes=2), "offline")],
-                             T0)) == []
+    assert (
+        step(e, e.process([door_event("online", T0 + timedelta(minutes=2), "offline")], T0)) == []
+    )
     assert step(e, e.tick(T0 + timedelta(minutes=10))) == []
 
 
@@ -155,8 +186,9 @@ def test_a_threshold_fires_once_per_burst_per_key(tmp_path: Path) -> None:
         sent += titles(step(e, e.process([call_event(f"g{i}", "missed", at)], at)))
     for i in range(4):
         at = T0 + timedelta(minutes=i)
-        sent += titles(step(e, e.process([call_event(f"f{i}", "missed", at, door=1,
-                                                     title="Front")], at)))
+        sent += titles(
+            step(e, e.process([call_event(f"f{i}", "missed", at, door=1, title="Front")], at))
+        )
     assert sent == ["5 missed calls at Gate"]
     later = T0 + timedelta(hours=1)  # the window emptied: a new burst fires again
     for i in range(5):
@@ -281,12 +313,15 @@ def test_a_night_of_missed_calls_is_one_digest_when_quiet_hours_end(tmp_path: Pa
 
 
 def test_during_and_outside_a_schedule(tmp_path: Path) -> None:
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 rules:
   - {name: office, when: {to: missed}, during: business-hours, notify: [chat], title: office}
   - {name: after-hours, when: {to: missed}, outside: business-hours, notify: [chat],
      title: after}
-""")
+""",
+    )
     monday_noon = datetime(2026, 11, 23, 12, 0, tzinfo=BERLIN)
     saturday = datetime(2026, 11, 28, 12, 0, tzinfo=BERLIN)
     assert titles(e.process([call_event("1", "missed", monday_noon)], T0).alerts) == ["office"]
@@ -294,11 +329,14 @@ rules:
 
 
 def test_during_the_doors_own_timetable(tmp_path: Path) -> None:
-    e = engine(tmp_path, """
+    e = engine(
+        tmp_path,
+        """
 rules:
   - {name: open-hours, when: {to: missed}, during: intercom-timetable, notify: [chat],
      title: open}
-""")
+""",
+    )
     timetable = {"days": [{"type": "monday", "from": "09:00:00+01:00", "to": "17:00:00+01:00"}]}
     e.update_timetables("door", [Intercom(158, "Gate", timetable=timetable)])
     monday_noon = datetime(2026, 11, 23, 12, 0, tzinfo=BERLIN)
@@ -335,8 +373,9 @@ def test_an_outage_with_a_backlog_is_one_alert_one_recovery_and_one_summary(
     sent += step(e, e.tick(T0 + timedelta(minutes=10), down=frozenset({"door"})))
     back = T0 + timedelta(minutes=30)
     sent += step(e, e.process([provider_event("up", back, "down")], back))
-    backlog = [call_event(f"b{i}", "missed", T0 + timedelta(minutes=i), frm=None)
-               for i in range(12)]
+    backlog = [
+        call_event(f"b{i}", "missed", T0 + timedelta(minutes=i), frm=None) for i in range(12)
+    ]
     backlog.append(call_event("r", "answered", T0 + timedelta(seconds=20)))
     sent += step(e, e.process(backlog, back, backlog=True))
     sent += step(e, e.tick(back + timedelta(minutes=1)))

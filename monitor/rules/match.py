@@ -114,7 +114,7 @@ class Rule:
             return False
         if self.to_states is not None and event.to_state not in self.to_states:
             return False
-        for get, test in self.where:
+        for get, test in self.where:  # noqa: SIM110 (a loop is faster than all() on a genexpr)
             if not test(get(event)):
                 return False
         return True
