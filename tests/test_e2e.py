@@ -212,3 +212,36 @@ async def test_every_provider_end_to_end(
     assert transitions("contact-centre", "none", "missed") == 1
     assert 'callmon_provider_requests_total{code="429",provider="sales"}' not in body
     assert await daemon.terminate() == 0
+
+
+async def test_a_for_timer_fires_from_the_running_daemon(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: ringing-too-long\n"
+        "    when: {state: ringing}\n"
+        "    for: 2s\n"
+        "    notify: [ops-chat]\n"
+        "    title: '{{ call.intercom.title }} ringing for {{ for | duration }}'\n"
+    )
+    port = free_port()
+    config = config_for(sim, receiver, port, tmp_path / "state.db").replace(
+        f"rules: [{ROOT / 'rules'}]", f"rules: [{rules}]"
+    )
+    daemon = daemon_factory(config, VMS_TOKEN=sim.vms.token)
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    sim.vms.ring(180)
+    answered = sim.vms.ring(158)
+    await asyncio.sleep(0.8)
+    sim.vms.answer(answered.id)  # answered in time: its timer is cancelled
+    await wait_for(lambda: len(receiver.received) >= 1, timeout=10)
+    await asyncio.sleep(2.5)
+    assert receiver.titles() == ["Gate ringing for 2s"]
+    assert await daemon.terminate() == 0
