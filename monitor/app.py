@@ -22,10 +22,12 @@ from monitor.notify.delivery import RetryPolicy, Worker
 from monitor.notify.sender import Sender, warm_up
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller
+from monitor.recorder import Recorder
 from monitor.rules.engine import Engine
-from monitor.rules.loader import Context, load_rules
+from monitor.rules.loader import Context, load_rules, rule_files
 from monitor.rules.match import Rule
 from monitor.rules.schedule import Schedule, from_config
+from monitor.rules.silence import Silencer
 from monitor.rules.state import RuleState
 from monitor.rules.templates import Templates
 from monitor.store import StoreError, open_store
@@ -78,6 +80,7 @@ class Daemon:
         *,
         registry: CollectorRegistry | None = None,
         retry: RetryPolicy | None = None,
+        record: str | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
@@ -90,6 +93,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.pipeline: Pipeline | None = None
         self._dropped_state: dict[Any, Any] = {}
+        self.recorder = Recorder(record) if record else None
+        self._rule_files = self._rule_files_seen()
 
     def _provider_status(self) -> dict[str, Any]:
         return {
@@ -105,9 +110,11 @@ class Daemon:
         try:
             rules = load_config_rules(self.config)
         except SourceErrors as exc:
+            self.telemetry.rule_reloads.labels("failure").inc()
             for error in exc.errors:
                 log.error("rule reload rejected; previous rules stay in force", error=str(error))
             return
+        self.telemetry.rule_reloads.labels("success").inc()
         self.rules = rules
         if self.pipeline is not None:
             self._dropped_state.update(self.pipeline.engine.set_rules(rules))
@@ -164,6 +171,7 @@ class Daemon:
                 engine,
                 {name: len(n.urls) for name, n in config.notifiers.items()},
                 wake=self._wake,
+                sinks=[self.recorder.record] if self.recorder else [],
             )
             async with aiohttp.ClientSession() as session:
                 for settings in config.providers:
@@ -185,6 +193,8 @@ class Daemon:
         finally:
             self.readiness.store_open = False
             await store.close()
+            if self.recorder is not None:
+                self.recorder.close()
             await runner.cleanup()
             log.info("stopped")
 
@@ -215,11 +225,33 @@ class Daemon:
             await asyncio.gather(*poll_tasks, tick_task, return_exceptions=True)
             await self._drain(send_tasks)
 
+    def _rule_files_seen(self) -> frozenset[tuple[str, float, int]]:
+        """The rule files as they are on disk now: path, modification time, size."""
+        seen = set()
+        for path in rule_files(self.config.rule_paths()):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            seen.add((str(path), stat.st_mtime, stat.st_size))
+        return frozenset(seen)
+
     async def _tick(self) -> None:
-        """Fire due timers and flush due groups and digests, once a second."""
+        """Once a second: reload changed rule files, refresh silences, fire what is due."""
         assert self.pipeline is not None
         while True:
             await asyncio.sleep(TICK_SECONDS)
+            files = self._rule_files_seen()
+            if files != self._rule_files:
+                self._rule_files = files
+                log.info("rule files changed; reloading")
+                self.reload_rules()
+            try:
+                silences = await self.pipeline.store.silences(time.time())
+            except StoreError as exc:
+                log.error("cannot read silences", error=str(exc))
+            else:
+                self.pipeline.engine.silencer = Silencer(silences)
             if self._dropped_state:
                 dropped, self._dropped_state = self._dropped_state, {}
                 await self.pipeline.store.commit_rules(dropped, [])

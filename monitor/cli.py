@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from monitor import __version__, logs, yamldoc
+from monitor import __version__, logs, tools, yamldoc
 from monitor import config as config_mod
 from monitor.config import Config
 from monitor.yamldoc import SourceError, SourceErrors
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon")
     with_config(run)
+    run.add_argument("--record", metavar="FILE.jsonl", help="also append every event to FILE")
     check = sub.add_parser("check", help="validate the config and every rule file")
     with_config(check)
     demo = sub.add_parser("demo", help="run the daemon against the built-in simulator")
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--history", type=int, default=50, help="finished calls per API before traffic starts"
     )
+    tools.add_parsers(sub, with_config)
     return parser
 
 
@@ -68,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "simulate":
             return cmd_simulate(args)
+        return int(args.func(args))
     except SourceErrors as exc:
         for error in exc.errors:
             print(logs.redactor.redact(str(error)), file=sys.stderr)
@@ -119,12 +122,22 @@ def load(arg: str | None) -> Config:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from monitor.app import load_config_rules
+    from monitor.rules.checks import never_matching
 
     config = load(args.config)
     rules = load_config_rules(config)
+    providers = {p.name: p.type for p in config.providers}
+    warnings = list(never_matching(rules, providers))
+    for never in warnings:
+        rule = never.rule
+        print(
+            f"{rule.source}:{rule.line}:{rule.col}: warning: rule {rule.name!r} can never "
+            f"match: {never.reason}",
+            file=sys.stderr,
+        )
     print(
         f"ok: {len(config.providers)} providers, {len(config.notifiers)} notifiers, "
-        f"{len(rules)} rules"
+        f"{len(rules)} rules" + (f", {len(warnings)} warnings" if warnings else "")
     )
     return EXIT_OK
 
@@ -136,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     rules = load_config_rules(config)
 
     async def main() -> None:
-        daemon = Daemon(config, rules)
+        daemon = Daemon(config, rules, record=args.record)
         install_signals(daemon)
         await _start(daemon)
 

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 from ruamel.yaml.comments import CommentedMap
@@ -52,7 +53,19 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "a duration: 500ms, 5s, 10m, 1h, 1d, or seconds",
+        }
+    ),
+]
 
 
 class _Model(BaseModel):

@@ -21,7 +21,8 @@ from monitor.tracker import Diff, Tracker
 
 log = structlog.get_logger("monitor.pipeline")
 
-EventSink = Callable[[Event], None]
+EventSink = Callable[[Event, bool], None]
+"""Called with every event and whether it came in a backlog (the recorder is one)."""
 
 
 class Pipeline:
@@ -77,7 +78,7 @@ class Pipeline:
             )
         if result.skipped:
             self.telemetry.records_skipped.labels(tracker.provider).inc(result.skipped)
-        self._observe(tracker, diff.events, outcome, queued)
+        self._observe(tracker, diff.events, outcome, queued, backlog)
         return diff
 
     async def emit(self, events: Sequence[Event], now: datetime) -> None:
@@ -98,12 +99,17 @@ class Pipeline:
         self._observe(None, events, outcome, queued)
 
     def _observe(
-        self, tracker: Tracker | None, events: Sequence[Event], outcome: Outcome, queued: int
+        self,
+        tracker: Tracker | None,
+        events: Sequence[Event],
+        outcome: Outcome,
+        queued: int,
+        backlog: bool = False,
     ) -> None:
         t = self.telemetry
         for event in events:
             for sink in self._sinks:
-                sink(event)
+                sink(event, backlog)
             if event.kind is not EventKind.TRANSITION or event.call is None:
                 continue
             t.transitions.labels(event.provider, event.from_state or "none", event.to_state).inc()
@@ -122,6 +128,8 @@ class Pipeline:
                 t.intercom_online.labels(tracker.provider, door).set(1 if online else 0)
         for rule in outcome.fired:
             t.rule_fired.labels(rule).inc()
+        for rule in outcome.silenced:
+            t.silenced.labels(rule).inc()
         if queued:
             for notifier in {alert.notifier for alert in outcome.alerts}:
                 self._wake(notifier)

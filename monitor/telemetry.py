@@ -94,6 +94,18 @@ class Telemetry:
         self.rule_fired = Counter(
             "callmon_rule_fired_total", "Alerts decided, by rule", ["rule"], registry=registry
         )
+        self.silenced = Counter(
+            "callmon_alerts_silenced_total",
+            "Alerts a silence kept from being sent, by rule",
+            ["rule"],
+            registry=registry,
+        )
+        self.rule_reloads = Counter(
+            "callmon_rule_reloads_total",
+            "Rule reloads by outcome (success, failure)",
+            ["outcome"],
+            registry=registry,
+        )
         self.notifications = Counter(
             "callmon_notifications_total",
             "Notification attempts by outcome",
@@ -127,3 +139,6 @@ class Telemetry:
                 self.notifications.labels(n, outcome)
         for r in rules:
             self.rule_fired.labels(r)
+            self.silenced.labels(r)
+        for outcome in ("success", "failure"):
+            self.rule_reloads.labels(outcome)

@@ -38,7 +38,9 @@ async def poller(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Poller, 
     store = SqliteStore(str(tmp_path / "s.db"))
     telemetry = Telemetry(CollectorRegistry())
     events: list[Event] = []
-    pipeline = Pipeline(store, telemetry, Engine([]), {}, sinks=[events.append])
+    pipeline = Pipeline(
+        store, telemetry, Engine([]), {}, sinks=[lambda event, backlog: events.append(event)]
+    )
     async with aiohttp.ClientSession() as session:
         client = VmsIntercom(settings, session)
         yield Poller(client, settings, Tracker("door", "vms-intercom"), pipeline, telemetry), events

@@ -21,6 +21,7 @@ import msgspec
 from monitor.model import Alert, Event, EventKind, Intercom, Severity
 from monitor.rules.match import Rule, by_key
 from monitor.rules.schedule import Schedule, from_timetable
+from monitor.rules.silence import Silencer
 from monitor.rules.state import RuleState, StateKey, Step
 from monitor.rules.templates import localtime
 
@@ -35,6 +36,7 @@ class Outcome:
     alerts: list[Alert] = field(default_factory=list)
     changes: dict[StateKey, Any] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
+    silenced: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.alerts or self.changes)
@@ -94,6 +96,7 @@ class Engine:
         self.zone = zone
         self.state = state or RuleState()
         self.timetables: dict[tuple[str, int], Schedule] = {}
+        self.silencer = Silencer()
         self.set_rules(rules)
 
     # --- configuration
@@ -271,6 +274,9 @@ class Engine:
             if count is None:
                 return
             extra["count"] = count
+        if self.silencer and self.silencer.match(rule.name, event, run.now) is not None:
+            run.out.silenced.append(rule.name)
+            return
         run.out.fired.append(rule.name)
         held_back, since = 0, run.now
         if rule.throttle is not None:
@@ -388,7 +394,7 @@ class Engine:
         provider: str | None = None,
     ) -> dict[str, Any]:
         """One message standing for several alerts (a group, a digest, a backlog)."""
-        if len(items) == 1 and reason == "group":
+        if len(items) == 1 and reason in ("group", "backlog"):
             return items[0]
         count = len(items)
         context = {

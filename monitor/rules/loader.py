@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from monitor import yamldoc
 from monitor.config import validation_errors
 from monitor.model import EventKind
+from monitor.rules.checks import unknown_fields
 from monitor.rules.engine import TIMETABLE
 from monitor.rules.match import (
     Getter,
@@ -48,8 +49,9 @@ KNOWN_STATES = frozenset(
 class Context:
     """What rules are checked against: the config's notifiers and providers."""
 
-    notifiers: Collection[str]
-    providers: Collection[str]
+    notifiers: Collection[str] | None
+    """Known notifier names; None checks none (`rules test` without a config)."""
+    providers: Collection[str] | None
     provider_types: Collection[str] = ("vms-intercom", "bird", "cinnox", "bandwidth")
     templates: Templates = field(default_factory=Templates)
     schedules: Collection[str] = ()
@@ -145,6 +147,8 @@ def compile_rule(
         ("provider", when.provider, context.providers),
         ("provider_type", when.provider_type, context.provider_types),
     ):
+        if known is None:
+            continue
         for i, value in enumerate(values if isinstance(values, list) else [values]):
             if value is not None and value not in known:
                 where = (*loc, "when", key, i) if isinstance(values, list) else (*loc, "when", key)
@@ -154,7 +158,7 @@ def compile_rule(
             if value not in (None, "none") and value not in KNOWN_STATES:
                 errors.append(doc.error((*loc, "when", key), f"unknown state {value!r}"))
     for i, name in enumerate(spec.notify):
-        if name not in context.notifiers:
+        if context.notifiers is not None and name not in context.notifiers:
             errors.append(doc.error((*loc, "notify", i), f"unknown notifier {name!r}"))
     for key in ("during", "outside", "quiet"):
         name = getattr(spec, key)
@@ -212,13 +216,23 @@ def compile_rule(
         if source is None:
             templates.append(None)
             continue
+        line, col = doc.locate((*loc, *tloc))
+        name = ".".join(tloc)
         try:
             templates.append(context.templates.compile(source))
         except TemplateError as exc:
-            line, col = doc.locate((*loc, *tloc))
-            name = ".".join(tloc)
             errors.append(
                 SourceError(doc.path, line + exc.line - 1, col, f"{name}: template error: {exc}")
+            )
+            continue
+        for offset, field_name in unknown_fields(source, summary=tloc[0] == "summary"):
+            errors.append(
+                SourceError(
+                    doc.path,
+                    line + offset - 1,
+                    col,
+                    f"{name}: template reads {field_name!r}, which events never have",
+                )
             )
     if errors:
         raise SourceErrors(errors)
@@ -248,5 +262,7 @@ def compile_rule(
         quiet=spec.quiet,
         summary_title=summary_title,
         summary_body=summary_body,
+        line=doc.locate(loc)[0],
+        col=doc.locate(loc)[1],
         fingerprint=hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16],
     )

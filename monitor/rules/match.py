@@ -94,6 +94,8 @@ class Rule:
     quiet: str | None = None
     summary_title: Template | None = None
     summary_body: Template | None = None
+    line: int = 1
+    col: int = 1
     fingerprint: str = ""
     """A digest of the rule as written, so a reload can tell a changed rule from the same one."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from monitor.model import Alert
+from monitor.rules.silence import Silence
 from monitor.rules.state import StateKey
 from monitor.tracker import Diff, Tracked
 
@@ -96,6 +97,10 @@ class Store(Protocol):
 
     async def mark_failed(self, item_id: int, retry_at: float, error: str) -> None:
         """Record a failed attempt; retry at `retry_at`."""
+        ...
+
+    async def silences(self, now: float | None = None) -> list[Silence]:
+        """Silences not yet expired at `now` (every one when None)."""
         ...
 
     async def pending_count(self, notifier: str) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.model import CallState
+from monitor.rules.silence import Silence
 from monitor.rules.state import StateKey
 from monitor.store.base import Delivery, OutboxItem, ProviderState, StoreError
 from monitor.tracker import Diff, Tracked
@@ -47,6 +48,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (notifier, target, status, next_at, id);
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL,
+    matchers TEXT NOT NULL,
+    starts REAL NOT NULL,
+    ends REAL NOT NULL,
+    comment TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rule_state (
     rule TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -254,6 +263,37 @@ class SqliteStore:
             query += " WHERE status = ?"
             args = (status,)
         return [OutboxItem(*row) for row in self._db.execute(query + " ORDER BY id", args)]
+
+    async def add_silence(
+        self, rule: str, matchers: Sequence[tuple[str, str]], starts: float, ends: float,
+        comment: str,
+    ) -> int:
+        """Store a silence; returns its id."""
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT INTO silences (rule, matchers, starts, ends, comment) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (rule, json.dumps([list(m) for m in matchers]), starts, ends, comment),
+            )
+        return int(cursor.lastrowid or 0)
+
+    async def silences(self, now: float | None = None) -> list[Silence]:
+        """Silences not yet expired at `now` (every one when None), oldest first."""
+        query = "SELECT id, rule, matchers, starts, ends, comment FROM silences"
+        args: tuple[Any, ...] = ()
+        if now is not None:
+            query += " WHERE ends > ?"
+            args = (now,)
+        return [
+            Silence(sid, rule, tuple((k, v) for k, v in json.loads(m)), starts, ends, comment)
+            for sid, rule, m, starts, ends, comment in self._db.execute(query + " ORDER BY id", args)
+        ]
+
+    async def remove_silence(self, silence_id: int) -> bool:
+        """Delete a silence; False when there was none with that id."""
+        with self._db:
+            cursor = self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
+        return cursor.rowcount > 0
 
     async def close(self) -> None:
         self._db.close()
