@@ -337,7 +337,7 @@ def validation_errors(doc: Document, exc: ValidationError, prefix: Loc = ()) -> 
             errors.append(doc.error(loc[:-1], f"{_dotted(loc)}: required key is missing"))
         else:
             message = err["msg"].removeprefix("Value error, ")
-            if kind == "literal_error":
+            if kind in ("literal_error", "enum"):
                 message = f"must be {message.removeprefix('Input should be ')}"
             elif kind == "union_tag_invalid":
                 ctx = err.get("ctx", {})

@@ -42,10 +42,16 @@ def add_parsers(sub: Subparsers, with_config: Callable[[argparse.ArgumentParser]
     silence_sub = silence.add_subparsers(dest="silence_command", required=True, metavar="COMMAND")
     add = silence_sub.add_parser("add", help="silence a rule's alerts for a while")
     add.add_argument("--rule", required=True, help="the rule to silence")
-    add.add_argument("--match", action="append", default=[], metavar="FIELD=VALUE",
-                     help="only alerts whose event has this field value (repeatable)")
-    add.add_argument("--for", dest="duration", required=True, metavar="DURATION",
-                     help="how long: 30m, 2h, 1d")
+    add.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="only alerts whose event has this field value (repeatable)",
+    )
+    add.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION", help="how long: 30m, 2h, 1d"
+    )
     add.add_argument("--comment", required=True, help="why (shown in silence list)")
     with_config(add)
     add.set_defaults(func=cmd_silence_add)
@@ -82,8 +88,10 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     if args.config:
         config = load(args.config)
         context = Context(
-            notifiers=list(config.notifiers), providers=[p.name for p in config.providers],
-            templates=Templates(config.zone), schedules=list(config.schedules),
+            notifiers=list(config.notifiers),
+            providers=[p.name for p in config.providers],
+            templates=Templates(config.zone),
+            schedules=list(config.schedules),
         )
         engine_args: dict[str, Any] = {"zone": config.zone}
         schedules = build_schedules(config)
@@ -143,8 +151,9 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
     async def add() -> int:
         try:
-            return int(await store.add_silence(args.rule, matchers, now, now + seconds,
-                                               args.comment))
+            return int(
+                await store.add_silence(args.rule, matchers, now, now + seconds, args.comment)
+            )
         finally:
             await store.close()
 

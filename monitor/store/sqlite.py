@@ -265,7 +265,11 @@ class SqliteStore:
         return [OutboxItem(*row) for row in self._db.execute(query + " ORDER BY id", args)]
 
     async def add_silence(
-        self, rule: str, matchers: Sequence[tuple[str, str]], starts: float, ends: float,
+        self,
+        rule: str,
+        matchers: Sequence[tuple[str, str]],
+        starts: float,
+        ends: float,
         comment: str,
     ) -> int:
         """Store a silence; returns its id."""
@@ -284,9 +288,10 @@ class SqliteStore:
         if now is not None:
             query += " WHERE ends > ?"
             args = (now,)
+        rows = self._db.execute(query + " ORDER BY id", args).fetchall()
         return [
             Silence(sid, rule, tuple((k, v) for k, v in json.loads(m)), starts, ends, comment)
-            for sid, rule, m, starts, ends, comment in self._db.execute(query + " ORDER BY id", args)
+            for sid, rule, m, starts, ends, comment in rows
         ]
 
     async def remove_silence(self, silence_id: int) -> bool:
