@@ -245,3 +245,63 @@ async def test_a_for_timer_fires_from_the_running_daemon(
     await asyncio.sleep(2.5)
     assert receiver.titles() == ["Gate ringing for 2s"]
     assert await daemon.terminate() == 0
+
+
+async def test_rules_reload_on_edit_reject_a_broken_edit_and_silences_apply(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = rules / "missed.yaml"
+    template = (
+        "rules:\n  - name: missed\n    when: {{to: missed}}\n    notify: [ops-chat]\n"
+        "    title: '{version} missed at {{{{ call.intercom.title }}}}'\n"
+    )
+    rule.write_text(template.format(version="v1"))
+    port = free_port()
+    config = config_for(sim, receiver, port, tmp_path / "state.db").replace(
+        f"rules: [{ROOT / 'rules'}]", f"rules: [{rules}]"
+    )
+    daemon = daemon_factory(config, VMS_TOKEN=sim.vms.token)
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+
+    async def miss_at(door: int, expect: int) -> None:
+        sim.vms.miss(sim.vms.ring(door).id)
+        await wait_for(lambda: len(receiver.received) >= expect, timeout=10)
+
+    await miss_at(158, 1)
+    rule.write_text(template.format(version="v2"))
+    await wait_for(lambda: "rules reloaded" in daemon.logs(), timeout=10)
+    await miss_at(158, 2)
+    rule.write_text("rules:\n  - name: missed\n    when: {to: [missed\n")
+    await wait_for(lambda: "rule reload rejected" in daemon.logs(), timeout=10)
+    await miss_at(158, 3)
+    assert receiver.titles() == [
+        "v1 missed at Front door", "v2 missed at Front door", "v2 missed at Front door"
+    ]
+    rejected = [e for e in daemon.log_events() if e.get("event", "").startswith("rule reload rej")]
+    assert rejected[0]["error"].startswith(f"{rule}:4:1: invalid YAML")
+    assert 'callmon_rule_reloads_total{outcome="failure"} 1.0' in await metrics(port)
+
+    added = subprocess.run(
+        [sys.executable, "-m", "monitor", "silence", "add", "--rule", "missed", "--match",
+         "call.intercom.id=180", "--for", "1h", "--comment", "gate repairs",
+         "-c", str(daemon.config)],
+        capture_output=True, text=True, env=daemon.env, timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    await asyncio.sleep(1.5)  # the daemon reads silences once a second
+    sim.vms.miss(sim.vms.ring(180).id)
+    await miss_at(158, 4)
+    await asyncio.sleep(1.0)
+    assert receiver.titles()[3:] == ["v2 missed at Front door"]
+    assert 'callmon_alerts_silenced_total{rule="missed"} 1.0' in await metrics(port)
+    assert await daemon.terminate() == 0

@@ -1,0 +1,109 @@
+"""The offline tools: schemas, silences from the CLI, the recorder and `rules test` basics."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.model import Call, CallState, Event, EventKind, Intercom
+from monitor.recorder import Recorder, RecordingError, read
+
+CONFIG = """\
+store: sqlite:///state.db
+rules: [rules]
+notifiers:
+  chat: {urls: ["json://127.0.0.1:1/hook"]}
+"""
+RULE = "rules:\n  - {name: missed, when: {to: missed}, notify: [chat], title: 'missed {{ call.id }}'}\n"
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(RULE)
+    (tmp_path / "callmon.yaml").write_text(CONFIG)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def missed(cid: str) -> Event:
+    call = Call(id=cid, state=CallState.MISSED, raw_status="missed", created_at=T0,
+                intercom=Intercom(1, "Gate"), raw={"id": cid, "extra": [1, 2]})
+    return Event(kind=EventKind.TRANSITION, provider="door", provider_type="vms-intercom",
+                 from_state="ringing", to_state="missed", at=T0, call=call)
+
+
+@pytest.mark.parametrize(("which", "key"), [("rules", "rules"), ("config", "providers")])
+def test_schemas_are_json_schema(which: str, key: str, capsys: pytest.CaptureFixture[str]
+                                 ) -> None:
+    assert main([which, "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert key in schema["properties"]
+    assert schema["additionalProperties"] is False
+
+
+def test_silences_from_the_cli(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["silence", "add", "--rule", "missed", "--match", "call.intercom.id=158",
+                 "--for", "2h", "--comment", "door repair", "-c", "callmon.yaml"]) == 0
+    assert capsys.readouterr().out == "silence 1 added: missed for 2h\n"
+    assert main(["silence", "list", "-c", "callmon.yaml"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("1\tmissed\tcall.intercom.id=158\tuntil ")
+    assert line.endswith("\tdoor repair")
+    assert main(["silence", "remove", "1", "-c", "callmon.yaml"]) == 0
+    assert main(["silence", "remove", "1", "-c", "callmon.yaml"]) == 1
+    assert capsys.readouterr().err == "callmon silence remove: no silence 1\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--rule", "nope"], "callmon silence add: unknown rule 'nope'"),
+        (["--rule", "missed", "--match", "caller=1"],
+         "callmon silence add: --match 'caller=1': unknown event field 'caller'"),
+        (["--rule", "missed", "--match", "call.id"],
+         "callmon silence add: --match 'call.id': write it as field=value"),
+    ],
+)
+def test_bad_silences_are_refused(site: Path, capsys: pytest.CaptureFixture[str],
+                                  args: list[str], error: str) -> None:
+    assert main(["silence", "add", *args, "--for", "1h", "--comment", "x",
+                 "-c", "callmon.yaml"]) == 1
+    assert capsys.readouterr().err.strip() == error
+
+
+def test_the_recorder_rotates_and_keeps_raw(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    recorder = Recorder(path, max_bytes=1500, backups=2)
+    for i in range(12):
+        recorder.record(missed(str(i)), backlog=i == 3)
+    recorder.close()
+    assert (tmp_path / "events.jsonl.1").exists()
+    assert not (tmp_path / "events.jsonl.3").exists()
+    recorded = list(read(tmp_path / "events.jsonl.1")) + list(read(path))
+    assert recorded[-1].event.call is not None
+    assert recorded[-1].event.call.raw == {"id": "11", "extra": [1, 2]}
+    assert path.stat().st_size <= 1500
+
+
+def test_a_broken_recording_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    Recorder(path).record(missed("1"))
+    with path.open("a") as f:
+        f.write('{"event": "nope"}\n')
+    with pytest.raises(RecordingError, match=r"events.jsonl:2:1: not a recorded event"):
+        list(read(path))
+
+
+def test_rules_test_without_a_config(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recorder = Recorder(site / "events.jsonl")
+    recorder.record(missed("7"))
+    recorder.close()
+    assert main(["rules", "test", "rules", "--events", "events.jsonl"]) == 0
+    assert capsys.readouterr().out == "2026-11-23T12:00:00Z  missed  missed 7\n"
