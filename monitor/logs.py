@@ -48,11 +48,24 @@ class Redactor:
 redactor = Redactor()
 
 
+class _Stderr:
+    """Standard error as it is when a line is written (tests and tools swap `sys.stderr`)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(
     *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
 ) -> None:
     """Configure structlog and the stdlib root logger once for the whole process."""
-    out = stream or sys.stderr
+    out: Any = stream or _Stderr()
     as_json = (not out.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer()
