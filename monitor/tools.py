@@ -149,8 +149,10 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         known = {rule.name for rule in load_config_rules(config)}
     except SourceErrors:
         known = None  # the rule files are broken right now: the daemon keeps its old rules
-        print("callmon silence add: rule files do not load; not checking the rule name",
-              file=sys.stderr)
+        print(
+            "callmon silence add: rule files do not load; not checking the rule name",
+            file=sys.stderr,
+        )
     if known is not None and args.rule not in known:
         raise Failure(f"callmon silence add: unknown rule {args.rule!r}")
     now = time.time()

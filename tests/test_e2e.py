@@ -253,7 +253,6 @@ async def test_rules_reload_on_edit_reject_a_broken_edit_and_silences_apply(
     daemon_factory: Callable[..., DaemonProcess],
     tmp_path: Path,
 ) -> None:
-    import subprocess
     import sys
 
     rules = tmp_path / "rules"
@@ -285,19 +284,35 @@ async def test_rules_reload_on_edit_reject_a_broken_edit_and_silences_apply(
     await wait_for(lambda: "rule reload rejected" in daemon.logs(), timeout=10)
     await miss_at(158, 3)
     assert receiver.titles() == [
-        "v1 missed at Front door", "v2 missed at Front door", "v2 missed at Front door"
+        "v1 missed at Front door",
+        "v2 missed at Front door",
+        "v2 missed at Front door",
     ]
     rejected = [e for e in daemon.log_events() if e.get("event", "").startswith("rule reload rej")]
     assert rejected[0]["error"].startswith(f"{rule}:4:1: invalid YAML")
     assert 'callmon_rule_reloads_total{outcome="failure"} 1.0' in await metrics(port)
 
-    added = subprocess.run(
-        [sys.executable, "-m", "monitor", "silence", "add", "--rule", "missed", "--match",
-         "call.intercom.id=180", "--for", "1h", "--comment", "gate repairs",
-         "-c", str(daemon.config)],
-        capture_output=True, text=True, env=daemon.env, timeout=60,
+    added = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "silence",
+        "add",
+        "--rule",
+        "missed",
+        "--match",
+        "call.intercom.id=180",
+        "--for",
+        "1h",
+        "--comment",
+        "gate repairs",
+        "-c",
+        str(daemon.config),
+        env=daemon.env,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert added.returncode == 0, added.stderr
+    _, stderr = await added.communicate()
+    assert added.returncode == 0, stderr
     await asyncio.sleep(1.5)  # the daemon reads silences once a second
     sim.vms.miss(sim.vms.ring(180).id)
     await miss_at(158, 4)

@@ -18,7 +18,10 @@ rules: [rules]
 notifiers:
   chat: {urls: ["json://127.0.0.1:1/hook"]}
 """
-RULE = "rules:\n  - {name: missed, when: {to: missed}, notify: [chat], title: 'missed {{ call.id }}'}\n"
+RULE = (
+    "rules:\n"
+    "  - {name: missed, when: {to: missed}, notify: [chat], title: 'missed {{ call.id }}'}\n"
+)
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
@@ -32,15 +35,27 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def missed(cid: str) -> Event:
-    call = Call(id=cid, state=CallState.MISSED, raw_status="missed", created_at=T0,
-                intercom=Intercom(1, "Gate"), raw={"id": cid, "extra": [1, 2]})
-    return Event(kind=EventKind.TRANSITION, provider="door", provider_type="vms-intercom",
-                 from_state="ringing", to_state="missed", at=T0, call=call)
+    call = Call(
+        id=cid,
+        state=CallState.MISSED,
+        raw_status="missed",
+        created_at=T0,
+        intercom=Intercom(1, "Gate"),
+        raw={"id": cid, "extra": [1, 2]},
+    )
+    return Event(
+        kind=EventKind.TRANSITION,
+        provider="door",
+        provider_type="vms-intercom",
+        from_state="ringing",
+        to_state="missed",
+        at=T0,
+        call=call,
+    )
 
 
 @pytest.mark.parametrize(("which", "key"), [("rules", "rules"), ("config", "providers")])
-def test_schemas_are_json_schema(which: str, key: str, capsys: pytest.CaptureFixture[str]
-                                 ) -> None:
+def test_schemas_are_json_schema(which: str, key: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([which, "schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"].startswith("https://json-schema.org/")
@@ -49,8 +64,25 @@ def test_schemas_are_json_schema(which: str, key: str, capsys: pytest.CaptureFix
 
 
 def test_silences_from_the_cli(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["silence", "add", "--rule", "missed", "--match", "call.intercom.id=158",
-                 "--for", "2h", "--comment", "door repair", "-c", "callmon.yaml"]) == 0
+    assert (
+        main(
+            [
+                "silence",
+                "add",
+                "--rule",
+                "missed",
+                "--match",
+                "call.intercom.id=158",
+                "--for",
+                "2h",
+                "--comment",
+                "door repair",
+                "-c",
+                "callmon.yaml",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == "silence 1 added: missed for 2h\n"
     assert main(["silence", "list", "-c", "callmon.yaml"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
@@ -65,16 +97,22 @@ def test_silences_from_the_cli(site: Path, capsys: pytest.CaptureFixture[str]) -
     ("args", "error"),
     [
         (["--rule", "nope"], "callmon silence add: unknown rule 'nope'"),
-        (["--rule", "missed", "--match", "caller=1"],
-         "callmon silence add: --match 'caller=1': unknown event field 'caller'"),
-        (["--rule", "missed", "--match", "call.id"],
-         "callmon silence add: --match 'call.id': write it as field=value"),
+        (
+            ["--rule", "missed", "--match", "caller=1"],
+            "callmon silence add: --match 'caller=1': unknown event field 'caller'",
+        ),
+        (
+            ["--rule", "missed", "--match", "call.id"],
+            "callmon silence add: --match 'call.id': write it as field=value",
+        ),
     ],
 )
-def test_bad_silences_are_refused(site: Path, capsys: pytest.CaptureFixture[str],
-                                  args: list[str], error: str) -> None:
-    assert main(["silence", "add", *args, "--for", "1h", "--comment", "x",
-                 "-c", "callmon.yaml"]) == 1
+def test_bad_silences_are_refused(
+    site: Path, capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    assert (
+        main(["silence", "add", *args, "--for", "1h", "--comment", "x", "-c", "callmon.yaml"]) == 1
+    )
     assert capsys.readouterr().err.strip() == error
 
 
