@@ -38,9 +38,9 @@ from monitor.yamldoc import SourceErrors
 
 log = structlog.get_logger("monitor.app")
 
-GRACE_SECONDS = 10.0
 
-
+SENT_RETENTION = 7 * 86400.0
+"""Delivered messages are kept this long (their idempotency keys with them)."""
 TICK_SECONDS = 1.0
 """How often timers, groups and digests are checked."""
 
@@ -93,6 +93,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.pipeline: Pipeline | None = None
         self._dropped_state: dict[Any, Any] = {}
+        self._next_prune = 0.0
         self.recorder = Recorder(record) if record else None
         self._rule_files = self._rule_files_seen()
 
@@ -148,6 +149,7 @@ class Daemon:
         try:
             await asyncio.to_thread(warm_up)
             for name, notifier in config.notifiers.items():
+                policy = RetryPolicy(self.retry.first, min(self.retry.cap, notifier.retry_max))
                 self.workers[name] = [
                     Worker(
                         name,
@@ -155,7 +157,9 @@ class Daemon:
                         Sender(url.get_secret_value(), timeout=notifier.timeout),
                         store,
                         self.telemetry,
-                        policy=self.retry,
+                        policy=policy,
+                        max_age=notifier.max_age,
+                        min_interval=1.0 / notifier.rate_limit if notifier.rate_limit else 0.0,
                     )
                     for i, url in enumerate(notifier.urls)
                 ]
@@ -259,19 +263,40 @@ class Daemon:
             down = frozenset(p.settings.name for p in self.pollers if p.up is False)
             try:
                 await self.pipeline.tick(datetime.now(UTC), down)
+                await self._outbox_gauges()
             except StoreError as exc:
                 log.error("store write failed; rule timers will be retried", error=str(exc))
 
+    async def _outbox_gauges(self) -> None:
+        """Queue depth and the age of the oldest waiting message, per notifier; and, once an
+        hour, forget delivered messages older than a week."""
+        assert self.pipeline is not None
+        store, now = self.pipeline.store, time.time()
+        for name in self.workers:
+            self.telemetry.queue_depth.labels(name).set(await store.pending_count(name))
+            oldest = await store.oldest_pending(name)
+            self.telemetry.oldest_pending.labels(name).set(0 if oldest is None else now - oldest)
+        if now >= self._next_prune:
+            self._next_prune = now + 3600
+            await store.prune_sent(now - SENT_RETENTION)
+
     async def _drain(self, send_tasks: list[asyncio.Task[None]]) -> None:
-        """Give the delivery workers up to the grace period to send what is due, then stop."""
+        """Give the workers the grace period to send what is due and finish what is in flight;
+        whatever is left stays queued in the store for the next start."""
+        workers = [w for ws in self.workers.values() for w in ws]
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(GRACE_SECONDS):
+            async with asyncio.timeout(self.config.shutdown_grace):
                 # The workers keep sending; this only watches the outbox until nothing is due.
                 while await self._anything_due():  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
+                for worker in workers:
+                    worker.stop()
+                await asyncio.gather(*send_tasks, return_exceptions=True)
         for task in send_tasks:
             task.cancel()
         await asyncio.gather(*send_tasks, return_exceptions=True)
+        if any(w.sending for w in workers):
+            log.warning("grace period over with a send in flight; it stays queued")
 
     async def _anything_due(self) -> bool:
         assert self.pipeline is not None

@@ -163,11 +163,48 @@ ProviderConfig = Annotated[
 ]
 
 
+def parse_rate(value: Any) -> float:
+    """Messages per second from `1/s`, `30/m`, `100/h` or a bare number (per second)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a rate such as 1/s or 30/m")
+    if isinstance(value, int | float):
+        rate = float(value)
+    else:
+        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$", str(value))
+        if not match:
+            raise ValueError(f"invalid rate {value!r}: write it as 1/s, 30/m or 100/h")
+        rate = float(match.group(1)) / _UNITS[match.group(2)]
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {value!r}")
+    return rate
+
+
+Rate = Annotated[
+    float,
+    BeforeValidator(parse_rate),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d+(\.\d+)?/(s|m|h)$"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "messages per second, or written as 1/s, 30/m, 100/h",
+        }
+    ),
+]
+
+
 class NotifierConfig(_Model):
     """A named notification target: one or more apprise URLs."""
 
     urls: tuple[SecretStr, ...] = Field(min_length=1)
     timeout: Duration = 10.0
+    max_age: Duration = 86400.0
+    """Undelivered this long, a message is dead-lettered (kept, counted, never sent)."""
+    retry_max: Duration = 30.0
+    """Retries back off from 1 s, doubling, up to this."""
+    rate_limit: Rate | None = None
+    """At most this many messages per second to each URL."""
 
 
 class Schedule(_Model):
@@ -202,6 +239,8 @@ class Config(_Model):
     providers: tuple[ProviderConfig, ...] = ()
     notifiers: Mapping[str, NotifierConfig] = Field(default_factory=dict)
     schedules: Mapping[str, Schedule] = Field(default_factory=dict)
+    shutdown_grace: Duration = 10.0
+    """On SIGTERM, how long due notifications get to go out before callmon exits."""
 
     @field_validator("timezone")
     @classmethod

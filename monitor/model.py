@@ -171,3 +171,5 @@ class Alert(msgspec.Struct, frozen=True):
     title: str
     body: str
     created_at: datetime
+    event_at: datetime | None = None
+    """When what the alert is about happened (the provider's time), for delivery latency."""

@@ -112,6 +112,19 @@ class Telemetry:
             ["notifier", "outcome"],
             registry=registry,
         )
+        self.delivery_seconds = Histogram(
+            "callmon_notification_delivery_seconds",
+            "Time from the event (the provider's time) until the target accepted the message",
+            ["notifier"],
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400),
+            registry=registry,
+        )
+        self.oldest_pending = Gauge(
+            "callmon_notification_oldest_pending_age_seconds",
+            "Age of the oldest undelivered notification (0 when none waits)",
+            ["notifier"],
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "callmon_notification_queue_depth",
             "Notifications waiting to be delivered",
@@ -135,6 +148,8 @@ class Telemetry:
                 self.ring_seconds.labels(p, outcome)
         for n in notifiers:
             self.queue_depth.labels(n)
+            self.oldest_pending.labels(n)
+            self.delivery_seconds.labels(n)
             for outcome in OUTCOMES:
                 self.notifications.labels(n, outcome)
         for r in rules:

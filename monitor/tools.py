@@ -63,6 +63,53 @@ def add_parsers(sub: Subparsers, with_config: Callable[[argparse.ArgumentParser]
     remove.add_argument("id", type=int)
     with_config(remove)
     remove.set_defaults(func=cmd_silence_remove)
+    add_outbox_parsers(sub, with_config)
+
+
+def add_outbox_parsers(
+    sub: Subparsers, with_config: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """`callmon outbox list|retry|purge [--notifier N] [--dead]`."""
+    outbox = sub.add_parser("outbox", help="undelivered and dead-lettered notifications")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True, metavar="COMMAND")
+    for name, help_text in (
+        ("list", "show waiting (or, with --dead, dead-lettered) notifications"),
+        ("retry", "send waiting ones now (or, with --dead, bring dead-lettered ones back)"),
+        ("purge", "delete waiting (or, with --dead, dead-lettered) notifications"),
+    ):
+        command = outbox_sub.add_parser(name, help=help_text)
+        command.add_argument("--notifier", help="only this notifier")
+        command.add_argument("--dead", action="store_true", help="the dead-lettered ones")
+        with_config(command)
+        command.set_defaults(func=cmd_outbox)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    _, store = _store(args)
+
+    async def act() -> list[str]:
+        try:
+            if args.outbox_command == "list":
+                items = await store.outbox_select(dead=args.dead, notifier=args.notifier)
+                return [
+                    f"{i.id}\t{i.notifier}#{i.target}\t"
+                    f"{datetime.fromtimestamp(i.created_at, UTC):%Y-%m-%d %H:%M:%SZ}\t"
+                    f"{i.rule}\t{i.title}\tattempts={i.attempts}\t{i.last_error or ''}"
+                    for i in items
+                ]
+            if args.outbox_command == "retry":
+                count = await store.outbox_retry(dead=args.dead, notifier=args.notifier)
+                return [f"{count} notifications due now"]
+            count = await store.outbox_purge(dead=args.dead, notifier=args.notifier)
+            return [f"{count} notifications deleted"]
+        finally:
+            await store.close()
+
+    for line in asyncio.run(act()):
+        print(line)
+    return EXIT_OK
 
 
 def _print_schema(which: str) -> int:

@@ -48,14 +48,18 @@ class Receiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     hang: float = 0.0
+    slow: float = 0.0
 
     @property
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
     async def handle(self, request: web.Request) -> web.Response:
-        if self.hang:
+        if self.hang:  # hang, then fail without taking the message
             await asyncio.sleep(self.hang)
+            return web.Response(status=503)
+        if self.slow:  # slow, but takes the message
+            await asyncio.sleep(self.slow)
         if self.status != 200:
             return web.Response(status=self.status)
         self.received.append(await request.json())

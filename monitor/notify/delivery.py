@@ -1,8 +1,11 @@
 """Delivery from the outbox: one worker per apprise target, in order, retrying with backoff.
 
-A delivery is marked sent right after apprise reports success. apprise gives no receipt, so a
-crash between those two steps resends that one message after a restart: the only window where a
-message can arrive twice. Nothing is ever dropped from the outbox by a failure.
+Each queued message is decided in one place (`decide`): send it, or dead-letter it once it is
+older than the notifier's `max_age`. A failed send stays at the head of its queue and is retried
+with exponential backoff and jitter, so order is kept. A message is marked sent right after
+apprise reports success; apprise gives no receipt, so a crash between those two steps resends
+that one message after a restart: the only window where a message can arrive twice. Nothing is
+ever dropped by a failure.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import structlog
 
@@ -24,23 +28,38 @@ from monitor.telemetry import Telemetry
 log = structlog.get_logger("monitor.notify")
 
 BATCH = 20
+IDLE_CHECK = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, capped."""
+    """Exponential backoff with ±20 % jitter, capped."""
 
     first: float = 1.0
     cap: float = 30.0
 
     def delay(self, attempts: int, rng: Callable[[], float] = random.random) -> float:
-        """Seconds before the next attempt after `attempts` failures (with ±20 % jitter)."""
+        """Seconds before the next attempt after `attempts` failures."""
         base = min(self.cap, self.first * 2 ** max(0, attempts - 1))
         return float(base * (0.8 + 0.4 * rng()))
 
 
+class Decision(StrEnum):
+    """What to do with the message at the head of a queue."""
+
+    SEND = "send"
+    DEAD_LETTER = "dead_letter"
+
+
+def decide(item: OutboxItem, now: float, max_age: float) -> Decision:
+    """Send a queued message, or give up on it when it waited longer than `max_age`."""
+    if now - item.created_at > max_age:
+        return Decision.DEAD_LETTER
+    return Decision.SEND
+
+
 class Worker:
-    """Sends the outbox of one target of one notifier."""
+    """Sends the outbox of one target (apprise URL) of one notifier."""
 
     def __init__(
         self,
@@ -51,6 +70,8 @@ class Worker:
         telemetry: Telemetry,
         *,
         policy: RetryPolicy | None = None,
+        max_age: float = 86400.0,
+        min_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.notifier = notifier
@@ -59,42 +80,84 @@ class Worker:
         self._store = store
         self._telemetry = telemetry
         self._policy = policy or RetryPolicy()
+        self._max_age = max_age
+        self._min_interval = min_interval
         self._clock = clock
         self._wake = asyncio.Event()
         self._failing = False
+        self._stopping = False
+        self._last_send = 0.0
+        self.sending = False
 
     def wake(self) -> None:
         """New deliveries were queued."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Finish the send in flight, if any, then return from `run`."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Deliver forever; cancellation leaves unsent items queued."""
-        while True:
+        """Deliver until stopped; whatever is not sent stays queued in the store."""
+        while not self._stopping:
             self._wake.clear()
             items = await self._store.due(self.notifier, self.target, self._clock(), BATCH)
             if items:
                 for item in items:
-                    if not await self._deliver(item):
+                    if self._stopping or not await self._handle(item):
                         break
                 continue
             next_at = await self._store.next_due(self.notifier, self.target)
-            wait = None if next_at is None else max(0.05, next_at - self._clock())
+            # Look again at least every few seconds: `callmon outbox retry` changes the store
+            # from another process.
+            wait = IDLE_CHECK if next_at is None else max(0.05, next_at - self._clock())
+            wait = min(wait, IDLE_CHECK)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _deliver(self, item: OutboxItem) -> bool:
+    async def _handle(self, item: OutboxItem) -> bool:
+        """Deal with one message; False when the queue must wait (a failed send)."""
+        if decide(item, self._clock(), self._max_age) is Decision.DEAD_LETTER:
+            await self._store.mark_dead(item.id, f"undelivered after {self._max_age:g} s")
+            self._telemetry.notifications.labels(self.notifier, "dropped").inc()
+            log.error(
+                "notification dead-lettered: undelivered for too long",
+                notifier=self.notifier,
+                target=self._sender.display,
+                rule=item.rule,
+                title=item.title,
+                attempts=item.attempts,
+            )
+            return True
+        wait = self._last_send + self._min_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self.sending = True
+        try:
+            # Shielded: a stop (SIGTERM) lets a send in flight finish and be recorded.
+            return await asyncio.shield(self._send(item))
+        finally:
+            self.sending = False
+
+    async def _send(self, item: OutboxItem) -> bool:
+        if item.attempts:
+            self._telemetry.notifications.labels(self.notifier, "retried").inc()
         result = await self._sender.send(item.title, item.body, Severity(item.severity))
+        self._last_send = time.monotonic()
         now = self._clock()
         if result.ok:
             await self._store.mark_sent(item.id, now)
             self._telemetry.notifications.labels(self.notifier, "sent").inc()
+            since = item.event_at if item.event_at is not None else item.created_at
+            self._telemetry.delivery_seconds.labels(self.notifier).observe(max(0.0, now - since))
             if self._failing:
                 log.info("notifier recovered", notifier=self.notifier, target=self._sender.display)
                 self._failing = False
             return True
         delay = self._policy.delay(item.attempts + 1)
         await self._store.mark_failed(item.id, now + delay, f"{result.reason}: {result.detail}")
-        self._telemetry.notifications.labels(self.notifier, "retried").inc()
+        self._telemetry.notifications.labels(self.notifier, "failed").inc()
         if not self._failing:
             log.warning(
                 "notifier failing; messages stay queued",

@@ -382,6 +382,7 @@ class Engine:
                     title=item["title"],
                     body=item["body"],
                     created_at=run.now,
+                    event_at=datetime.fromtimestamp(item["at"], UTC),
                 )
             )
 

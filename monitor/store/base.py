@@ -52,6 +52,7 @@ class OutboxItem:
     attempts: int
     status: str
     last_error: str | None
+    event_at: float | None = None
 
 
 class Store(Protocol):
@@ -99,8 +100,20 @@ class Store(Protocol):
         """Record a failed attempt; retry at `retry_at`."""
         ...
 
+    async def mark_dead(self, item_id: int, error: str) -> None:
+        """Give up on a delivery: kept as dead-lettered, never sent."""
+        ...
+
+    async def oldest_pending(self, notifier: str) -> float | None:
+        """When the oldest undelivered notification of a notifier was decided, or None."""
+        ...
+
     async def silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at `now` (every one when None)."""
+        ...
+
+    async def prune_sent(self, before: float) -> int:
+        """Forget delivered entries decided before `before`."""
         ...
 
     async def pending_count(self, notifier: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,10 @@ CREATE TABLE IF NOT EXISTS rule_state (
 """
 
 _ITEM_COLUMNS = (
-    "id, notifier, target, rule, severity, title, body, created_at, attempts, status, last_error"
+    "id, notifier, target, rule, severity, title, body, created_at, attempts, status, last_error, "
+    "event_at"
 )
+MIGRATIONS = (("outbox", "event_at", "ALTER TABLE outbox ADD COLUMN event_at REAL"),)
 
 
 def sqlite_path(url: str) -> str:
@@ -92,6 +95,10 @@ class SqliteStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            for table, column, statement in MIGRATIONS:
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(statement)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
 
@@ -160,7 +167,7 @@ class SqliteStore:
         before = self._db.total_changes
         self._db.executemany(
             "INSERT OR IGNORE INTO outbox (key, notifier, target, rule, severity, title, body, "
-            "created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, next_at, event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     d.key,
@@ -172,6 +179,7 @@ class SqliteStore:
                     d.alert.body,
                     d.alert.created_at.timestamp(),
                     d.alert.created_at.timestamp(),
+                    d.alert.event_at.timestamp() if d.alert.event_at else None,
                 )
                 for d in deliveries
             ],
@@ -248,6 +256,60 @@ class SqliteStore:
             "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
             (retry_at, error[:500], item_id),
         )
+
+    async def mark_dead(self, item_id: int, error: str) -> None:
+        self._db.execute(
+            "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?", (error[:500], item_id)
+        )
+
+    async def oldest_pending(self, notifier: str) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(created_at) FROM outbox WHERE notifier = ? AND status = 'pending'",
+            (notifier,),
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    async def outbox_select(self, *, dead: bool, notifier: str | None = None) -> list[OutboxItem]:
+        """Undelivered (or, with `dead`, dead-lettered) entries, oldest first."""
+        query = f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE status = ?"
+        args: list[Any] = ["dead" if dead else "pending"]
+        if notifier is not None:
+            query += " AND notifier = ?"
+            args.append(notifier)
+        return [OutboxItem(*row) for row in self._db.execute(query + " ORDER BY id", args)]
+
+    async def outbox_retry(self, *, dead: bool, notifier: str | None = None) -> int:
+        """Make entries due now: pending ones skip their backoff, dead ones are revived with a
+        fresh `max_age` (their `created_at` restarts now; `event_at` keeps the event's time)."""
+        now = time.time()
+        revive = ", created_at = ?" if dead else ""
+        query = (
+            f"UPDATE outbox SET status = 'pending', next_at = ?, attempts = 0{revive} "
+            "WHERE status = ?"
+        )
+        args: list[Any] = [now, *([now] if dead else []), "dead" if dead else "pending"]
+        if notifier is not None:
+            query += " AND notifier = ?"
+            args.append(notifier)
+        with self._db:
+            return self._db.execute(query, args).rowcount
+
+    async def outbox_purge(self, *, dead: bool, notifier: str | None = None) -> int:
+        """Delete undelivered (or dead-lettered) entries; returns how many."""
+        query = "DELETE FROM outbox WHERE status = ?"
+        args: list[Any] = ["dead" if dead else "pending"]
+        if notifier is not None:
+            query += " AND notifier = ?"
+            args.append(notifier)
+        with self._db:
+            return self._db.execute(query, args).rowcount
+
+    async def prune_sent(self, before: float) -> int:
+        """Forget delivered entries decided before `before` (their keys are no longer needed)."""
+        with self._db:
+            return self._db.execute(
+                "DELETE FROM outbox WHERE status = 'sent' AND created_at < ?", (before,)
+            ).rowcount
 
     async def pending_count(self, notifier: str) -> int:
         row = self._db.execute(

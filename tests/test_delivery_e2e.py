@@ -1,0 +1,201 @@
+"""Notifications are never lost and never doubled: the real daemon, a real local receiver
+behind apprise's `json://` target, failures and kills."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from monitor.simulator.server import Simulator
+from tests.conftest import DaemonProcess, Receiver, free_port, wait_for
+from tests.test_e2e import wait_ready
+
+
+def config(sim: Simulator, receiver: Receiver, tmp_path: Path, port: int, extra: str = "") -> str:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: missed\n    when: {to: missed}\n    notify: [ops-chat]\n"
+        "    title: 'Missed call {{ call.id }}'\n"
+    )
+    return f"""
+store: sqlite:///{tmp_path / "state.db"}
+listen: 127.0.0.1:{port}
+rules: [{rules}]
+providers:
+  - {{name: front-door, type: vms-intercom, base_url: "{sim.base_url}", token: {sim.vms.token},
+     poll_interval: 200ms, max_requests_per_second: 1000}}
+notifiers:
+  ops-chat:
+    urls: ["{receiver.url}"]
+{extra}"""
+
+
+async def started(daemon: DaemonProcess, port: int) -> None:
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+
+
+async def outbox(daemon: DaemonProcess, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "outbox",
+        *args,
+        "-c",
+        str(daemon.config),
+        env=daemon.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    return out.decode()
+
+
+async def test_a_receiver_failing_for_30s_gets_each_message_once_in_order(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = daemon_factory(config(sim, receiver, tmp_path, port))
+    await started(daemon, port)
+    receiver.status = 500
+    calls = []
+    for _ in range(3):
+        call = sim.vms.ring(158)
+        sim.vms.miss(call.id)
+        calls.append(call.id)
+        await asyncio.sleep(1.0)
+    await asyncio.sleep(27.0)
+    assert receiver.received == []
+    receiver.status = 200
+    await wait_for(lambda: len(receiver.received) >= 3, timeout=40)
+    await asyncio.sleep(2.0)
+    assert receiver.titles() == [f"Missed call {c}" for c in calls]
+    assert await daemon.terminate() == 0
+
+
+async def test_a_receiver_hanging_for_30s_gets_each_message_once_in_order(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    extra = "    timeout: 2s\n"
+    daemon = daemon_factory(
+        config(sim, receiver, tmp_path, port).replace(
+            f'urls: ["{receiver.url}"]\n', f'urls: ["{receiver.url}"]\n{extra}'
+        )
+    )
+    await started(daemon, port)
+    receiver.hang = 60.0
+    calls = []
+    for _ in range(3):
+        call = sim.vms.ring(180)
+        sim.vms.miss(call.id)
+        calls.append(call.id)
+        await asyncio.sleep(1.0)
+    await asyncio.sleep(27.0)
+    receiver.hang = 0.0
+    await wait_for(lambda: len(receiver.received) >= 3, timeout=40)
+    await asyncio.sleep(2.0)
+    assert receiver.titles() == [f"Missed call {c}" for c in calls]
+    assert await daemon.terminate() == 0
+
+
+async def test_kill_9_at_random_moments_loses_nothing(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(20261123)
+    port = free_port()
+    daemon = daemon_factory(config(sim, receiver, tmp_path, port))
+    await started(daemon, port)
+    missed: list[int] = []
+    kills = 0
+    deadline = time.monotonic() + 120
+    while len(missed) < 200 and time.monotonic() < deadline:
+        for _ in range(rng.randint(5, 15)):
+            if len(missed) < 200:
+                call = sim.vms.ring(rng.choice([158, 180, 201]))
+                sim.vms.miss(call.id)
+                missed.append(call.id)
+        await asyncio.sleep(rng.uniform(0.1, 1.2))
+        if kills < 12:
+            await daemon.kill()
+            kills += 1
+            await daemon.start()
+            await wait_ready(port)
+    assert len(missed) == 200
+    expected = {f"Missed call {c}" for c in missed}
+    await wait_for(lambda: expected <= set(receiver.titles()), timeout=60)
+    await asyncio.sleep(2.0)
+    counts = Counter(receiver.titles())
+    doubled = sum(n - 1 for n in counts.values())
+    print(
+        f"\n200 missed calls, {kills} kill -9s: all delivered, {doubled} sent twice "
+        f"(inside the send-then-record window)"
+    )
+    assert set(counts) == expected
+    assert doubled <= kills  # at most the one message in flight per kill
+    assert await daemon.terminate() == 0
+
+
+async def test_a_message_past_max_age_is_dead_lettered_and_listed(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = daemon_factory(
+        config(sim, receiver, tmp_path, port).replace(
+            f'urls: ["{receiver.url}"]\n', f'urls: ["{receiver.url}"]\n    max_age: 6s\n'
+        )
+    )
+    await started(daemon, port)
+    receiver.status = 500
+    call = sim.vms.ring(158)
+    sim.vms.miss(call.id)
+    await wait_for(lambda: "dead-lettered" in daemon.logs(), timeout=30)
+    listed = await outbox(daemon, "list", "--dead")
+    assert f"Missed call {call.id}" in listed
+    assert "ops-chat#0" in listed
+    assert await outbox(daemon, "list") == ""
+    receiver.status = 200
+    assert (await outbox(daemon, "retry", "--dead")).strip() == "1 notifications due now"
+    await wait_for(lambda: receiver.titles() == [f"Missed call {call.id}"], timeout=40)
+    assert await daemon.terminate() == 0
+    assert '"outcome": "dropped"' not in daemon.logs()
+
+
+async def test_sigterm_during_a_send_lets_it_finish_and_exits_0(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = daemon_factory(config(sim, receiver, tmp_path, port))
+    await started(daemon, port)
+    receiver.slow = 3.0
+    call = sim.vms.ring(158)
+    sim.vms.miss(call.id)
+    await asyncio.sleep(1.5)  # the send is in flight now
+    started_at = time.monotonic()
+    assert await daemon.terminate(timeout=15) == 0
+    assert time.monotonic() - started_at < 10.0
+    assert receiver.titles() == [f"Missed call {call.id}"]
+    assert await outbox(daemon, "list") == ""  # recorded as sent: not sent again on restart
