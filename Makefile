@@ -31,6 +31,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/tracker_bench.py
 	$(BIN)/python bench/requests_bench.py
 	$(BIN)/python bench/rules_bench.py
+	$(BIN)/python bench/delivery_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

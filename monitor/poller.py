@@ -69,11 +69,15 @@ class Poller:
         return max(self.settings.timeout * 10, 60.0)
 
     async def run(self) -> None:
-        """Poll forever."""
+        """Poll forever, a poll starting every interval (not an interval after the last ended).
+
+        The jitter only ever shortens the wait, so a change is seen within one interval.
+        """
         while True:
+            started = time.monotonic()
             delay = await self.poll_once()
-            spread = delay * self._jitter
-            await asyncio.sleep(max(0.0, delay + random.uniform(-spread, spread)))
+            delay -= random.uniform(0.0, delay * self._jitter)
+            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
 
     async def poll_once(self) -> float:
         """One poll, its bookkeeping and health; returns the seconds to wait before the next."""

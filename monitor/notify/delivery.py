@@ -147,7 +147,15 @@ class Worker:
         self._last_send = time.monotonic()
         now = self._clock()
         if result.ok:
-            await self._store.mark_sent(item.id, now)
+            try:
+                await self._store.mark_sent(item.id, now)
+            except Exception as exc:  # the store closed under a send that outlived the grace
+                log.warning(
+                    "a sent message could not be recorded; it may be sent once more",
+                    notifier=self.notifier,
+                    error=str(exc),
+                )
+                return False
             self._telemetry.notifications.labels(self.notifier, "sent").inc()
             since = item.event_at if item.event_at is not None else item.created_at
             self._telemetry.delivery_seconds.labels(self.notifier).observe(max(0.0, now - since))
