@@ -22,6 +22,7 @@ USER callmon
 EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4); sys.exit(0)"]
-# exec form: callmon is PID 1's child-free main process, so SIGTERM reaches it directly.
+# Exec form: callmon itself is PID 1, so `docker stop`'s SIGTERM reaches it directly.
+# Works with --read-only --tmpfs /tmp (no bytecode is written; state is on the volume).
 ENTRYPOINT ["callmon"]
 CMD ["run"]

@@ -172,7 +172,12 @@ async def _start(daemon: object) -> None:
 
 def demo_rules() -> Path:
     """The example rules: ./rules when present, else the ones beside the package source."""
-    for candidate in (Path("rules"), Path(__file__).resolve().parent.parent / "rules"):
+    candidates = (
+        Path("rules"),
+        Path(__file__).resolve().parent.parent / "rules",  # a source checkout
+        Path("/etc/callmon/rules"),  # the container image
+    )
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate
     raise Failure("cannot find the example rules folder (rules/)")

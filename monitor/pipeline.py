@@ -12,7 +12,7 @@ from datetime import datetime
 
 import structlog
 
-from monitor.model import Alert, CallState, Event, EventKind
+from monitor.model import TERMINAL_STATES, Alert, CallState, Event, EventKind
 from monitor.providers.base import PollResult
 from monitor.rules.engine import Engine, Outcome
 from monitor.store.base import Delivery, Store
@@ -20,6 +20,8 @@ from monitor.telemetry import Telemetry
 from monitor.tracker import Diff, Tracker
 
 log = structlog.get_logger("monitor.pipeline")
+
+TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 
 EventSink = Callable[[Event, bool], None]
 """Called with every event and whether it came in a backlog (the recorder is one)."""
@@ -120,6 +122,9 @@ class Pipeline:
                 t.ring_seconds.labels(event.provider, to).observe(call.ring_seconds)
             elif to == CallState.ENDED and call.talk_seconds is not None:
                 t.talk_seconds.labels(event.provider).observe(call.talk_seconds)
+            if call.intercom is not None and to in TERMINAL:
+                result = "answered" if to == CallState.ENDED else to
+                t.intercom_calls.labels(event.provider, str(call.intercom.id), result).inc()
         if tracker is not None:
             counts = tracker.active_counts()
             for state in (CallState.RINGING, CallState.ANSWERED):

@@ -85,6 +85,12 @@ class Telemetry:
             ["provider"],
             registry=registry,
         )
+        self.intercom_calls = Counter(
+            "callmon_intercom_calls_total",
+            "Finished intercom calls per door, answered or not",
+            ["provider", "intercom", "outcome"],
+            registry=registry,
+        )
         self.intercom_online = Gauge(
             "callmon_intercom_online",
             "1 when the intercom is online",
