@@ -60,9 +60,18 @@ def test_the_dashboard_has_its_variables_and_a_datasource_on_every_panel() -> No
     for panel in panels:
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
     titles = {p["title"] for p in panels}
-    assert {"Missed calls per provider", "Missed calls per intercom", "Answer rate", "Ring time",
-            "Calls ringing and answered now", "Intercoms offline", "Provider up",
-            "Poll duration p95", "Notification outcomes", "Queue depth"} <= titles
+    assert {
+        "Missed calls per provider",
+        "Missed calls per intercom",
+        "Answer rate",
+        "Ring time",
+        "Calls ringing and answered now",
+        "Intercoms offline",
+        "Provider up",
+        "Poll duration p95",
+        "Notification outcomes",
+        "Queue depth",
+    } <= titles
 
 
 def test_the_dashboard_names_only_metrics_callmon_exports() -> None:
@@ -80,18 +89,29 @@ def test_every_dashboard_query_parses(tmp_path: Path) -> None:
         rules["groups"][0]["rules"].append({"record": f"dashboard:query_{i}", "expr": concrete})
     path = tmp_path / "queries.yaml"
     path.write_text(json.dumps(rules))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_alert_rules_check_and_pass_their_unit_tests() -> None:
     promtool = tool("promtool")
-    checked = subprocess.run([promtool, "check", "rules", "prometheus-alerts.yaml"],
-                             cwd=DASHBOARDS, capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        [promtool, "check", "rules", "prometheus-alerts.yaml"],
+        cwd=DASHBOARDS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = subprocess.run([promtool, "test", "rules", "prometheus-alerts.test.yaml"],
-                            cwd=DASHBOARDS, capture_output=True, text=True, timeout=60)
+    tested = subprocess.run(
+        [promtool, "test", "rules", "prometheus-alerts.test.yaml"],
+        cwd=DASHBOARDS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
 
@@ -104,8 +124,9 @@ async def test_live_metrics_pass_promtool_and_a_real_prometheus_counts_the_misse
 ) -> None:
     promtool, prometheus = tool("promtool"), tool("prometheus")
     port = free_port()
-    daemon = daemon_factory(config_for(sim, receiver, port, tmp_path / "state.db"),
-                            VMS_TOKEN=sim.vms.token)
+    daemon = daemon_factory(
+        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=sim.vms.token
+    )
     await daemon.start()
     await wait_ready(port)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
@@ -115,9 +136,16 @@ async def test_live_metrics_pass_promtool_and_a_real_prometheus_counts_the_misse
     await wait_for(lambda: len(receiver.received) >= 5, timeout=20)
 
     body = await metrics(port)
-    checked = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                             text=True, timeout=60)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    check = await asyncio.create_subprocess_exec(
+        promtool,
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await check.communicate(body.encode())
+    assert check.returncode == 0, out.decode()
 
     prom_port = free_port()
     (tmp_path / "prometheus.yml").write_text(
@@ -126,9 +154,12 @@ async def test_live_metrics_pass_promtool_and_a_real_prometheus_counts_the_misse
         f"  - {{job_name: callmon, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}\n"
     )
     server = await asyncio.create_subprocess_exec(
-        prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        prometheus,
+        f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         query = 'sum(callmon_call_transitions_total{provider="front-door",to_state="missed"})'
@@ -137,8 +168,9 @@ async def test_live_metrics_pass_promtool_and_a_real_prometheus_counts_the_misse
             for _ in range(60):
                 await asyncio.sleep(0.5)
                 try:
-                    async with session.get(f"http://127.0.0.1:{prom_port}/api/v1/query",
-                                           params={"query": query}) as resp:
+                    async with session.get(
+                        f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": query}
+                    ) as resp:
                         data = await resp.json()
                 except aiohttp.ClientError:
                     continue
