@@ -26,8 +26,8 @@ from monitor.providers.base import (
     LazyJson,
     PollResult,
     RequestObserver,
-    RequestRejected,
     TrackedView,
+    follow_open_calls,
     iso,
     malformed,
     parse_time,
@@ -150,13 +150,7 @@ class Bandwidth:
             if reached_old or not link or not records or not view.baselined:
                 break
             url, params = urljoin(self._url, link), None
-        for call_id in view.open_calls():
-            if call_id not in seen:
-                followed = await self._one(call_id)
-                if followed is None:
-                    result.gone.append(call_id)
-                else:
-                    result.calls.append(followed)
+        await follow_open_calls(view, seen, self._one, result)
         if self._settings.hangup_causes and view.baselined:
             result.calls = [await self._with_cause(c, view) for c in result.calls]
         result.cursor = {"high_water": iso(newest)} if newest else dict(view.cursor)
@@ -178,12 +172,9 @@ class Bandwidth:
         return msgspec.structs.replace(call, raw={**call.raw, "hangupCause": cause})
 
     async def _one(self, call_id: str) -> Call | None:
-        try:
-            resp = await self.http.get(f"{self._url}{call_id}")
-        except RequestRejected as exc:
-            if exc.status == 404:
-                return None
-            raise
+        resp = await self.http.get_unless_gone(f"{self._url}{call_id}")
+        if resp is None:
+            return None
         call = self._decode(resp.body)
         if call is None:
             raise BadResponse(f"provider {self.name}: malformed call {call_id}")

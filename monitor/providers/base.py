@@ -11,7 +11,7 @@ import asyncio
 import email.utils
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -231,6 +231,15 @@ class HttpClient:
             attempt += 1
             await asyncio.sleep(delay)
 
+    async def get_unless_gone(self, url: str) -> Response | None:
+        """GET one record; None when the API says it does not exist (404)."""
+        try:
+            return await self.get(url)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def retry_delay(self, exc: ProviderError, attempt: int) -> float | None:
         """Seconds to wait before repeating a failed request within the same poll, or None.
 
@@ -369,6 +378,24 @@ def parse_time(value: str | None, zone: tzinfo = UTC) -> datetime | None:
 
 CLOCK_SLACK = timedelta(seconds=60)
 """Added to a time window's end, so a provider whose clock runs ahead loses no call."""
+
+
+async def follow_open_calls(
+    view: TrackedView,
+    seen: set[str],
+    fetch: Callable[[str], Awaitable[Call | None]],
+    result: PollResult,
+) -> None:
+    """Fetch by id each call still in progress that the list did not show; a call the API no
+    longer knows goes to `result.gone`."""
+    for call_id in view.open_calls():
+        if call_id in seen:
+            continue
+        call = await fetch(call_id)
+        if call is None:
+            result.gone.append(call_id)
+        else:
+            result.calls.append(call)
 
 
 def iso(moment: datetime) -> str:

@@ -21,8 +21,8 @@ from monitor.providers.base import (
     PollResult,
     ProviderError,
     RequestObserver,
-    RequestRejected,
     TrackedView,
+    follow_open_calls,
     malformed,
     parse_time,
 )
@@ -139,14 +139,7 @@ class VmsIntercom:
             if not all_new or not view.baselined:
                 break  # the baseline needs only the newest page: older calls are history
             page += 1
-        for call_id in view.open_calls():
-            if call_id in seen:
-                continue
-            followed = await self._one(call_id)
-            if followed is None:
-                result.gone.append(call_id)
-            elif self._wanted(followed):
-                result.calls.append(followed)
+        await follow_open_calls(view, seen, self._one, result)
         doors = set(self._only or view.cursor.get("doors", ()))
         doors.update(c.intercom.id for c in result.calls if c.intercom is not None)
         result.cursor = {"doors": sorted(doors)}
@@ -200,12 +193,9 @@ class VmsIntercom:
         return calls, last, skipped
 
     async def _one(self, call_id: str) -> Call | None:
-        try:
-            resp = await self.http.get(f"{self._base}{CALLS_PATH}/{call_id}")
-        except RequestRejected as exc:
-            if exc.status == 404:
-                return None
-            raise
+        resp = await self.http.get_unless_gone(f"{self._base}{CALLS_PATH}/{call_id}")
+        if resp is None:
+            return None
         raw: msgspec.Raw | bytes = resp.body
         # Laravel's `{data: {...}}` resource shape, or the bare object: accept both.
         with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
