@@ -26,7 +26,7 @@ from pydantic import (
 from ruamel.yaml.comments import CommentedMap
 
 from monitor import yamldoc
-from monitor.yamldoc import Document, Loc, SourceError, SourceErrors
+from monitor.yamldoc import Document, Loc, SourceError, SourceErrors, validation_errors
 
 DEFAULT_STORE = "sqlite:///callmon-state.db"
 DEFAULT_LISTEN = "0.0.0.0:9464"
@@ -360,64 +360,6 @@ def _replace_key(mapping: Any, old: str, new: str, value: str) -> None:
     else:
         mapping[new] = value
     del mapping[old]
-
-
-def validation_errors(doc: Document, exc: ValidationError, prefix: Loc = ()) -> list[SourceError]:
-    """pydantic's errors as `SourceError`s located in the YAML document."""
-    errors = []
-    for err in exc.errors(include_url=False):
-        loc = _data_loc(doc.data, (*prefix, *err["loc"]))
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            where = _dotted(loc[:-1])
-            message = f"unknown key {loc[-1]!r}" + (f" in {where}" if where else "")
-            errors.append(doc.error(loc, message, key=True))
-        elif kind == "missing":
-            errors.append(doc.error(loc[:-1], f"{_dotted(loc)}: required key is missing"))
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-            if kind in ("literal_error", "enum"):
-                message = f"must be {message.removeprefix('Input should be ')}"
-            elif kind == "union_tag_invalid":
-                ctx = err.get("ctx", {})
-                message = (
-                    f"unknown type {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
-                )
-                loc = (*loc, "type")
-            elif kind == "union_tag_not_found":
-                message = "type is missing"
-            errors.append(doc.error(loc, f"{_dotted(loc)}: {message}"))
-    return errors
-
-
-def _data_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Drop path parts pydantic adds that are not in the data (a union's tag)."""
-    out: list[str | int] = []
-    node = data
-    for i, part in enumerate(loc):
-        last = i == len(loc) - 1
-        if isinstance(node, dict):
-            if part in node:
-                out.append(part)
-                node = node[part]
-            elif last or not isinstance(part, str) or part in ("type",):
-                out.append(part)
-                node = None
-            # else: a discriminator tag in pydantic's path, not a key in the data
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            out.append(part)
-            node = node[part]
-        else:
-            out.append(part)
-            node = None
-    return tuple(out)
-
-
-def _dotted(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

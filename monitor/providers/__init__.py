@@ -9,9 +9,10 @@ import aiohttp
 
 from monitor.config import ProviderBase
 from monitor.providers.bandwidth import Bandwidth
-from monitor.providers.base import Provider, RequestObserver
+from monitor.providers.base import Provider
 from monitor.providers.bird import Bird
 from monitor.providers.cinnox import Cinnox
+from monitor.providers.http import RequestObserver
 from monitor.providers.vms_intercom import VmsIntercom
 
 CLIENTS: dict[str, Callable[..., Any]] = {

@@ -22,16 +22,15 @@ from monitor.config import BandwidthProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
     BadResponse,
-    HttpClient,
     LazyJson,
     PollResult,
-    RequestObserver,
     TrackedView,
     follow_open_calls,
     iso,
     malformed,
     parse_time,
 )
+from monitor.providers.http import HttpClient, RequestObserver
 
 log = structlog.get_logger("monitor.providers.bandwidth")
 

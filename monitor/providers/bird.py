@@ -18,16 +18,15 @@ from monitor.model import Call, CallState
 from monitor.providers.base import (
     CLOCK_SLACK,
     BadResponse,
-    HttpClient,
     LazyJson,
     PollResult,
-    RequestObserver,
     TrackedView,
     follow_open_calls,
     iso,
     malformed,
     parse_time,
 )
+from monitor.providers.http import HttpClient, RequestObserver
 
 log = structlog.get_logger("monitor.providers.bird")
 

@@ -17,16 +17,15 @@ from monitor.config import CinnoxProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
     CLOCK_SLACK,
-    HttpClient,
     LazyJson,
     PollResult,
-    RequestObserver,
     RequestRejected,
     TrackedView,
     iso,
     malformed,
     parse_time,
 )
+from monitor.providers.http import HttpClient, RequestObserver
 
 log = structlog.get_logger("monitor.providers.cinnox")
 

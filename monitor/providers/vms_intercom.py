@@ -16,16 +16,15 @@ from monitor.config import VmsIntercomProvider
 from monitor.model import Call, CallState, Intercom
 from monitor.providers.base import (
     BadResponse,
-    HttpClient,
     LazyJson,
     PollResult,
     ProviderError,
-    RequestObserver,
     TrackedView,
     follow_open_calls,
     malformed,
     parse_time,
 )
+from monitor.providers.http import HttpClient, RequestObserver
 
 log = structlog.get_logger("monitor.providers.vms_intercom")
 

@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from monitor import yamldoc
-from monitor.config import validation_errors
 from monitor.model import EventKind
 from monitor.rules.checks import unknown_fields
 from monitor.rules.engine import TIMETABLE
@@ -26,7 +25,7 @@ from monitor.rules.match import (
 )
 from monitor.rules.schema import RuleFile, RuleSpec, When
 from monitor.rules.templates import Template, TemplateError, Templates
-from monitor.yamldoc import Document, SourceError, SourceErrors
+from monitor.yamldoc import Document, SourceError, SourceErrors, validation_errors
 
 RULE_SUFFIXES = (".yaml", ".yml")
 KNOWN_STATES = frozenset(
