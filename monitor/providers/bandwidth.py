@@ -21,6 +21,7 @@ import structlog
 from monitor.config import BandwidthProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
+    RECORD_ERRORS,
     BadResponse,
     LazyJson,
     PollResult,
@@ -29,6 +30,7 @@ from monitor.providers.base import (
     iso,
     malformed,
     parse_time,
+    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
 
@@ -189,8 +191,8 @@ class Bandwidth:
             created = parse_time(rec.startTime)
             answered = parse_time(rec.activeTime)
             ended = parse_time(rec.endTime)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            log.warning("record skipped", provider=self.name, problem=str(exc)[:200])
+        except RECORD_ERRORS as exc:
+            skip_record(self.name, exc)
             return None
         return Call(
             id=rec.id,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 import msgspec
+import structlog
 
 from monitor.model import Call, CallState, Intercom
 
@@ -64,6 +65,17 @@ class Unreachable(ProviderError):
     """The request did not complete: timeout, refused or reset connection, DNS failure."""
 
     reason = "unreachable"
+
+
+RECORD_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError)
+"""What decoding one record may raise: the record is then skipped, the rest of the page kept."""
+
+
+def skip_record(provider: str, exc: Exception) -> None:
+    """Log a malformed record that is skipped, naming the provider and the field."""
+    structlog.get_logger("monitor.providers").warning(
+        "record skipped", provider=provider, problem=str(exc)[:200]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import msgspec
-import structlog
 
 from monitor.config import BirdProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
     CLOCK_SLACK,
+    RECORD_ERRORS,
     BadResponse,
     LazyJson,
     PollResult,
@@ -25,10 +25,9 @@ from monitor.providers.base import (
     iso,
     malformed,
     parse_time,
+    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
-
-log = structlog.get_logger("monitor.providers.bird")
 
 TYPE = "bird"
 STATES = {
@@ -149,8 +148,8 @@ class Bird:
             created = parse_time(rec.createdAt)
             answered = parse_time(rec.answeredAt)
             ended = parse_time(rec.endedAt)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            log.warning("record skipped", provider=self.name, problem=str(exc)[:200])
+        except RECORD_ERRORS as exc:
+            skip_record(self.name, exc)
             return None
         return Call(
             id=rec.id,

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import msgspec
-import structlog
 
 from monitor.config import CinnoxProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
     CLOCK_SLACK,
+    RECORD_ERRORS,
     LazyJson,
     PollResult,
     RequestRejected,
@@ -24,10 +24,9 @@ from monitor.providers.base import (
     iso,
     malformed,
     parse_time,
+    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
-
-log = structlog.get_logger("monitor.providers.cinnox")
 
 TYPE = "cinnox"
 STATES = {
@@ -143,8 +142,8 @@ class Cinnox:
                 raise ValueError(f"unknown status {rec.status!r}")
             created = parse_time(rec.callDate)
             ended = parse_time(rec.callEndTime)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            log.warning("record skipped", provider=self.name, problem=str(exc)[:200])
+        except RECORD_ERRORS as exc:
+            skip_record(self.name, exc)
             return None
         answered = None
         if state is CallState.ENDED and ended is not None and rec.callDuration is not None:

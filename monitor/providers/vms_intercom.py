@@ -15,6 +15,7 @@ import structlog
 from monitor.config import VmsIntercomProvider
 from monitor.model import Call, CallState, Intercom
 from monitor.providers.base import (
+    RECORD_ERRORS,
     BadResponse,
     LazyJson,
     PollResult,
@@ -23,6 +24,7 @@ from monitor.providers.base import (
     follow_open_calls,
     malformed,
     parse_time,
+    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
 
@@ -214,8 +216,8 @@ class VmsIntercom:
             created = parse_time(rec.created_at, self._zone)
             answered = parse_time(rec.started_at, self._zone)
             ended = parse_time(rec.ended_at, self._zone)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            log.warning("record skipped", provider=self.name, problem=str(exc)[:200])
+        except RECORD_ERRORS as exc:
+            skip_record(self.name, exc)
             return None
         intercom = None
         if rec.intercom is not None:
