@@ -310,3 +310,30 @@ def test_the_valid_files_pass(
     monkeypatch.chdir(tmp_path)
     assert main(["check", "-c", "callmon.yaml"]) == 0
     assert capsys.readouterr().out == "ok: 1 providers, 1 notifiers, 1 rules\n"
+
+
+def test_rules_that_can_never_match_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = CONFIG.replace(
+        "notifiers:",
+        "  - {name: cc, type: cinnox, base_url: 'http://x', app_id: a, token: t}\nnotifiers:",
+    )
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(
+        RULE
+        + "  - name: cc-answered\n    when: {provider: cc, to: answered}\n    notify: [ops-chat]\n"
+        + "  - name: door-gone\n    when: {kind: intercom, provider: cc, to: offline}\n"
+        + "    notify: [ops-chat]\n"
+    )
+    (tmp_path / "callmon.yaml").write_text(config)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "-c", "callmon.yaml"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "ok: 2 providers, 1 notifiers, 3 rules, 2 warnings\n"
+    assert out.err.splitlines() == [
+        "rules/r.yaml:8:5: warning: rule 'cc-answered' can never match: cinnox never reports "
+        "answered",
+        "rules/r.yaml:11:5: warning: rule 'door-gone' can never match: cinnox reports no door "
+        "status",
+    ]
