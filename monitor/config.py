@@ -250,10 +250,12 @@ class Config(_Model):
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
-        if not re.match(r"^(sqlite:///.+|sqlite://|postgres(ql)?://.+)$", value):
+        if re.match(r"^postgres(ql)?://", value):
             raise ValueError(
-                "store must be a URL such as sqlite:///callmon-state.db or postgresql://user@host/db"
+                "a PostgreSQL store is not available in this release; use sqlite:///PATH"
             )
+        if not re.match(r"^(sqlite:///.+|sqlite://)$", value):
+            raise ValueError("store must be a SQLite URL such as sqlite:///callmon-state.db")
         return value
 
     @property

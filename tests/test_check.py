@@ -86,8 +86,14 @@ CASES: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None, str]] = [
         "config bad store",
         ("sqlite:///state.db", "mysql://db/callmon"),
         None,
-        "callmon.yaml:1:8: store: store must be a URL such as sqlite:///callmon-state.db or "
-        "postgresql://user@host/db",
+        "callmon.yaml:1:8: store: store must be a SQLite URL such as sqlite:///callmon-state.db",
+    ),
+    (
+        "config postgres store",
+        ("sqlite:///state.db", "postgresql://postgres@127.0.0.1/test"),
+        None,
+        "callmon.yaml:1:8: store: a PostgreSQL store is not available in this release; use "
+        "sqlite:///PATH",
     ),
     (
         "config no notifier urls",
