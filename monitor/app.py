@@ -260,7 +260,9 @@ class Daemon:
                 dropped, self._dropped_state = self._dropped_state, {}
                 await self.pipeline.store.commit_rules(dropped, [])
                 self.pipeline.engine.state.apply(dropped)
-            down = frozenset(p.settings.name for p in self.pollers if p.up is False)
+            # Timers of a provider wait until its first successful poll after a start: a call
+            # answered while callmon was down must cancel its timer before the timer may fire.
+            down = frozenset(p.settings.name for p in self.pollers if p.up is not True)
             try:
                 await self.pipeline.tick(datetime.now(UTC), down)
                 await self._outbox_gauges()

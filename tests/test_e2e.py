@@ -320,3 +320,40 @@ async def test_rules_reload_on_edit_reject_a_broken_edit_and_silences_apply(
     assert receiver.titles()[3:] == ["v2 missed at Front door"]
     assert 'callmon_alerts_silenced_total{rule="missed"} 1.0' in await metrics(port)
     assert await daemon.terminate() == 0
+
+
+async def test_a_timer_survives_a_kill_but_not_a_call_answered_meanwhile(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: ringing-too-long\n    when: {state: ringing}\n    for: 3s\n"
+        "    notify: [ops-chat]\n    title: '{{ call.intercom.title }} still ringing'\n"
+    )
+    port = free_port()
+    config = config_for(sim, receiver, port, tmp_path / "state.db").replace(
+        f"rules: [{ROOT / 'rules'}]", f"rules: [{rules}]"
+    )
+    daemon = daemon_factory(config, VMS_TOKEN=sim.vms.token)
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    answered_meanwhile = sim.vms.ring(158)
+    still_ringing = sim.vms.ring(180)
+    await asyncio.sleep(1.0)  # both seen ringing: two timers in the store
+    await daemon.kill()
+    sim.vms.answer(answered_meanwhile.id)
+    await asyncio.sleep(3.0)  # both timers are due while callmon is down
+    from monitor.simulator.faults import Fault
+
+    sim.vms.faults.add(Fault("delay", seconds=2.5))  # a slow first poll after the restart
+    await daemon.start()
+    await wait_ready(port)
+    await wait_for(lambda: len(receiver.received) >= 1, timeout=10)
+    await asyncio.sleep(2.0)
+    assert receiver.titles() == ["Gate still ringing"]
+    del still_ringing
+    assert await daemon.terminate() == 0
