@@ -260,11 +260,16 @@ class Daemon:
                 dropped, self._dropped_state = self._dropped_state, {}
                 await self.pipeline.store.commit_rules(dropped, [])
                 self.pipeline.engine.state.apply(dropped)
-            # Timers of a provider wait until its first successful poll after a start: a call
-            # answered while callmon was down must cancel its timer before the timer may fire.
-            down = frozenset(p.settings.name for p in self.pollers if p.up is not True)
+            # A call's timer fires only once a poll after its deadline still saw the call in
+            # the state (a call answered meanwhile, or while callmon was down, cancels it).
+            down = frozenset(p.settings.name for p in self.pollers if p.up is False)
+            polled = {
+                p.settings.name: p.last_success.timestamp()
+                for p in self.pollers
+                if p.up is True and p.last_success is not None
+            }
             try:
-                await self.pipeline.tick(datetime.now(UTC), down)
+                await self.pipeline.tick(datetime.now(UTC), down, polled)
                 await self._outbox_gauges()
             except StoreError as exc:
                 log.error("store write failed; rule timers will be retried", error=str(exc))

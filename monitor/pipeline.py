@@ -87,9 +87,14 @@ class Pipeline:
         """Evaluate and store events that change no tracked call (provider health)."""
         await self._commit_outcome(self.engine.process(events, now), events)
 
-    async def tick(self, now: datetime, down: frozenset[str] = frozenset()) -> None:
-        """Fire due timers and flush due groups and digests."""
-        outcome = self.engine.tick(now, down)
+    async def tick(
+        self,
+        now: datetime,
+        down: frozenset[str] = frozenset(),
+        polled: Mapping[str, float] | None = None,
+    ) -> None:
+        """Fire due timers and flush due groups and digests (see `Engine.tick`)."""
+        outcome = self.engine.tick(now, down, polled)
         if outcome:
             await self._commit_outcome(outcome, ())
 

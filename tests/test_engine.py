@@ -398,3 +398,28 @@ def test_reloading_keeps_the_state_of_unchanged_rules_only(tmp_path: Path) -> No
     e.state.apply(dropped)
     sent = titles(step(e, e.process([call_event(f"g{i}", "missed", T0) for i in (3, 4)], T0)))
     assert sent == ["5 missed calls at Gate"]
+
+
+def test_a_call_timer_waits_for_a_poll_after_its_deadline(tmp_path: Path) -> None:
+    e = engine(tmp_path, RINGING_TOO_LONG)
+    step(e, e.process([call_event("1", "ringing", T0, frm=None)], T0))
+    due = (T0 + timedelta(seconds=45)).timestamp()
+    late = T0 + timedelta(seconds=47)
+    assert step(e, e.tick(late, polled={"door": due - 3})) == []  # last poll before the deadline
+    assert step(e, e.tick(late, polled={})) == []  # not polled since the start
+    assert titles(step(e, e.tick(late, polled={"door": due + 1}))) == ["Gate ringing for 45s"]
+
+
+def test_a_timer_on_provider_health_fires_while_the_provider_is_down(tmp_path: Path) -> None:
+    e = engine(
+        tmp_path,
+        """
+rules:
+  - {name: down-long, when: {kind: provider, to: down}, for: 5m, notify: [chat],
+     title: "{{ provider }} down for 5 minutes"}
+""",
+    )
+    step(e, e.process([provider_event("down", T0, "up")], T0))
+    later = T0 + timedelta(minutes=5)
+    fired = e.tick(later, down=frozenset({"door"}), polled={})
+    assert titles(step(e, fired)) == ["door down for 5 minutes"]

@@ -144,8 +144,19 @@ class Engine:
         run.out.changes = run.step.changes
         return run.out
 
-    def tick(self, now: datetime, down: frozenset[str] = frozenset()) -> Outcome:
-        """Fire due timers (not for providers that are `down`), flush due groups and digests."""
+    def tick(
+        self,
+        now: datetime,
+        down: frozenset[str] = frozenset(),
+        polled: Mapping[str, float] | None = None,
+    ) -> Outcome:
+        """Fire due timers, flush due groups and digests.
+
+        A timer about a call or a door fires only once its provider has answered a poll made
+        after the timer was due (`polled`: provider → time of its last successful poll, when
+        known), and never while the provider is `down`: only then is it known that the call is
+        still ringing, or the door still offline. Timers about provider health need no poll.
+        """
         run = _Run(self.state, now)
         stamp = now.timestamp()
         for key, value in list(run.step.of_kind("timer")):
@@ -153,8 +164,11 @@ class Engine:
             if rule is None or value["due"] > stamp:
                 continue
             event = decode_event(value["event"])
-            if event.provider in down:
-                continue  # source health first: decide once the provider answers again
+            if event.kind is not EventKind.PROVIDER:
+                if event.provider in down:
+                    continue  # source health first: decide once the provider answers again
+                if polled is not None and polled.get(event.provider, 0.0) < value["due"]:
+                    continue  # not yet seen after the deadline: it may have changed meanwhile
             run.step.delete(key)
             fired = Event(
                 kind=EventKind.TIMER,
