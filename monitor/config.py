@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from ruamel.yaml.comments import CommentedMap
 
@@ -103,7 +104,11 @@ class VmsIntercomProvider(ProviderBase):
     """The AIPIX VMS intercom API."""
 
     type: Literal["vms-intercom"]
-    token: SecretStr
+    token: SecretStr | None = None
+    login: str | None = None
+    """With `password`: callmon asks `/api/v1/token` for a token, and again when it expires."""
+    password: SecretStr | None = None
+    session_id: str | None = None
     client: Literal["ios-cctv", "android-cctv", "thick-legal", "web"] = "web"
     device_id: str = "callmon"
     intercoms: tuple[int, ...] | None = None
@@ -115,6 +120,12 @@ class VmsIntercomProvider(ProviderBase):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return _check_zone(value)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> VmsIntercomProvider:
+        if self.token is None and (self.login is None or self.password is None):
+            raise ValueError("give a token, or a login and a password")
+        return self
 
 
 class BirdProvider(ProviderBase):

@@ -327,3 +327,53 @@ async def test_door_status_failing_never_stops_call_monitoring(
     )
     assert len(result.calls) == 1
     assert result.intercoms == []
+
+
+async def test_a_login_gets_a_token_and_a_new_one_when_it_expires(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    creds = VmsIntercomProvider.model_validate(
+        {
+            "name": "front-door",
+            "type": "vms-intercom",
+            "base_url": sim.base_url,
+            "login": "callmon",
+            "password": "sim-password",
+        }
+    )
+    client = VmsIntercom(creds, session)
+    sim.vms.ring(158)
+    assert len((await client.poll(fresh_tracker())).calls) == 1
+    assert sim.vms.logins == 1
+    await client.poll(fresh_tracker())
+    assert sim.vms.logins == 1  # the token is kept
+    sim.vms.token = "rotated-token"  # the platform expires the token
+    assert len((await client.poll(fresh_tracker())).calls) == 1
+    assert sim.vms.logins == 2
+
+
+async def test_a_wrong_password_is_a_clear_auth_error_without_the_password(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    creds = VmsIntercomProvider.model_validate(
+        {
+            "name": "front-door",
+            "type": "vms-intercom",
+            "base_url": sim.base_url,
+            "login": "callmon",
+            "password": "wrong-pass-77",
+        }
+    )
+    with pytest.raises(AuthError) as info:
+        await VmsIntercom(creds, session).poll(fresh_tracker())
+    assert str(info.value) == (
+        "provider front-door: login refused (HTTP 422): These credentials do not match our records."
+    )
+    assert "wrong-pass-77" not in str(info.value)
+
+
+def test_a_token_or_a_login_is_required() -> None:
+    with pytest.raises(ValueError, match="give a token, or a login and a password"):
+        VmsIntercomProvider.model_validate(
+            {"name": "d", "type": "vms-intercom", "base_url": "http://x", "login": "only"}
+        )

@@ -101,6 +101,35 @@ class HttpClient:
             attempt += 1
             await asyncio.sleep(delay)
 
+    def set_header(self, name: str, value: str) -> None:
+        """Change a header of every later request (a renewed token)."""
+        self._headers[name] = value
+
+    async def post_json(self, url: str, body: Mapping[str, Any]) -> Response:
+        """POST a JSON body once (logins are not repeated within a poll)."""
+        await self._pace()
+        self.requests += 1
+        try:
+            async with self._session.post(
+                url,
+                json=dict(body),
+                headers={**self._headers, "Content-Type": "application/json"},
+                timeout=self._timeout,
+                ssl=self._ssl,
+                allow_redirects=False,
+            ) as resp:
+                data = await resp.read()
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self._next_slot = time.monotonic() + self._min_interval
+            self._observe("error")
+            raise Unreachable(
+                f"provider {self._provider}: request failed ({type(exc).__name__})"
+            ) from None
+        self._next_slot = time.monotonic() + self._min_interval
+        self._observe(str(resp.status))
+        return _check(self._provider, resp.status, headers, data)
+
     async def get_unless_gone(self, url: str) -> Response | None:
         """GET one record; None when the API says it does not exist (404)."""
         try:
@@ -204,7 +233,7 @@ def _api_message(body: bytes) -> str:
     errors = data.get("errors")
     if isinstance(errors, dict):
         for key, reasons in list(errors.items())[:3]:
-            if isinstance(reasons, list) and reasons:
+            if isinstance(reasons, list) and reasons and reasons[0] != message:
                 parts.append(f"{key}: {reasons[0]}")
     return "; ".join(str(p) for p in parts)[:300]
 

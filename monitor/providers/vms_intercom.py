@@ -16,10 +16,12 @@ from monitor.config import VmsIntercomProvider
 from monitor.model import Call, CallState, Intercom
 from monitor.providers.base import (
     RECORD_ERRORS,
+    AuthError,
     BadResponse,
     LazyJson,
     PollResult,
     ProviderError,
+    RequestRejected,
     TrackedView,
     follow_open_calls,
     malformed,
@@ -33,6 +35,7 @@ log = structlog.get_logger("monitor.providers.vms_intercom")
 TYPE = "vms-intercom"
 CALLS_PATH = "/api/v1/intercom/calls"
 SHOWS_PATH = "/api/v1/intercom/shows"
+TOKEN_PATH = "/api/v1/token"
 SHOWS_BATCH = 25
 """The documented maximum of ids per `/intercom/shows` request."""
 STATES = {
@@ -79,6 +82,10 @@ class _Door(msgspec.Struct):
     timetable: dict[str, Any] | None = None
 
 
+class _Token(msgspec.Struct):
+    access_token: str
+
+
 class _One(msgspec.Struct):
     data: msgspec.Raw
 
@@ -104,19 +111,50 @@ class VmsIntercom:
         self._status_interval = settings.status_interval or settings.poll_interval
         self._next_status = 0.0
         self._status_failing = False
-        self.http = HttpClient.for_provider(
-            settings,
-            session,
-            observe,
-            {
-                "Authorization": f"Bearer {settings.token.get_secret_value()}",
-                "Accept": "application/json",
-                "X-Client": settings.client,
-                "X-UUID": settings.device_id,
-            },
-        )
+        headers = {
+            "Accept": "application/json",
+            "X-Client": settings.client,
+            "X-UUID": settings.device_id,
+        }
+        self._has_token = settings.token is not None
+        if settings.token is not None:
+            headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
+        self.http = HttpClient.for_provider(settings, session, observe, headers)
 
     async def poll(self, view: TrackedView) -> PollResult:
+        """One poll; with a login configured, a token is fetched first and renewed on a 401."""
+        if not self._has_token:
+            await self._log_in()
+        try:
+            return await self._poll(view)
+        except AuthError:
+            if self._settings.login is None:
+                raise
+            await self._log_in()  # the token expired: one new token, one more try
+            return await self._poll(view)
+
+    async def _log_in(self) -> None:
+        """`POST /api/v1/token`; its `access_token` (`Bearer …`) authorises what follows."""
+        settings = self._settings
+        assert settings.login is not None
+        assert settings.password is not None
+        body = {"login": settings.login, "password": settings.password.get_secret_value()}
+        if settings.session_id:
+            body["session_id"] = settings.session_id
+        try:
+            resp = await self.http.post_json(self._base + TOKEN_PATH, body)
+        except RequestRejected as exc:
+            message = str(exc).replace("request rejected", "login refused")
+            raise AuthError(message, status=exc.status) from None
+        try:
+            token = msgspec.json.decode(resp.body, type=_Token).access_token
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise malformed(self.name, "token answer", exc, resp.body) from None
+        scheme, _, value = token.partition(" ")
+        self.http.set_header("Authorization", token if value else f"Bearer {scheme}")
+        self._has_token = True
+
+    async def _poll(self, view: TrackedView) -> PollResult:
         """Read pages newest first while every call on them is new; follow open calls by id.
 
         New calls only ever appear at the top (the newest first), so once a page holds a call

@@ -123,6 +123,8 @@ class VmsApi:
     requests: int = 0
     list_requests: int = 0
     shows_requests: int = 0
+    logins: int = 0
+    users: dict[str, str] = field(default_factory=lambda: {"callmon": "sim-password"})
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     # --- the platform's behaviour, for the traffic generator and tests
@@ -268,6 +270,9 @@ class VmsApi:
             body = None
         if not isinstance(body, dict) or not body.get("login") or not body.get("password"):
             return _invalid("login", "The login field is required.")
+        self.logins += 1
+        if self.users.get(str(body["login"])) != body["password"]:
+            return _invalid("login", "These credentials do not match our records.")
         return web.json_response({"access_token": f"Bearer {self.token}"})
 
 
