@@ -87,6 +87,13 @@ class ProviderBase(_Model):
 
     DEFAULT_RPS: ClassVar[float] = 10.0
 
+    @field_validator("verify_tls")
+    @classmethod
+    def _ca_bundle_exists(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str) and not Path(value).is_file():
+            raise ValueError(f"CA bundle {value!r} is not a readable file")
+        return value
+
     @property
     def request_budget(self) -> float:
         """Requests per second this provider may make (its API's documented limit by default)."""

@@ -145,6 +145,13 @@ CASES: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None, str]] = [
         "callmon.yaml:9:15: providers[0].per_page: Input should be less than or equal to 100",
     ),
     (
+        "config missing CA bundle",
+        ("poll_interval: 5s", "verify_tls: /no/such/ca.pem"),
+        None,
+        "callmon.yaml:9:17: providers[0].verify_tls: CA bundle '/no/such/ca.pem' is not a "
+        "readable file",
+    ),
+    (
         "config negative timeout",
         ("poll_interval: 5s", "timeout: -3s"),
         None,
