@@ -259,6 +259,9 @@ class Config(_Model):
     schedules: Mapping[str, Schedule] = Field(default_factory=dict)
     shutdown_grace: Duration = 10.0
     """On SIGTERM, how long due notifications get to go out before callmon exits."""
+    unhealthy_exit_after: Duration = 60.0
+    """A store failing (or a loop hung) this long makes callmon exit with status 3, so that the
+    orchestrator restarts it."""
 
     @field_validator("timezone")
     @classmethod

@@ -3,13 +3,19 @@
 diff (tracker, pure) → rules (engine, pure) → commit (store) → apply to memory → metrics → wake the
 delivery workers. Memory changes only after the store has committed, so a crash at any point
 replays the same poll, and the outbox's idempotency keys drop what was already queued.
+
+Each step (a poll, a health change, a clock tick) holds one lock from the decision to the apply:
+the store's calls yield to the event loop, and two steps deciding on the same rule state at once
+would each commit a change made without the other's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+import anyio
 import structlog
 
 from monitor.model import TERMINAL_STATES, Alert, CallState, Event, EventKind
@@ -46,6 +52,7 @@ class Pipeline:
         self._targets = dict(targets)
         self._wake = wake
         self._sinks = list(sinks)
+        self._step = anyio.Lock()
 
     def deliveries(self, alerts: Iterable[Alert]) -> list[Delivery]:
         """One delivery per alert per apprise URL of its notifier."""
@@ -62,6 +69,12 @@ class Pipeline:
 
         `backlog` (the first poll after an outage) sums up each rule's call alerts in one message.
         """
+        async with self._step:
+            return await self._process(tracker, result, now, backlog)
+
+    async def _process(
+        self, tracker: Tracker, result: PollResult, now: datetime, backlog: bool
+    ) -> Diff:
         diff = tracker.diff(result, now)
         if result.intercoms:
             self.engine.update_timetables(tracker.provider, result.intercoms)
@@ -85,7 +98,8 @@ class Pipeline:
 
     async def emit(self, events: Sequence[Event], now: datetime) -> None:
         """Evaluate and store events that change no tracked call (provider health)."""
-        await self._commit_outcome(self.engine.process(events, now), events)
+        async with self._step:
+            await self._commit_outcome(self.engine.process(events, now), events)
 
     async def tick(
         self,
@@ -94,9 +108,16 @@ class Pipeline:
         polled: Mapping[str, float] | None = None,
     ) -> None:
         """Fire due timers and flush due groups and digests (see `Engine.tick`)."""
-        outcome = self.engine.tick(now, down, polled)
-        if outcome:
-            await self._commit_outcome(outcome, ())
+        async with self._step:
+            outcome = self.engine.tick(now, down, polled)
+            if outcome:
+                await self._commit_outcome(outcome, ())
+
+    async def commit_rule_changes(self, changes: Mapping[Any, Any]) -> None:
+        """Store and apply rule-state changes that no event caused (state of removed rules)."""
+        async with self._step:
+            await self.store.commit_rules(changes, [])
+            self.engine.state.apply(changes)
 
     async def _commit_outcome(self, outcome: Outcome, events: Sequence[Event]) -> None:
         queued = 0
@@ -121,11 +142,15 @@ class Pipeline:
                 continue
             t.transitions.labels(event.provider, event.from_state or "none", event.to_state).inc()
             call, to = event.call, event.to_state
-            if to == CallState.ANSWERED and call.ring_seconds is not None:
-                t.ring_seconds.labels(event.provider, "answered").observe(call.ring_seconds)
-            elif to in ("missed", "rejected", "failed") and call.ring_seconds is not None:
-                t.ring_seconds.labels(event.provider, to).observe(call.ring_seconds)
-            elif to == CallState.ENDED and call.talk_seconds is not None:
+            ring = call.ring_seconds
+            # The ring ends once per call: when answered, or at an unanswered end; a call first
+            # seen already over (every CINNOX record) rang too, by the provider's own times.
+            if ring is not None:
+                if to == CallState.ANSWERED or (to == CallState.ENDED and event.from_state is None):
+                    t.ring_seconds.labels(event.provider, "answered").observe(ring)
+                elif to in ("missed", "rejected", "failed"):
+                    t.ring_seconds.labels(event.provider, to).observe(ring)
+            if to == CallState.ENDED and call.talk_seconds is not None:
                 t.talk_seconds.labels(event.provider).observe(call.talk_seconds)
             if call.intercom is not None and to in TERMINAL:
                 result = "answered" if to == CallState.ENDED else to

@@ -19,6 +19,7 @@ from monitor.model import Event, EventKind
 from monitor.pipeline import Pipeline
 from monitor.providers.base import Provider, ProviderError
 from monitor.store.base import StoreError
+from monitor.supervisor import STORE_SLACK, Heartbeat
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
 
@@ -68,7 +69,12 @@ class Poller:
         """The longest a whole poll may take: room for paging and per-call follow-ups."""
         return max(self.settings.timeout * 10, 60.0)
 
-    async def run(self) -> None:
+    @property
+    def period(self) -> float:
+        """The longest healthy silence of this loop: a backoff, then a whole poll."""
+        return max(self.settings.poll_interval, self.settings.max_backoff) + self.deadline
+
+    async def run(self, beat: Heartbeat | None = None) -> None:
         """Poll forever, a poll starting every interval (not an interval after the last ended).
 
         The jitter only ever shortens the wait, so a change is seen within one interval.
@@ -77,19 +83,33 @@ class Poller:
             started = time.monotonic()
             delay = await self.poll_once()
             delay -= random.uniform(0.0, delay * self._jitter)
-            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
+            wait = max(0.0, delay - (time.monotonic() - started))
+            if beat is not None:
+                beat(wait + self.deadline + STORE_SLACK)
+            await asyncio.sleep(wait)
 
     async def poll_once(self) -> float:
-        """One poll, its bookkeeping and health; returns the seconds to wait before the next."""
+        """One poll, its bookkeeping and health; returns the seconds to wait before the next.
+
+        Whatever the provider raises fails this poll only: an error the client did not foresee
+        (a bug, a record it could not represent) is logged with its traceback and counts as the
+        provider being down, and the next poll tries again.
+        """
         name = self.settings.name
         started = time.perf_counter()
         try:
             result = await asyncio.wait_for(self.provider.poll(self.tracker), self.deadline)
         except ProviderError as exc:
-            return await self._failed(exc, str(exc), exc.reason, exc.retry_after)
+            return await self._failed(str(exc), exc.reason, exc.retry_after)
         except TimeoutError:
             message = f"provider {name}: poll did not finish within {self.deadline:g} s"
-            return await self._failed(None, message, "timeout", None)
+            return await self._failed(message, "timeout", None)
+        except Exception as exc:
+            message = f"provider {name}: unexpected {type(exc).__name__} while polling"
+            log.error(
+                "poll failed unexpectedly", provider=name, error=str(exc)[:300], exc_info=True
+            )
+            return await self._failed(message, "internal_error", None)
         finally:
             self.telemetry.poll_duration.labels(name).observe(time.perf_counter() - started)
         now = self._clock()
@@ -104,32 +124,28 @@ class Poller:
         self.last_success = now
         self.telemetry.last_success.labels(name).set(now.timestamp())
         self.telemetry.provider_up.labels(name).set(1)
-        if self.up is False:
+        if self.up is None:
+            self.up = True  # the first poll: nothing to tell
+        elif self.up is False and await self._health(True, None, now):
             log.info("provider recovered", provider=name)
-            await self._health(True, None, now)
-        self.up = True
         return self.settings.poll_interval
 
-    async def _failed(
-        self, exc: ProviderError | None, message: str, reason: str, retry_after: float | None
-    ) -> float:
+    async def _failed(self, message: str, reason: str, retry_after: float | None) -> float:
         name = self.settings.name
         self.failures += 1
         self.telemetry.provider_up.labels(name).set(0)
         if self.up is not False:
-            log.warning("provider down", provider=name, reason=reason, error=message)
-            try:
-                await self._health(False, message, self._clock())
-            except StoreError as store_exc:
-                log.error("store write failed", provider=name, error=str(store_exc))
-            self.up = False
+            if await self._health(False, message, self._clock()):
+                log.warning("provider down", provider=name, reason=reason, error=message)
         else:
             log.debug("poll failed", provider=name, reason=reason, error=message)
         return backoff(
             self.settings.poll_interval, self.failures, self.settings.max_backoff, retry_after
         )
 
-    async def _health(self, up: bool, reason: str | None, now: datetime) -> None:
+    async def _health(self, up: bool, reason: str | None, now: datetime) -> bool:
+        """Store a health change as an event; False (and nothing changed) when the store
+        failed: the change is then tried again after the next poll."""
         event = Event(
             kind=EventKind.PROVIDER,
             provider=self.settings.name,
@@ -139,4 +155,14 @@ class Poller:
             at=now,
             reason=reason,
         )
-        await self.pipeline.emit([event], now)
+        try:
+            await self.pipeline.emit([event], now)
+        except StoreError as exc:
+            log.error(
+                "store write failed; the health change will be stored later",
+                provider=self.settings.name,
+                error=str(exc),
+            )
+            return False
+        self.up = up
+        return True

@@ -138,6 +138,13 @@ class Telemetry:
             registry=registry,
         )
 
+        self.task_restarts = Counter(
+            "callmon_task_restarts_total",
+            "Long-lived loops that failed and were restarted, by loop",
+            ["task"],
+            registry=registry,
+        )
+
     def declare(
         self, providers: Iterable[str], notifiers: Iterable[str], rules: Iterable[str]
     ) -> None:

@@ -12,19 +12,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 @dataclass
 class Readiness:
-    """Whether the daemon can do its work: config loaded and store open."""
+    """What the probes read: whether the store is open, what is unhealthy, each provider."""
 
-    config_loaded: bool = False
     store_open: bool = False
+    problems: Callable[[], list[str]] = field(default=lambda: [])
+    """Every part of the daemon that is not working (a dead or hung loop, a failing store)."""
     providers: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
 
     def reason(self) -> str | None:
         """Why the daemon is not ready, or None when it is."""
-        if not self.config_loaded:
-            return "config not loaded"
-        if not self.store_open:
-            return "store not open"
-        return None
+        return None if self.store_open else "store not open"
 
 
 def build_app(registry: CollectorRegistry, readiness: Readiness) -> web.Application:
@@ -35,6 +32,10 @@ def build_app(registry: CollectorRegistry, readiness: Readiness) -> web.Applicat
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: web.Request) -> web.Response:
+        # A provider's outage never shows here: restarting callmon would not mend an API.
+        problems = readiness.problems()
+        if problems:
+            return web.json_response({"status": "unhealthy", "problems": problems}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:

@@ -13,9 +13,14 @@ async def test_endpoints() -> None:
     registry = CollectorRegistry()
     telemetry = Telemetry(registry)
     telemetry.declare(["door"], ["chat"], ["missed"])
-    readiness = Readiness(config_loaded=True)
+    problems: list[str] = []
+    readiness = Readiness(problems=lambda: problems)
     async with TestClient(TestServer(build_app(registry, readiness))) as client:
         assert (await client.get("/healthz")).status == 200
+        problems.append("loop poll:door is not running: OSError: boom")
+        resp = await client.get("/healthz")
+        assert resp.status == 503
+        assert (await resp.json())["problems"] == ["loop poll:door is not running: OSError: boom"]
         resp = await client.get("/readyz")
         assert resp.status == 503
         assert (await resp.json())["reason"] == "store not open"

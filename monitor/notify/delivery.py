@@ -18,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import anyio
 import structlog
 
 from monitor.model import Severity
 from monitor.notify.sender import Sender
-from monitor.store.base import OutboxItem, Store
+from monitor.store.base import OutboxItem, Store, StoreError
+from monitor.supervisor import Heartbeat
 from monitor.telemetry import Telemetry
 
 log = structlog.get_logger("monitor.notify")
@@ -51,6 +53,10 @@ class Decision(StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
+STORE_RETRY = RetryPolicy(first=0.5, cap=10.0)
+"""How a worker backs off while the store fails."""
+
+
 def decide(item: OutboxItem, now: float, max_age: float) -> Decision:
     """Send a queued message, or give up on it when it waited longer than `max_age`."""
     if now - item.created_at > max_age:
@@ -59,7 +65,13 @@ def decide(item: OutboxItem, now: float, max_age: float) -> Decision:
 
 
 class Worker:
-    """Sends the outbox of one target (apprise URL) of one notifier."""
+    """Sends the outbox of one target (apprise URL) of one notifier.
+
+    A store that fails (locked by another process, say) never loses a message: reading the queue
+    is retried with backoff; a failed attempt whose retry time cannot be stored is held back in
+    memory all the same; a sent message whose record fails is recorded again until it sticks, so
+    that it is not sent twice.
+    """
 
     def __init__(
         self,
@@ -85,9 +97,17 @@ class Worker:
         self._clock = clock
         self._wake = asyncio.Event()
         self._failing = False
+        self._store_failures = 0
         self._stopping = False
         self._last_send = 0.0
+        self._hold_until = 0.0
         self.sending = False
+        self.running = False
+
+    @property
+    def timeout(self) -> float:
+        """How long one send may take."""
+        return self._sender.timeout
 
     def wake(self) -> None:
         """New deliveries were queued."""
@@ -98,23 +118,53 @@ class Worker:
         self._stopping = True
         self._wake.set()
 
-    async def run(self) -> None:
+    async def run(self, beat: Heartbeat | None = None) -> None:
         """Deliver until stopped; whatever is not sent stays queued in the store."""
-        while not self._stopping:
-            self._wake.clear()
-            items = await self._store.due(self.notifier, self.target, self._clock(), BATCH)
-            if items:
-                for item in items:
-                    if self._stopping or not await self._handle(item):
-                        break
-                continue
-            next_at = await self._store.next_due(self.notifier, self.target)
-            # Look again at least every few seconds: `callmon outbox retry` changes the store
-            # from another process.
-            wait = IDLE_CHECK if next_at is None else max(0.05, next_at - self._clock())
-            wait = min(wait, IDLE_CHECK)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+        self.running = True
+        try:
+            while not self._stopping:
+                if beat is not None:
+                    beat()
+                self._wake.clear()
+                try:
+                    await self._round()
+                except StoreError as exc:
+                    self._store_failures += 1
+                    delay = STORE_RETRY.delay(self._store_failures, rng=lambda: 0.5)
+                    log.warning(
+                        "store unavailable; delivery waits for it",
+                        notifier=self.notifier,
+                        error=str(exc),
+                        retry_in=delay,
+                    )
+                    await self._pause(delay)
+                else:
+                    self._store_failures = 0
+        finally:
+            self.running = False
+
+    async def _round(self) -> None:
+        """Send what is due, or wait until something may be."""
+        held = self._hold_until - self._clock()
+        if held > 0:
+            await self._pause(held)
+            return
+        items = await self._store.due(self.notifier, self.target, self._clock(), BATCH)
+        if items:
+            for item in items:
+                if self._stopping or not await self._handle(item):
+                    break
+            return
+        next_at = await self._store.next_due(self.notifier, self.target)
+        # Look again at least every few seconds: `callmon outbox retry` changes the store
+        # from another process.
+        wait = IDLE_CHECK if next_at is None else max(0.05, next_at - self._clock())
+        await self._pause(min(wait, IDLE_CHECK))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less when woken."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _handle(self, item: OutboxItem) -> bool:
         """Deal with one message; False when the queue must wait (a failed send)."""
@@ -136,9 +186,11 @@ class Worker:
         self.sending = True
         try:
             # Shielded: a stop (SIGTERM) lets a send in flight finish and be recorded.
-            return await asyncio.shield(self._send(item))
+            with anyio.CancelScope(shield=True):
+                sent = await self._send(item)
         finally:
             self.sending = False
+        return sent
 
     async def _send(self, item: OutboxItem) -> bool:
         if item.attempts:
@@ -147,24 +199,14 @@ class Worker:
         self._last_send = time.monotonic()
         now = self._clock()
         if result.ok:
-            try:
-                await self._store.mark_sent(item.id, now)
-            except Exception as exc:  # the store closed under a send that outlived the grace
-                log.warning(
-                    "a sent message could not be recorded; it may be sent once more",
-                    notifier=self.notifier,
-                    error=str(exc),
-                )
-                return False
             self._telemetry.notifications.labels(self.notifier, "sent").inc()
             since = item.event_at if item.event_at is not None else item.created_at
             self._telemetry.delivery_seconds.labels(self.notifier).observe(max(0.0, now - since))
             if self._failing:
                 log.info("notifier recovered", notifier=self.notifier, target=self._sender.display)
                 self._failing = False
-            return True
+            return await self._record_sent(item, now)
         delay = self._policy.delay(item.attempts + 1)
-        await self._store.mark_failed(item.id, now + delay, f"{result.reason}: {result.detail}")
         self._telemetry.notifications.labels(self.notifier, "failed").inc()
         if not self._failing:
             log.warning(
@@ -175,4 +217,35 @@ class Worker:
                 detail=result.detail,
             )
             self._failing = True
+        try:
+            await self._store.mark_failed(item.id, now + delay, f"{result.reason}: {result.detail}")
+        except StoreError:
+            self._hold_until = now + delay  # held back even though the store cannot record it
+            raise
         return False
+
+    async def _record_sent(self, item: OutboxItem, now: float) -> bool:
+        """Record a sent message, again and again while the store fails (a message recorded as
+        pending would be sent a second time); on stop, one last try."""
+        failures = 0
+        while True:
+            try:
+                await self._store.mark_sent(item.id, now)
+            except StoreError as exc:
+                failures += 1
+                if self._stopping:
+                    log.warning(
+                        "a sent message could not be recorded; it may be sent once more",
+                        notifier=self.notifier,
+                        error=str(exc),
+                    )
+                    return False
+                if failures == 1:
+                    log.warning(
+                        "a sent message cannot be recorded yet; retrying",
+                        notifier=self.notifier,
+                        error=str(exc),
+                    )
+                await asyncio.sleep(STORE_RETRY.delay(failures, rng=lambda: 0.5))
+                continue
+            return True

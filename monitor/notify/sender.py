@@ -7,14 +7,18 @@ small thread pool, under our own timeout, and comes back as a `SendResult` with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import apprise
 
 from monitor.model import Severity
+
+T = TypeVar("T")
 
 _NOTIFY_TYPES = {
     Severity.INFO: apprise.NotifyType.INFO,
@@ -45,7 +49,36 @@ class SendResult:
     detail: str = ""
 
 
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="apprise")
+SEND_THREADS = threading.BoundedSemaphore(4)
+"""At most this many apprise sends run at once."""
+
+
+async def in_thread(work: Callable[[], T]) -> T:
+    """Run blocking `work` in a daemon thread of its own: a send that hangs past its deadline
+    is abandoned there and can never hold up the process's exit (a pool's threads would)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def run() -> None:
+        with SEND_THREADS:
+            try:
+                value: T | None = work()
+                error: BaseException | None = None
+            except BaseException as exc:  # handed to the awaiting task
+                value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name="apprise-send", daemon=True).start()
+    return await future
 
 
 def warm_up() -> None:
@@ -65,7 +98,6 @@ class Sender:
 
     async def send(self, title: str, body: str, severity: Severity) -> SendResult:
         """Send once; never raises."""
-        loop = asyncio.get_running_loop()
 
         def call() -> bool:
             result = self._apprise.notify(
@@ -74,7 +106,7 @@ class Sender:
             return bool(result)
 
         try:
-            ok = await asyncio.wait_for(loop.run_in_executor(_POOL, call), self.timeout)
+            ok = await asyncio.wait_for(in_thread(call), self.timeout)
         except TimeoutError:
             return SendResult(False, "timeout", f"no answer within {self.timeout:g} s")
         except Exception as exc:  # a plugin bug must not take the daemon down

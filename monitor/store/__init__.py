@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from monitor.store.base import Delivery, OutboxItem, ProviderState, Store, StoreError
+from monitor.store.base import (
+    Delivery,
+    OutboxItem,
+    ProviderState,
+    Store,
+    StoreError,
+    StoreHealth,
+    StoreNotFound,
+)
 from monitor.store.sqlite import SqliteStore
 
 
-def open_store(url: str) -> SqliteStore:
-    """Open the store a config's `store` URL names."""
+def open_store(url: str, *, create: bool = True) -> SqliteStore:
+    """Open the store a config's `store` URL names; without `create`, a missing store is a
+    `StoreNotFound` (tools never create an empty store where the daemon's should be)."""
     if url.startswith("sqlite:"):
-        return SqliteStore.from_url(url)
+        return SqliteStore.from_url(url, create=create)
     raise StoreError(f"store {url.split('://')[0]}:// is not supported yet; use sqlite:///PATH")
 
 
@@ -20,5 +29,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreHealth",
+    "StoreNotFound",
     "open_store",
 ]

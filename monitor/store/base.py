@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,7 +14,35 @@ from monitor.tracker import Diff, Tracked
 
 
 class StoreError(Exception):
-    """The store could not be opened or written."""
+    """The store could not be opened, read or written. Every store method raises only this."""
+
+
+class StoreNotFound(StoreError):
+    """A tool expected an existing store and found none (it never creates an empty one)."""
+
+
+class StoreHealth:
+    """Whether the store works, from the outcome of every operation: since when it fails."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
+
+    def ok(self) -> None:
+        """An operation succeeded."""
+        self.failing_since = None
+        self.last_error = None
+
+    def failed(self, error: str) -> None:
+        """An operation failed; the failure started with the first of a run of them."""
+        if self.failing_since is None:
+            self.failing_since = self._clock()
+        self.last_error = error
+
+    def failing_for(self) -> float:
+        """Seconds the store has been failing without a success in between (0 when healthy)."""
+        return 0.0 if self.failing_since is None else self._clock() - self.failing_since
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +86,9 @@ class OutboxItem:
 
 class Store(Protocol):
     """Where everything that must survive a restart lives."""
+
+    health: StoreHealth
+    """Updated by every operation: whether the store works, and since when it does not."""
 
     async def load_provider(self, provider: str) -> ProviderState:
         """The tracked calls and cursor of one provider."""
@@ -118,6 +150,11 @@ class Store(Protocol):
 
     async def pending_count(self, notifier: str) -> int:
         """How many deliveries of a notifier are still waiting."""
+        ...
+
+    async def check(self) -> None:
+        """Raise `StoreError` when the store cannot be written or is no longer the one opened
+        (a SQLite file deleted or replaced under the daemon)."""
         ...
 
     async def close(self) -> None:

@@ -1,24 +1,41 @@
 """The embedded store: one SQLite file in WAL mode.
 
 Every commit is one transaction; WAL with `synchronous=NORMAL` survives a killed process (`kill -9`)
-without losing a committed transaction. Statements are short, so they run on the event loop.
+without losing a committed transaction. Statements run on one worker thread, one at a time, so a
+file locked by another process (a CLI tool, a backup) makes a call wait or fail with `StoreError`
+without ever blocking the event loop. Every method raises only `StoreError`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from monitor.model import CallState
 from monitor.rules.silence import Silence
 from monitor.rules.state import StateKey
-from monitor.store.base import Delivery, OutboxItem, ProviderState, StoreError
+from monitor.store.base import (
+    Delivery,
+    OutboxItem,
+    ProviderState,
+    StoreError,
+    StoreHealth,
+    StoreNotFound,
+)
 from monitor.tracker import Diff, Tracked
 
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+"""How long one statement waits for a lock another process holds before it fails."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     provider TEXT NOT NULL,
@@ -85,15 +102,22 @@ def sqlite_path(url: str) -> str:
 class SqliteStore:
     """The `Store` on a SQLite file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, create: bool = True) -> None:
         self.path = path
+        self.health = StoreHealth()
+        self._lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
+        if not create and path != ":memory:" and not Path(path).is_file():
+            raise StoreNotFound(
+                f"store {path} not found (is this the daemon's config? a tool never creates one)"
+            )
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._db.executescript(SCHEMA)
             for table, column, statement in MIGRATIONS:
                 columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
@@ -101,25 +125,66 @@ class SqliteStore:
                     self._db.execute(statement)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
+        self._identity = _identity(path)
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
+    def from_url(cls, url: str, *, create: bool = True) -> SqliteStore:
         """Open the store a `sqlite:///…` URL names."""
-        return cls(sqlite_path(url))
+        return cls(sqlite_path(url), create=create)
+
+    async def _run(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the store's thread; a SQLite error becomes a `StoreError` naming `what`."""
+        try:
+            result = await anyio.to_thread.run_sync(self._locked, work, limiter=self._limiter)
+        except (sqlite3.Error, OSError) as exc:
+            message = f"store {self.path}: cannot {what}: {exc}"
+            self.health.failed(message)
+            raise StoreError(message) from None
+        self.health.ok()
+        return result
+
+    def _locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return work(self._db)
+
+    async def _transaction(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one write transaction: all of it is stored, or none."""
+
+        def run(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._run(what, run)
+
+    async def check(self) -> None:
+        """Fail when the file was deleted or replaced, or when it cannot be written."""
+        if self._identity is not None and _identity(self.path) != self._identity:
+            message = f"store {self.path}: the file was deleted or replaced while in use"
+            self.health.failed(message)
+            raise StoreError(message)
+        await self._transaction("write", lambda db: None)
 
     async def load_provider(self, provider: str) -> ProviderState:
-        rows = self._db.execute(
-            "SELECT call_id, state, marker, created FROM calls WHERE provider = ?", (provider,)
-        )
-        states = {s.value: s for s in CallState}
-        calls = {
-            cid: Tracked(states[state], marker, created) for cid, state, marker, created in rows
-        }
-        row = self._db.execute(
-            "SELECT data FROM cursors WHERE provider = ?", (provider,)
-        ).fetchone()
-        cursor: Mapping[str, Any] = json.loads(row[0]) if row else {}
-        return ProviderState(calls, cursor)
+        def read(db: sqlite3.Connection) -> ProviderState:
+            rows = db.execute(
+                "SELECT call_id, state, marker, created FROM calls WHERE provider = ?", (provider,)
+            )
+            states = {s.value: s for s in CallState}
+            calls = {
+                cid: Tracked(states[state], marker, created) for cid, state, marker, created in rows
+            }
+            row = db.execute("SELECT data FROM cursors WHERE provider = ?", (provider,)).fetchone()
+            cursor: Mapping[str, Any] = json.loads(row[0]) if row else {}
+            return ProviderState(calls, cursor)
+
+        return await self._run(f"read the state of {provider}", read)
 
     async def commit(
         self,
@@ -129,9 +194,7 @@ class SqliteStore:
         deliveries: Sequence[Delivery],
         rule_changes: Mapping[StateKey, Any] | None = None,
     ) -> int:
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        def write(db: sqlite3.Connection) -> int:
             if diff.upserts:
                 db.executemany(
                     "INSERT INTO calls (provider, call_id, state, marker, created) "
@@ -152,122 +215,91 @@ class SqliteStore:
                 "ON CONFLICT (provider) DO UPDATE SET data = excluded.data",
                 (provider, json.dumps(dict(cursor), sort_keys=True)),
             )
-            self._write_rule_state(rule_changes or {})
-            queued = self._insert_deliveries(deliveries)
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StoreError(
-                f"store {self.path}: cannot commit poll of {provider}: {exc}"
-            ) from None
-        return queued
+            _write_rule_state(db, rule_changes or {})
+            return _insert_deliveries(db, deliveries)
 
-    def _insert_deliveries(self, deliveries: Sequence[Delivery]) -> int:
-        before = self._db.total_changes
-        self._db.executemany(
-            "INSERT OR IGNORE INTO outbox (key, notifier, target, rule, severity, title, body, "
-            "created_at, next_at, event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    d.key,
-                    d.alert.notifier,
-                    d.target,
-                    d.alert.rule,
-                    d.alert.severity.value,
-                    d.alert.title,
-                    d.alert.body,
-                    d.alert.created_at.timestamp(),
-                    d.alert.created_at.timestamp(),
-                    d.alert.event_at.timestamp() if d.alert.event_at else None,
-                )
-                for d in deliveries
-            ],
-        )
-        return self._db.total_changes - before
-
-    def _write_rule_state(self, changes: Mapping[StateKey, Any]) -> None:
-        gone = [tuple(k) for k, v in changes.items() if v is None]
-        kept = [
-            (*k, json.dumps(v, separators=(",", ":"))) for k, v in changes.items() if v is not None
-        ]
-        if gone:
-            self._db.executemany(
-                "DELETE FROM rule_state WHERE rule = ? AND kind = ? AND key = ?", gone
-            )
-        if kept:
-            self._db.executemany(
-                "INSERT INTO rule_state (rule, kind, key, data) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (rule, kind, key) DO UPDATE SET data = excluded.data",
-                kept,
-            )
+        return await self._transaction(f"commit the poll of {provider}", write)
 
     async def commit_rules(
         self, rule_changes: Mapping[StateKey, Any], deliveries: Sequence[Delivery]
     ) -> int:
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            self._write_rule_state(rule_changes)
-            queued = self._insert_deliveries(deliveries)
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StoreError(f"store {self.path}: cannot store rule state: {exc}") from None
-        return queued
+        def write(db: sqlite3.Connection) -> int:
+            _write_rule_state(db, rule_changes)
+            return _insert_deliveries(db, deliveries)
+
+        return await self._transaction("store rule state", write)
 
     async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
         """Queue deliveries on their own (for tools and tests)."""
         return await self.commit_rules({}, deliveries)
 
     async def load_rule_state(self) -> dict[StateKey, Any]:
-        rows = self._db.execute("SELECT rule, kind, key, data FROM rule_state")
-        return {StateKey(rule, kind, key): json.loads(data) for rule, kind, key, data in rows}
+        def read(db: sqlite3.Connection) -> dict[StateKey, Any]:
+            rows = db.execute("SELECT rule, kind, key, data FROM rule_state")
+            return {StateKey(rule, kind, key): json.loads(data) for rule, kind, key, data in rows}
+
+        return await self._run("read rule state", read)
 
     async def due(self, notifier: str, target: int, now: float, limit: int) -> list[OutboxItem]:
         # Order is kept per target: nothing is sent while the head of its queue waits to retry.
-        rows = self._db.execute(
-            f"SELECT {_ITEM_COLUMNS}, next_at FROM outbox WHERE notifier = ? AND target = ? "
-            "AND status = 'pending' ORDER BY id LIMIT ?",
-            (notifier, target, limit),
-        ).fetchall()
-        if not rows or rows[0][-1] > now:
-            return []
-        return [OutboxItem(*row[:-1]) for row in rows]
+        def read(db: sqlite3.Connection) -> list[OutboxItem]:
+            rows = db.execute(
+                f"SELECT {_ITEM_COLUMNS}, next_at FROM outbox WHERE notifier = ? AND target = ? "
+                "AND status = 'pending' ORDER BY id LIMIT ?",
+                (notifier, target, limit),
+            ).fetchall()
+            if not rows or rows[0][-1] > now:
+                return []
+            return [OutboxItem(*row[:-1]) for row in rows]
+
+        return await self._run("read the outbox", read)
 
     async def next_due(self, notifier: str, target: int) -> float | None:
-        row = self._db.execute(
-            "SELECT next_at FROM outbox WHERE notifier = ? AND target = ? AND status = 'pending' "
-            "ORDER BY id LIMIT 1",
-            (notifier, target),
-        ).fetchone()
-        return None if row is None else float(row[0])
+        def read(db: sqlite3.Connection) -> float | None:
+            row = db.execute(
+                "SELECT next_at FROM outbox WHERE notifier = ? AND target = ? "
+                "AND status = 'pending' ORDER BY id LIMIT 1",
+                (notifier, target),
+            ).fetchone()
+            return None if row is None else float(row[0])
+
+        return await self._run("read the outbox", read)
 
     async def mark_sent(self, item_id: int, now: float) -> None:
-        self._db.execute(
+        await self._write(
+            "record a sent notification",
             "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
             "last_error = NULL WHERE id = ?",
             (now, item_id),
         )
 
     async def mark_failed(self, item_id: int, retry_at: float, error: str) -> None:
-        self._db.execute(
+        await self._write(
+            "record a failed delivery",
             "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
             (retry_at, error[:500], item_id),
         )
 
     async def mark_dead(self, item_id: int, error: str) -> None:
-        self._db.execute(
-            "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?", (error[:500], item_id)
+        await self._write(
+            "dead-letter a notification",
+            "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
+            (error[:500], item_id),
         )
 
+    async def _write(self, what: str, statement: str, args: Sequence[Any]) -> int:
+        """One statement in its own transaction; returns the rows it changed."""
+        return await self._transaction(what, lambda db: db.execute(statement, args).rowcount)
+
     async def oldest_pending(self, notifier: str) -> float | None:
-        row = self._db.execute(
-            "SELECT MIN(created_at) FROM outbox WHERE notifier = ? AND status = 'pending'",
-            (notifier,),
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
+        def read(db: sqlite3.Connection) -> float | None:
+            row = db.execute(
+                "SELECT MIN(created_at) FROM outbox WHERE notifier = ? AND status = 'pending'",
+                (notifier,),
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._run("read the outbox", read)
 
     async def outbox_select(self, *, dead: bool, notifier: str | None = None) -> list[OutboxItem]:
         """Undelivered (or, with `dead`, dead-lettered) entries, oldest first."""
@@ -276,7 +308,12 @@ class SqliteStore:
         if notifier is not None:
             query += " AND notifier = ?"
             args.append(notifier)
-        return [OutboxItem(*row) for row in self._db.execute(query + " ORDER BY id", args)]
+        return await self._select("read the outbox", query + " ORDER BY id", args)
+
+    async def _select(self, what: str, query: str, args: Sequence[Any]) -> list[OutboxItem]:
+        return await self._run(
+            what, lambda db: [OutboxItem(*row) for row in db.execute(query, args)]
+        )
 
     async def outbox_retry(self, *, dead: bool, notifier: str | None = None) -> int:
         """Make entries due now: pending ones skip their backoff, dead ones are revived with a
@@ -291,8 +328,7 @@ class SqliteStore:
         if notifier is not None:
             query += " AND notifier = ?"
             args.append(notifier)
-        with self._db:
-            return self._db.execute(query, args).rowcount
+        return await self._write("retry notifications", query, args)
 
     async def outbox_purge(self, *, dead: bool, notifier: str | None = None) -> int:
         """Delete undelivered (or dead-lettered) entries; returns how many."""
@@ -301,21 +337,25 @@ class SqliteStore:
         if notifier is not None:
             query += " AND notifier = ?"
             args.append(notifier)
-        with self._db:
-            return self._db.execute(query, args).rowcount
+        return await self._write("purge notifications", query, args)
 
     async def prune_sent(self, before: float) -> int:
         """Forget delivered entries decided before `before` (their keys are no longer needed)."""
-        with self._db:
-            return self._db.execute(
-                "DELETE FROM outbox WHERE status = 'sent' AND created_at < ?", (before,)
-            ).rowcount
+        return await self._write(
+            "prune sent notifications",
+            "DELETE FROM outbox WHERE status = 'sent' AND created_at < ?",
+            (before,),
+        )
 
     async def pending_count(self, notifier: str) -> int:
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM outbox WHERE notifier = ? AND status = 'pending'", (notifier,)
-        ).fetchone()
-        return int(row[0])
+        def read(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE notifier = ? AND status = 'pending'",
+                (notifier,),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run("read the outbox", read)
 
     async def outbox(self, *, status: str | None = None) -> list[OutboxItem]:
         """Every outbox entry, optionally of one status, oldest first."""
@@ -324,7 +364,7 @@ class SqliteStore:
         if status is not None:
             query += " WHERE status = ?"
             args = (status,)
-        return [OutboxItem(*row) for row in self._db.execute(query + " ORDER BY id", args)]
+        return await self._select("read the outbox", query + " ORDER BY id", args)
 
     async def add_silence(
         self,
@@ -335,13 +375,16 @@ class SqliteStore:
         comment: str,
     ) -> int:
         """Store a silence; returns its id."""
-        with self._db:
-            cursor = self._db.execute(
+
+        def write(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
                 "INSERT INTO silences (rule, matchers, starts, ends, comment) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (rule, json.dumps([list(m) for m in matchers]), starts, ends, comment),
             )
-        return int(cursor.lastrowid or 0)
+            return int(cursor.lastrowid or 0)
+
+        return await self._transaction("add a silence", write)
 
     async def silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at `now` (every one when None), oldest first."""
@@ -350,17 +393,70 @@ class SqliteStore:
         if now is not None:
             query += " WHERE ends > ?"
             args = (now,)
-        rows = self._db.execute(query + " ORDER BY id", args).fetchall()
-        return [
-            Silence(sid, rule, tuple((k, v) for k, v in json.loads(m)), starts, ends, comment)
-            for sid, rule, m, starts, ends, comment in rows
-        ]
+
+        def read(db: sqlite3.Connection) -> list[Silence]:
+            rows = db.execute(query + " ORDER BY id", args).fetchall()
+            return [
+                Silence(sid, rule, tuple((k, v) for k, v in json.loads(m)), starts, ends, comment)
+                for sid, rule, m, starts, ends, comment in rows
+            ]
+
+        return await self._run("read silences", read)
 
     async def remove_silence(self, silence_id: int) -> bool:
         """Delete a silence; False when there was none with that id."""
-        with self._db:
-            cursor = self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
-        return cursor.rowcount > 0
+        changed = await self._write(
+            "remove a silence", "DELETE FROM silences WHERE id = ?", (silence_id,)
+        )
+        return changed > 0
 
     async def close(self) -> None:
-        self._db.close()
+        await self._run("close", lambda db: db.close())
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file's device and inode, to notice it being deleted or replaced; None for memory."""
+    if path == ":memory:":
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_dev, stat.st_ino)
+
+
+def _insert_deliveries(db: sqlite3.Connection, deliveries: Sequence[Delivery]) -> int:
+    before = db.total_changes
+    db.executemany(
+        "INSERT OR IGNORE INTO outbox (key, notifier, target, rule, severity, title, body, "
+        "created_at, next_at, event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                d.key,
+                d.alert.notifier,
+                d.target,
+                d.alert.rule,
+                d.alert.severity.value,
+                d.alert.title,
+                d.alert.body,
+                d.alert.created_at.timestamp(),
+                d.alert.created_at.timestamp(),
+                d.alert.event_at.timestamp() if d.alert.event_at else None,
+            )
+            for d in deliveries
+        ],
+    )
+    return db.total_changes - before
+
+
+def _write_rule_state(db: sqlite3.Connection, changes: Mapping[StateKey, Any]) -> None:
+    gone = [tuple(k) for k, v in changes.items() if v is None]
+    kept = [(*k, json.dumps(v, separators=(",", ":"))) for k, v in changes.items() if v is not None]
+    if gone:
+        db.executemany("DELETE FROM rule_state WHERE rule = ? AND kind = ? AND key = ?", gone)
+    if kept:
+        db.executemany(
+            "INSERT INTO rule_state (rule, kind, key, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (rule, kind, key) DO UPDATE SET data = excluded.data",
+            kept,
+        )
