@@ -14,7 +14,7 @@ from aiohttp import web
 
 from monitor.config import BandwidthProvider
 from monitor.model import CallState
-from monitor.providers.bandwidth import Bandwidth, next_link
+from monitor.providers.bandwidth import Bandwidth
 from monitor.providers.base import RateLimited
 from monitor.simulator.common import RateLimit
 from monitor.simulator.server import Simulator
@@ -76,13 +76,33 @@ async def test_the_vendors_example_page_parses(
     assert seen["auth"] == "Basic dDpz"  # t:s
 
 
-def test_link_headers() -> None:
-    header = (
-        '<https://x/v1/users/u/calls/?page=1&size=25>; rel="next", <https://x/first>; rel="first"'
-    )
-    assert next_link(header) == "https://x/v1/users/u/calls/?page=1&size=25"
-    assert next_link('<https://x/first>; rel="first"') is None
-    assert next_link(None) is None
+async def test_a_next_link_to_another_host_never_gets_the_credentials(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    stolen: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        stolen.append(request.headers.get("Authorization", ""))
+        return web.json_response([])
+
+    evil = await serve({PATH: elsewhere})
+    served: list[str] = []
+
+    async def page(request: web.Request) -> web.Response:
+        number = request.query["page"]
+        served.append(number)
+        now = datetime.now(UTC)
+        record = {"id": f"c-{number}", "state": "started", "startTime": now.isoformat()}
+        link = f'<{evil}{PATH}?page=1&size=1>; rel="next"' if number == "0" else ""
+        return web.json_response([record], headers={"Link": link} if link else {})
+
+    base = await serve({PATH: page})
+    client = Bandwidth(settings(base, size=1, max_requests_per_second=1000), session)
+    tracker = Tracker("sales", "bandwidth", baselined=True)
+    result = await client.poll(tracker)
+    assert stolen == []  # the foreign host was never asked, let alone sent the credentials
+    assert served[:2] == ["0", "1"]  # the next page came from the configured API
+    assert {c.id for c in result.calls} >= {"c-0", "c-1"}
 
 
 async def test_completed_without_answer_is_missed_with_its_hangup_cause(

@@ -3,42 +3,41 @@
 Each poll reads pages (`sortOrder=desc`) until a call started before the high-water mark minus an
 overlap, follows calls still in progress by id, and for a call that ended unanswered fetches its
 `/events` once so the hangup cause travels in `call.raw`. The API allows one list request per
-second; the default request budget keeps under it.
+second; the default request budget keeps under it. Pages are asked for by their documented
+`page` parameter; the `Link: rel="next"` header only says whether another page exists.
 """
 
 from __future__ import annotations
 
-import base64
-import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urljoin
 
 import aiohttp
 import msgspec
 import structlog
+from yarl import URL
 
 from monitor.config import BandwidthProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
-    RECORD_ERRORS,
-    BadResponse,
     LazyJson,
     PollResult,
+    ProviderError,
+    Skips,
     TrackedView,
+    decode_body,
     follow_open_calls,
     iso,
-    malformed,
+    not_after,
     parse_time,
-    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.paging import Page, read_newest_first
 
 log = structlog.get_logger("monitor.providers.bandwidth")
 
 TYPE = "bandwidth"
 MAX_PAGES = 100
-_NEXT = re.compile(r'<([^>]+)>\s*;[^,]*\brel="?next"?')
+"""Upper bound of list pages read in one poll; a deeper backlog is read over the next polls."""
 
 
 class _Call(msgspec.Struct):
@@ -70,17 +69,6 @@ def canonical(state: str, answered: bool) -> CallState | None:
     return None
 
 
-def basic_auth(user: str, password: str) -> str:
-    """An HTTP Basic `Authorization` header value."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
-def next_link(header: str | None) -> str | None:
-    """The `rel="next"` URL of a `Link` header, if any."""
-    match = _NEXT.search(header or "")
-    return match.group(1) if match else None
-
-
 class Bandwidth:
     """A client for one Bandwidth user's calls."""
 
@@ -94,106 +82,112 @@ class Bandwidth:
     ) -> None:
         self.name = settings.name
         self._settings = settings
+        credentials = aiohttp.encode_basic_auth(
+            settings.api_token.get_secret_value(), settings.api_secret.get_secret_value()
+        )
         self.http = HttpClient.for_provider(
             settings,
             session,
             observe,
-            {
-                "Accept": "application/json",
-                "Authorization": basic_auth(
-                    settings.api_token.get_secret_value(), settings.api_secret.get_secret_value()
-                ),
-            },
+            {"Accept": "application/json", "Authorization": credentials},
         )
         self._url = f"{settings.base_url.rstrip('/')}/v1/users/{settings.user_id}/calls/"
+        self._origin = URL(self._url).origin()
+        self._skips = Skips(self.name)
+        self._foreign_link_seen = False
 
     async def poll(self, view: TrackedView) -> PollResult:
-        """Newest first until older than the high-water mark minus the overlap."""
+        """Newest first down to the high-water mark minus the overlap; then open calls, causes."""
         now = datetime.now(UTC)
-        mark = parse_time(view.cursor.get("high_water"))
+        mark = parse_time(view.cursor.get("high_water"), field="high_water")
         if mark is not None:
-            oldest = mark - timedelta(seconds=self._settings.overlap)
+            floor = mark - timedelta(seconds=self._settings.overlap)
         else:
-            oldest = now - timedelta(seconds=self._settings.lookback)
+            floor = now - timedelta(seconds=self._settings.lookback)
         result = PollResult()
-        seen: set[str] = set()
-        newest = mark
-        url: str | None = self._url
-        params: dict[str, Any] | None = {
-            "page": 0,
-            "size": self._settings.size,
-            "sortOrder": "desc",
-        }
-        for number in range(1, MAX_PAGES + 1):
-            assert url is not None
-            resp = await self.http.get(url, params)
-            try:
-                records = msgspec.json.decode(resp.body, type=list[msgspec.Raw])
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise malformed(self.name, f"call list page {number}", exc, resp.body) from None
-            reached_old = False
-            for raw in records:
-                call = self._decode(raw)
-                if call is None:
-                    result.skipped += 1
-                    continue
-                if call.id in seen:
-                    continue
-                seen.add(call.id)
-                if call.created_at is not None and call.created_at < oldest:
-                    reached_old = True
-                    if view.known(call.id) is None:
-                        continue  # history from before the window
-                result.calls.append(call)
-                if call.created_at and (newest is None or call.created_at > newest):
-                    newest = call.created_at
-            link = next_link(resp.headers.get("link"))
-            if reached_old or not link or not records or not view.baselined:
-                break
-            url, params = urljoin(self._url, link), None
-        await follow_open_calls(view, seen, self._one, result)
+
+        async def page(number: int) -> Page:
+            return await self._page(number, result)
+
+        read = await read_newest_first(
+            page,
+            provider=self.name,
+            first=0,
+            key=_start_key,
+            mark=floor.timestamp(),
+            backfill=view.cursor.get("backfill"),
+            budget=MAX_PAGES,
+            deep=view.baselined,
+            per_page=self._settings.size,
+        )
+        for call in read.calls:
+            if call.id not in read.at_or_under_mark or view.known(call.id):
+                result.calls.append(call)  # older unknown calls are history from before
+        seen = {call.id for call in read.calls}
+        await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
         if self._settings.hangup_causes and view.baselined:
-            result.calls = [await self._with_cause(c, view) for c in result.calls]
+            result.calls = [await self._with_cause(c, view, result) for c in result.calls]
+        starts = [c.created_at for c in result.calls if c.created_at is not None]
+        newest = not_after(max([*starts, *([mark] if mark else [])], default=None), now, self.name)
         result.cursor = {"high_water": iso(newest)} if newest else dict(view.cursor)
+        result.cursor.pop("backfill", None)
+        if read.backfill is not None:
+            result.cursor["backfill"] = read.backfill
         return result
 
-    async def _with_cause(self, call: Call, view: TrackedView) -> Call:
-        """The call with its hangup cause in `raw`, when it just ended unanswered."""
+    async def _page(self, number: int, result: PollResult) -> Page:
+        params = {"page": number, "size": self._settings.size, "sortOrder": "desc"}
+        resp = await self.http.get(self._url, params)
+        records = decode_body(
+            self.name, f"call list page {number + 1}", resp.body, list[msgspec.Raw]
+        )
+        calls = [c for raw in records if (c := self._skips.read(self._decode, raw, result))]
+        more = resp.next_url is not None and bool(records)
+        if more and URL(resp.next_url or "").origin() != self._origin:
+            # Pages are read by their documented `page` parameter on the configured API, so
+            # credentials never go where a link points; a link elsewhere is only reported.
+            if not self._foreign_link_seen:
+                log.warning(
+                    "next-page link points to another host; not followed",
+                    provider=self.name,
+                    host=URL(resp.next_url or "").host,
+                )
+            self._foreign_link_seen = True
+        return Page(calls, more=more)
+
+    async def _with_cause(self, call: Call, view: TrackedView, result: PollResult) -> Call:
+        """The call with its hangup cause in `raw`, when it just ended unanswered.
+
+        The cause is a detail: when its request fails or its body is unreadable, the call goes
+        on without it (reported once).
+        """
         if call.state not in (CallState.MISSED, CallState.REJECTED) or not view.changed(call):
             return call
-        resp = await self.http.get(f"{self._url}{call.id}/events")
         try:
-            events = msgspec.json.decode(resp.body, type=list[_Event])
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("hangup cause unreadable", provider=self.name, problem=str(exc)[:200])
+            resp = await self.http.get(f"{self._url}{call.id}/events")
+            events = decode_body(self.name, f"events of call {call.id}", resp.body, list[_Event])
+        except ProviderError as exc:
+            problem = f"hangupCause of call {call.id}: {exc}"
+            self._skips.skip(problem, problem, result)
             return call
         cause = next((e.data for e in events if e.name == "hangup" and e.data), None)
         if cause is None:
             return call
         return msgspec.structs.replace(call, raw={**call.raw, "hangupCause": cause})
 
-    async def _one(self, call_id: str) -> Call | None:
+    async def _one(self, call_id: str) -> bytes | None:
         resp = await self.http.get_unless_gone(f"{self._url}{call_id}")
-        if resp is None:
-            return None
-        call = self._decode(resp.body)
-        if call is None:
-            raise BadResponse(f"provider {self.name}: malformed call {call_id}")
-        return call
+        return None if resp is None else resp.body
 
-    def _decode(self, raw: msgspec.Raw | bytes) -> Call | None:
-        """One Catapult call → `Call`; a malformed one is logged and skipped (None)."""
-        try:
-            rec = msgspec.json.decode(raw, type=_Call)
-            state = canonical(rec.state, rec.activeTime is not None)
-            if state is None:
-                raise ValueError(f"unknown state {rec.state!r}")
-            created = parse_time(rec.startTime)
-            answered = parse_time(rec.activeTime)
-            ended = parse_time(rec.endTime)
-        except RECORD_ERRORS as exc:
-            skip_record(self.name, exc)
-            return None
+    def _decode(self, raw: bytes) -> Call:
+        """One Catapult call → `Call`; raises on a call that cannot be read."""
+        rec = msgspec.json.decode(raw, type=_Call)
+        state = canonical(rec.state, rec.activeTime is not None)
+        if state is None:
+            raise ValueError(f"state: unknown value {rec.state[:40]!r}")
+        created = parse_time(rec.startTime, field="startTime")
+        answered = parse_time(rec.activeTime, field="activeTime")
+        ended = parse_time(rec.endTime, field="endTime")
         return Call(
             id=rec.id,
             state=state,
@@ -207,3 +201,8 @@ class Bandwidth:
             marker=f"{rec.state}|{rec.activeTime or ''}|{rec.endTime or ''}",
             raw=LazyJson(raw),
         )
+
+
+def _start_key(call: Call) -> float | None:
+    """A Catapult call's place in the newest-first list: its start time."""
+    return None if call.created_at is None else call.created_at.timestamp()

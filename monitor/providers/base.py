@@ -7,15 +7,18 @@ one decision of whether a failed request is worth repeating within the same poll
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import structlog
 
 from monitor.model import Call, CallState, Intercom
+
+T = TypeVar("T")
 
 
 class ProviderError(Exception):
@@ -67,15 +70,51 @@ class Unreachable(ProviderError):
     reason = "unreachable"
 
 
-RECORD_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError)
-"""What decoding one record may raise: the record is then skipped, the rest of the page kept."""
+class Skips:
+    """Records one provider could not read: each is logged and counted once, not on every poll
+    that serves it again (a bounded memory of what was reported)."""
+
+    MEMORY = 4096
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self._reported: dict[bytes, None] = {}
+
+    def skip(self, what: bytes | str, problem: str, result: PollResult) -> None:
+        """Report a record (its raw bytes, or an id) that is skipped because of `problem`."""
+        data = what.encode() if isinstance(what, str) else bytes(what)
+        digest = hashlib.blake2b(data, digest_size=12).digest()
+        if digest in self._reported:
+            return
+        if len(self._reported) >= self.MEMORY:
+            del self._reported[next(iter(self._reported))]
+        self._reported[digest] = None
+        result.skipped += 1
+        structlog.get_logger("monitor.providers").warning(
+            "record skipped", provider=self.provider, problem=problem[:300]
+        )
+
+    def read(
+        self, decode: Callable[[bytes], Call], raw: bytes | msgspec.Raw, result: PollResult
+    ) -> Call | None:
+        """`decode(raw)`, or None when the record cannot be read: whatever one record makes the
+        decoder raise (a wrong type, an unknown status, a date out of range, nesting too deep)
+        skips that record alone."""
+        try:
+            return decode(raw)
+        except Exception as exc:
+            self.skip(raw, describe(exc), result)
+            return None
 
 
-def skip_record(provider: str, exc: Exception) -> None:
-    """Log a malformed record that is skipped, naming the provider and the field."""
-    structlog.get_logger("monitor.providers").warning(
-        "record skipped", provider=provider, problem=str(exc)[:200]
-    )
+def describe(exc: BaseException) -> str:
+    """One line naming what was wrong with a record, its field when the error says it."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ValueError | msgspec.DecodeError):
+        return text
+    return f"{type(exc).__name__}: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,19 +200,23 @@ class LazyJson(Mapping[str, Any]):
         return len(self._decoded())
 
 
-def parse_time(value: str | None, zone: tzinfo = UTC) -> datetime | None:
-    """An ISO 8601 timestamp as aware UTC; one without an offset is taken to be in `zone`."""
+def parse_time(value: str | None, zone: tzinfo = UTC, field: str = "time") -> datetime | None:
+    """An ISO 8601 timestamp as aware UTC; one without an offset is taken to be in `zone`.
+
+    A malformed or unrepresentable one (`0001-01-01T00:00:00+01:00`) is a `ValueError` naming
+    `field`.
+    """
     if not value:
         return None
-    if zone is UTC and len(value) == 19:  # `2022-02-04 15:53:04`: the fast, common case
-        return datetime.fromisoformat(value + "+00:00")
     try:
+        if zone is UTC and len(value) == 19:  # `2022-02-04 15:53:04`: the fast, common case
+            return datetime.fromisoformat(value + "+00:00")
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"invalid timestamp {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=zone)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{field}: invalid timestamp {value[:40]!r}") from None
 
 
 CLOCK_SLACK = timedelta(seconds=60)
@@ -183,19 +226,44 @@ CLOCK_SLACK = timedelta(seconds=60)
 async def follow_open_calls(
     view: TrackedView,
     seen: set[str],
-    fetch: Callable[[str], Awaitable[Call | None]],
+    fetch: Callable[[str], Awaitable[bytes | msgspec.Raw | None]],
+    decode: Callable[[bytes], Call],
     result: PollResult,
+    skips: Skips,
 ) -> None:
-    """Fetch by id each call still in progress that the list did not show; a call the API no
-    longer knows goes to `result.gone`."""
+    """Fetch by id (`fetch` gives the record's bytes, None for a 404) each call still in
+    progress that the list did not show.
+
+    A call the API no longer knows goes to `result.gone`; one whose record cannot be read, or
+    whose request alone fails (a 5xx, a 4xx, a broken body), is skipped and reported once, and
+    the rest of the poll goes on. A failure that is the provider's as a whole (credentials,
+    rate limit, unreachable) fails the poll.
+    """
     for call_id in view.open_calls():
         if call_id in seen:
             continue
-        call = await fetch(call_id)
-        if call is None:
+        try:
+            raw = await fetch(call_id)
+        except (RequestRejected, ServerError, BadResponse) as exc:
+            skips.skip(f"call {call_id}: {exc}", f"call {call_id}: {exc}", result)
+            continue
+        if raw is None:
             result.gone.append(call_id)
-        else:
+        elif (call := skips.read(decode, raw, result)) is not None:
             result.calls.append(call)
+
+
+def not_after(moment: datetime | None, now: datetime, provider: str) -> datetime | None:
+    """A high-water mark that never passes the present: a record dated in the future must not
+    make every later call look like history."""
+    if moment is None or moment <= now + CLOCK_SLACK:
+        return moment
+    structlog.get_logger("monitor.providers").warning(
+        "record dated in the future; the poll window stays at the present",
+        provider=provider,
+        dated=moment.isoformat(),
+    )
+    return now
 
 
 def iso(moment: datetime) -> str:
@@ -207,5 +275,15 @@ def iso(moment: datetime) -> str:
 
 def malformed(provider: str, what: str, exc: Exception, body: bytes = b"") -> BadResponse:
     """A `BadResponse` for a page that is not the documented shape."""
-    detail = "an HTML page instead of JSON" if body.lstrip()[:1] == b"<" else str(exc)[:200]
+    html = body.lstrip()[:1] == b"<"
+    detail = "an HTML page instead of JSON" if html else describe(exc)[:200]
     return BadResponse(f"provider {provider}: malformed {what}: {detail}")
+
+
+def decode_body(provider: str, what: str, body: bytes, shape: type[T]) -> T:
+    """A response body as `shape`; anything else (bad JSON, wrong fields, nesting too deep)
+    is a `BadResponse` naming the provider and `what`."""
+    try:
+        return msgspec.json.decode(body, type=shape)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise malformed(provider, what, exc, body) from None

@@ -16,18 +16,18 @@ from monitor.config import BirdProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
     CLOCK_SLACK,
-    RECORD_ERRORS,
-    BadResponse,
     LazyJson,
     PollResult,
+    Skips,
     TrackedView,
+    decode_body,
     follow_open_calls,
     iso,
-    malformed,
+    not_after,
     parse_time,
-    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.paging import Drain, drain_deferred
 
 TYPE = "bird"
 STATES = {
@@ -44,6 +44,7 @@ STATES = {
 }
 DIRECTIONS = {"incoming": "in", "outgoing": "out"}
 MAX_PAGES = 200
+"""Upper bound of list pages read in one poll; a larger window is read over the next polls."""
 
 
 class _Call(msgspec.Struct):
@@ -87,70 +88,72 @@ class Bird:
             f"{settings.base_url.rstrip('/')}/workspaces/{settings.workspace_id}"
             f"/channels/{settings.channel_id}/calls"
         )
+        self._skips = Skips(self.name)
 
     async def poll(self, view: TrackedView) -> PollResult:
-        """Drain the window since the high-water mark; follow open calls that left it."""
+        """Drain the window since the high-water mark; follow open calls that left it.
+
+        A window holding more pages than one poll reads is continued by the next polls from
+        its `nextPageToken`; the mark moves once the window is drained.
+        """
         now = datetime.now(UTC)
-        mark = parse_time(view.cursor.get("high_water"))
-        start = (
-            mark - timedelta(seconds=self._settings.overlap)
-            if mark
-            else (now - timedelta(seconds=self._settings.lookback))
-        )
-        params: dict[str, str | int] = {
-            "limit": self._settings.limit,
-            "startAt": iso(start),
-            "endAt": iso(now + CLOCK_SLACK),
-        }
+        mark = parse_time(view.cursor.get("high_water"), field="high_water")
+        drain = Drain.resumed(view.cursor)
+        if drain is None:
+            start = (
+                mark - timedelta(seconds=self._settings.overlap)
+                if mark
+                else (now - timedelta(seconds=self._settings.lookback))
+            )
+            drain = Drain(iso(start), iso(now + CLOCK_SLACK))
         result = PollResult()
         seen: set[str] = set()
-        newest = mark
-        for number in range(1, MAX_PAGES + 1):
+        newest = parse_time(drain.newest, field="newest") or mark
+        for _ in range(MAX_PAGES):
+            params: dict[str, str | int] = {
+                "limit": self._settings.limit,
+                "startAt": drain.start,
+                "endAt": drain.end,
+            }
+            if drain.token:
+                params["pageToken"] = str(drain.token)
             resp = await self.http.get(self._url, params)
-            try:
-                page = msgspec.json.decode(resp.body, type=_Page)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise malformed(self.name, f"call list page {number}", exc, resp.body) from None
+            page = decode_body(self.name, "call list page", resp.body, _Page)
             for raw in page.results:
-                call = self._decode(raw)
-                if call is None:
-                    result.skipped += 1
-                    continue
-                if call.id in seen:
+                call = self._skips.read(self._decode, raw, result)
+                if call is None or call.id in seen:
                     continue
                 seen.add(call.id)
                 result.calls.append(call)
                 if call.created_at and (newest is None or call.created_at > newest):
                     newest = call.created_at
-            if not page.nextPageToken:
+            drain.token = page.nextPageToken or None
+            if drain.token is None:
                 break
-            params["pageToken"] = page.nextPageToken
-        await follow_open_calls(view, seen, self._one, result)
-        result.cursor = {"high_water": iso(newest)} if newest else dict(view.cursor)
+        await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
+        newest = not_after(newest, now, self.name)
+        if drain.token is None:
+            result.cursor = {"high_water": iso(newest)} if newest else {}
+        else:  # the mark stays until the window is drained
+            drain.newest = iso(newest) if newest else None
+            result.cursor = {"high_water": iso(mark)} if mark else {}
+            result.cursor["resume"] = drain.stored()
+            drain_deferred(self.name, len(result.calls), drain)
         return result
 
-    async def _one(self, call_id: str) -> Call | None:
+    async def _one(self, call_id: str) -> bytes | None:
         resp = await self.http.get_unless_gone(f"{self._url}/{call_id}")
-        if resp is None:
-            return None
-        call = self._decode(resp.body)
-        if call is None:
-            raise BadResponse(f"provider {self.name}: malformed call {call_id}")
-        return call
+        return None if resp is None else resp.body
 
-    def _decode(self, raw: msgspec.Raw | bytes) -> Call | None:
-        """One ChannelCall → `Call`; a malformed one is logged and skipped (None)."""
-        try:
-            rec = msgspec.json.decode(raw, type=_Call)
-            state = STATES.get(rec.status)
-            if state is None:
-                raise ValueError(f"unknown status {rec.status!r}")
-            created = parse_time(rec.createdAt)
-            answered = parse_time(rec.answeredAt)
-            ended = parse_time(rec.endedAt)
-        except RECORD_ERRORS as exc:
-            skip_record(self.name, exc)
-            return None
+    def _decode(self, raw: bytes) -> Call:
+        """One ChannelCall → `Call`; raises on a call that cannot be read."""
+        rec = msgspec.json.decode(raw, type=_Call)
+        state = STATES.get(rec.status)
+        if state is None:
+            raise ValueError(f"status: unknown value {rec.status[:40]!r}")
+        created = parse_time(rec.createdAt, field="createdAt")
+        answered = parse_time(rec.answeredAt, field="answeredAt")
+        ended = parse_time(rec.endedAt, field="endedAt")
         return Call(
             id=rec.id,
             state=state,

@@ -16,17 +16,18 @@ from monitor.config import CinnoxProvider
 from monitor.model import Call, CallState
 from monitor.providers.base import (
     CLOCK_SLACK,
-    RECORD_ERRORS,
     LazyJson,
     PollResult,
     RequestRejected,
+    Skips,
     TrackedView,
+    decode_body,
     iso,
-    malformed,
+    not_after,
     parse_time,
-    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.paging import Drain, drain_deferred
 
 TYPE = "cinnox"
 STATES = {
@@ -40,6 +41,7 @@ STATES = {
     "Call Failed": CallState.FAILED,
 }
 MAX_PAGES = 200
+"""Upper bound of pages read in one poll; a larger window is read over the next polls."""
 
 
 class _Caller(msgspec.Struct):
@@ -85,69 +87,74 @@ class Cinnox:
             },
         )
         self._url = f"{settings.base_url.rstrip('/')}/v1/api/apps/{settings.app_id}/data/call-log"
+        self._skips = Skips(self.name)
 
     async def poll(self, view: TrackedView) -> PollResult:
-        """Read the window [newest callDate - lookback, now] page by page."""
+        """Read the window [newest callDate - lookback, now] page by page.
+
+        A window holding more pages than one poll reads is continued by the next polls from the
+        offset reached; the mark moves once the window is drained.
+        """
         now = datetime.now(UTC)
-        mark = parse_time(view.cursor.get("last_call_date"))
-        start = (mark or now) - timedelta(seconds=self._settings.lookback)
+        mark = parse_time(view.cursor.get("last_call_date"), field="last_call_date")
+        drain = Drain.resumed(view.cursor)
+        if drain is None:
+            start = (mark or now) - timedelta(seconds=self._settings.lookback)
+            drain = Drain(iso(start), iso(now + CLOCK_SLACK), 0)
         limit = self._settings.limit
         result = PollResult()
         seen: set[str] = set()
-        newest = mark
-        for number in range(MAX_PAGES):
-            params = {
-                "startAt": iso(start),
-                "endAt": iso(now + CLOCK_SLACK),
-                "offset": number * limit,
-                "limit": limit,
-            }
+        newest = parse_time(drain.newest, field="newest") or mark
+        offset = int(drain.token or 0)
+        for _ in range(MAX_PAGES):
+            params = {"startAt": drain.start, "endAt": drain.end, "offset": offset, "limit": limit}
             try:
                 resp = await self.http.get(self._url, params)
             except RequestRejected as exc:
                 raise RequestRejected(
                     str(exc).replace("request rejected", "API error"), status=exc.status
                 ) from None
-            try:
-                body = msgspec.json.decode(resp.body, type=_Body)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise malformed(self.name, f"call-log page {number + 1}", exc, resp.body) from None
+            body = decode_body(self.name, f"call-log page at offset {offset}", resp.body, _Body)
             if body.code != 0:
-                raise RequestRejected(
-                    f"provider {self.name}: API error {body.code}: {body.message or 'no message'}"
-                )
+                message = (body.message or "no message")[:200]
+                raise RequestRejected(f"provider {self.name}: API error {body.code}: {message}")
             records = body.result or []
             for raw in records:
-                call = self._decode(raw)
-                if call is None:
-                    result.skipped += 1
-                    continue
-                if call.id in seen:
-                    continue  # shifted to the next page by a late record
+                call = self._skips.read(self._decode, raw, result)
+                if call is None or call.id in seen:
+                    continue  # unreadable, or shifted to the next page by a late record
                 seen.add(call.id)
                 result.calls.append(call)
                 if call.created_at and (newest is None or call.created_at > newest):
                     newest = call.created_at
+            offset += limit
             if len(records) < limit:
+                offset = -1
                 break
-        result.cursor = {"last_call_date": iso(newest)} if newest else dict(view.cursor)
+        newest = not_after(newest, now, self.name)
+        if offset < 0:
+            result.cursor = {"last_call_date": iso(newest)} if newest else {}
+        else:  # the mark stays until the window is drained
+            drain.token, drain.newest = offset, iso(newest) if newest else None
+            result.cursor = {"last_call_date": iso(mark)} if mark else {}
+            result.cursor["resume"] = drain.stored()
+            drain_deferred(self.name, len(result.calls), drain)
         return result
 
-    def _decode(self, raw: msgspec.Raw) -> Call | None:
-        """One call-log record → a final `Call`; a malformed one is logged and skipped (None)."""
-        try:
-            rec = msgspec.json.decode(raw, type=_Record)
-            state = STATES.get(rec.status)
-            if state is None:
-                raise ValueError(f"unknown status {rec.status!r}")
-            created = parse_time(rec.callDate)
-            ended = parse_time(rec.callEndTime)
-        except RECORD_ERRORS as exc:
-            skip_record(self.name, exc)
-            return None
+    def _decode(self, raw: bytes) -> Call:
+        """One call-log record → a final `Call`; raises on a record that cannot be read."""
+        rec = msgspec.json.decode(raw, type=_Record)
+        state = STATES.get(rec.status)
+        if state is None:
+            raise ValueError(f"status: unknown value {rec.status[:40]!r}")
+        created = parse_time(rec.callDate, field="callDate")
+        ended = parse_time(rec.callEndTime, field="callEndTime")
         answered = None
         if state is CallState.ENDED and ended is not None and rec.callDuration is not None:
-            answered = ended - timedelta(seconds=rec.callDuration)
+            try:
+                answered = ended - timedelta(seconds=rec.callDuration)
+            except (OverflowError, ValueError):
+                raise ValueError(f"callDuration: out of range: {rec.callDuration!r}") from None
         caller = rec.callerInfo.phoneNumber if rec.callerInfo else None
         return Call(
             id=rec.hid,

@@ -34,11 +34,12 @@ RequestObserver = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A completed HTTP response: status, headers and body bytes."""
+    """A completed HTTP response: status, headers, body bytes, and its `rel="next"` link."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    next_url: str | None = None
 
 
 class HttpClient:
@@ -107,28 +108,7 @@ class HttpClient:
 
     async def post_json(self, url: str, body: Mapping[str, Any]) -> Response:
         """POST a JSON body once (logins are not repeated within a poll)."""
-        await self._pace()
-        self.requests += 1
-        try:
-            async with self._session.post(
-                url,
-                json=dict(body),
-                headers={**self._headers, "Content-Type": "application/json"},
-                timeout=self._timeout,
-                ssl=self._ssl,
-                allow_redirects=False,
-            ) as resp:
-                data = await resp.read()
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            self._next_slot = time.monotonic() + self._min_interval
-            self._observe("error")
-            raise Unreachable(
-                f"provider {self._provider}: request failed ({type(exc).__name__})"
-            ) from None
-        self._next_slot = time.monotonic() + self._min_interval
-        self._observe(str(resp.status))
-        return _check(self._provider, resp.status, headers, data)
+        return await self._once("POST", url, None, dict(body))
 
     async def get_unless_gone(self, url: str) -> Response | None:
         """GET one record; None when the API says it does not exist (404)."""
@@ -160,39 +140,50 @@ class HttpClient:
             await asyncio.sleep(wait)
 
     async def _get_once(self, url: str, params: Params) -> Response:
+        return await self._once("GET", url, params, None)
+
+    async def _once(
+        self, method: str, url: str, params: Params, body: Mapping[str, Any] | None
+    ) -> Response:
+        """One request under the deadline and the request budget; never follows a redirect."""
         await self._pace()
         self.requests += 1
         name = self._provider
         try:
-            async with self._session.get(
+            async with self._session.request(
+                method,
                 url,
                 params=params,
+                json=body,
                 headers=self._headers,
                 timeout=self._timeout,
                 ssl=self._ssl,
                 allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                data = await resp.read()
                 headers = {k.lower(): v for k, v in resp.headers.items()}
+                link = resp.links.get("next")
+                next_url = str(link["url"]) if link else None
         except TimeoutError:
-            self._next_slot = time.monotonic() + self._min_interval
             self._observe("error")
             raise Unreachable(
                 f"provider {name}: no response within {self._timeout.total:g} s"
             ) from None
         except aiohttp.ClientError as exc:
-            self._next_slot = time.monotonic() + self._min_interval
             self._observe("error")
             raise Unreachable(f"provider {name}: request failed ({type(exc).__name__})") from None
-        self._next_slot = time.monotonic() + self._min_interval
+        finally:
+            self._next_slot = time.monotonic() + self._min_interval
         self._observe(str(resp.status))
-        return _check(name, resp.status, headers, body)
+        return _check(name, resp.status, headers, data, next_url)
 
 
-def _check(name: str, status: int, headers: Mapping[str, str], body: bytes) -> Response:
+def _check(
+    name: str, status: int, headers: Mapping[str, str], body: bytes, next_url: str | None = None
+) -> Response:
     """Map an HTTP status to a `Response` or the right `ProviderError`."""
     if 200 <= status < 300:
-        return Response(status, headers, body)
+        return Response(status, headers, body, next_url)
     detail = _api_message(body)
     suffix = f": {detail}" if detail else ""
     if status in (401, 403, 419):

@@ -15,20 +15,19 @@ import structlog
 from monitor.config import VmsIntercomProvider
 from monitor.model import Call, CallState, Intercom
 from monitor.providers.base import (
-    RECORD_ERRORS,
     AuthError,
-    BadResponse,
     LazyJson,
     PollResult,
     ProviderError,
     RequestRejected,
+    Skips,
     TrackedView,
+    decode_body,
     follow_open_calls,
-    malformed,
     parse_time,
-    skip_record,
 )
 from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.paging import Page, read_newest_first
 
 log = structlog.get_logger("monitor.providers.vms_intercom")
 
@@ -67,6 +66,7 @@ class _Call(msgspec.Struct):
 class _Meta(msgspec.Struct):
     current_page: int
     last_page: int
+    total: int | None = None
 
 
 class _Page(msgspec.Struct):
@@ -120,6 +120,7 @@ class VmsIntercom:
         if settings.token is not None:
             headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
         self.http = HttpClient.for_provider(settings, session, observe, headers)
+        self._skips = Skips(self.name)
 
     async def poll(self, view: TrackedView) -> PollResult:
         """One poll; with a login configured, a token is fetched first and renewed on a 401."""
@@ -146,42 +147,53 @@ class VmsIntercom:
         except RequestRejected as exc:
             message = str(exc).replace("request rejected", "login refused")
             raise AuthError(message, status=exc.status) from None
-        try:
-            token = msgspec.json.decode(resp.body, type=_Token).access_token
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise malformed(self.name, "token answer", exc, resp.body) from None
+        token = decode_body(self.name, "token answer", resp.body, _Token).access_token
         scheme, _, value = token.partition(" ")
         self.http.set_header("Authorization", token if value else f"Bearer {scheme}")
         self._has_token = True
 
     async def _poll(self, view: TrackedView) -> PollResult:
-        """Read pages newest first while every call on them is new; follow open calls by id.
+        """Read pages newest first down to the highest call id seen before; follow open calls.
 
         New calls only ever appear at the top (the newest first), so once a page holds a call
-        seen before, every newer call was on the pages read. Calls still in progress that were
-        not on them are fetched one by one.
+        seen before, every newer call was on the pages read. The mark is the highest id of any
+        call seen, watched door or not, so a quiet watched door costs one page per poll. Calls
+        still in progress that were not on the pages are fetched one by one.
         """
         result = PollResult()
-        seen: set[str] = set()
-        page, last_page = 1, 1
-        while page <= min(last_page, MAX_PAGES):
-            calls, last_page, skipped = await self._page(page)
-            result.skipped += skipped
-            all_new = bool(calls)
-            for call in calls:
-                if call.id in seen:
-                    continue  # pushed down a page by newer calls while we paged
-                seen.add(call.id)
-                all_new = all_new and view.known(call.id) is None and view.changed(call)
-                if self._wanted(call):
-                    result.calls.append(call)
-            if not all_new or not view.baselined:
-                break  # the baseline needs only the newest page: older calls are history
-            page += 1
-        await follow_open_calls(view, seen, self._one, result)
+        high = view.cursor.get("high_id")
+        mark = float(high) if isinstance(high, int | float) else None
+
+        def seen_before(call: Call) -> bool:
+            return view.known(call.id) is not None or not view.changed(call)
+
+        async def page(number: int) -> Page:
+            return await self._page(number, result)
+
+        read = await read_newest_first(
+            page,
+            provider=self.name,
+            first=1,
+            key=_id_key,
+            mark=mark,
+            backfill=view.cursor.get("backfill"),
+            budget=MAX_PAGES,
+            deep=view.baselined,
+            per_page=self._settings.per_page,
+            seen_before=None if mark is not None else seen_before,
+        )
+        seen = {call.id for call in read.calls}
+        result.calls = [call for call in read.calls if self._wanted(call)]
+        await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
         doors = set(self._only or view.cursor.get("doors", ()))
         doors.update(c.intercom.id for c in result.calls if c.intercom is not None)
+        ids = [k for k in map(_id_key, read.calls) if k is not None]
+        newest = max([*ids, *([mark] if mark is not None else [])], default=None)
         result.cursor = {"doors": sorted(doors)}
+        if newest is not None:
+            result.cursor["high_id"] = int(newest)
+        if read.backfill is not None:
+            result.cursor["backfill"] = read.backfill
         if doors and time.monotonic() >= self._next_status:
             self._next_status = time.monotonic() + self._status_interval
             try:
@@ -189,6 +201,7 @@ class VmsIntercom:
             except ProviderError as exc:  # door status must never stop call monitoring
                 if not self._status_failing:
                     log.warning("intercom status unavailable", provider=self.name, error=str(exc))
+                    result.skipped += 1
                 self._status_failing = True
             else:
                 self._status_failing = False
@@ -202,10 +215,7 @@ class VmsIntercom:
             resp = await self.http.get(
                 self._base + SHOWS_PATH, [("ids[]", str(door)) for door in batch]
             )
-            try:
-                listed = msgspec.json.decode(resp.body, type=list[_Door])
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise malformed(self.name, "intercom list", exc, resp.body) from None
+            listed = decode_body(self.name, "intercom list", resp.body, list[_Door])
             found.extend(
                 Intercom(d.id, d.title, d.address, d.is_online, d.timetable) for d in listed
             )
@@ -214,49 +224,33 @@ class VmsIntercom:
     def _wanted(self, call: Call) -> bool:
         return self._only is None or (call.intercom is not None and call.intercom.id in self._only)
 
-    async def _page(self, page: int) -> tuple[list[Call], int, int]:
+    async def _page(self, page: int, result: PollResult) -> Page:
         params = {"page": page, "per_page": self._settings.per_page}
         resp = await self.http.get(self._base + CALLS_PATH, params)
-        try:
-            body = msgspec.json.decode(resp.body, type=_Page)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise malformed(self.name, f"call list page {page}", exc, resp.body) from None
-        calls, skipped = [], 0
-        for raw in body.data:
-            call = self._decode(raw)
-            if call is None:
-                skipped += 1
-            else:
-                calls.append(call)
+        body = decode_body(self.name, f"call list page {page}", resp.body, _Page)
+        calls = [c for raw in body.data if (c := self._skips.read(self._decode, raw, result))]
         last = body.meta.last_page if body.meta else page
-        return calls, last, skipped
+        total = body.meta.total if body.meta else None
+        return Page(calls, more=page < last, total=total)
 
-    async def _one(self, call_id: str) -> Call | None:
+    async def _one(self, call_id: str) -> bytes | msgspec.Raw | None:
         resp = await self.http.get_unless_gone(f"{self._base}{CALLS_PATH}/{call_id}")
         if resp is None:
             return None
-        raw: msgspec.Raw | bytes = resp.body
         # Laravel's `{data: {...}}` resource shape, or the bare object: accept both.
-        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-            raw = msgspec.json.decode(resp.body, type=_One).data
-        found = self._decode(raw)
-        if found is None:
-            raise BadResponse(f"provider {self.name}: malformed call {call_id}")
-        return found
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return msgspec.json.decode(resp.body, type=_One).data
+        return resp.body
 
-    def _decode(self, raw: msgspec.Raw | bytes) -> Call | None:
-        """One record → `Call`; a malformed record is logged and skipped (None)."""
-        try:
-            rec = msgspec.json.decode(raw, type=_Call)
-            state = STATES.get(rec.status)
-            if state is None:
-                raise ValueError(f"unknown status {rec.status!r}")
-            created = parse_time(rec.created_at, self._zone)
-            answered = parse_time(rec.started_at, self._zone)
-            ended = parse_time(rec.ended_at, self._zone)
-        except RECORD_ERRORS as exc:
-            skip_record(self.name, exc)
-            return None
+    def _decode(self, raw: bytes) -> Call:
+        """One record → `Call`; raises on a record that cannot be read."""
+        rec = msgspec.json.decode(raw, type=_Call)
+        state = STATES.get(rec.status)
+        if state is None:
+            raise ValueError(f"status: unknown value {rec.status[:40]!r}")
+        created = parse_time(rec.created_at, self._zone, "created_at")
+        answered = parse_time(rec.started_at, self._zone, "started_at")
+        ended = parse_time(rec.ended_at, self._zone, "ended_at")
         intercom = None
         if rec.intercom is not None:
             ic = rec.intercom
@@ -275,3 +269,8 @@ class VmsIntercom:
             marker=rec.status,  # every change of a VMS call is a change of its status
             raw=LazyJson(raw),
         )
+
+
+def _id_key(call: Call) -> float | None:
+    """A VMS call's place in the list: its id (a higher id is newer)."""
+    return float(call.id) if call.id.isdigit() else None

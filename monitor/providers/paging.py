@@ -1,0 +1,194 @@
+"""Reading a list API page by page within a bound, without ever dropping what the bound left.
+
+Two shapes of API exist among the providers:
+
+- **Newest first** (VMS, Bandwidth): page 1 holds the newest calls. A poll reads pages until one
+  reaches what was seen before (a key at or under the high-water mark). When more new calls wait
+  than the page budget allows, the poll stores a *backfill*: the next page to read, the lowest key
+  read so far and the old mark. Later polls first read the top again (new calls come first) and
+  then go on down from the backfill page, skipping what they read already (pages shift down as
+  calls arrive), until they reach the old mark.
+- **A window drained by token** (Bird's `pageToken`, CINNOX's offset): a poll that runs out of
+  budget stores the window and the token and the next poll continues the same query.
+
+Either way the mark moves only once the whole backlog is read, and the log says what was deferred.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from monitor.model import Call
+
+log = structlog.get_logger("monitor.providers")
+
+Key = Callable[[Call], float | None]
+"""A call's position in a newest-first list (a VMS id, a Bandwidth start time): higher is newer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a newest-first list: its readable calls, and whether a next page exists."""
+
+    calls: list[Call]
+    more: bool
+    total: int | None = None
+    """How many records the whole list holds, when the API says."""
+
+
+@dataclass(slots=True)
+class NewestFirst:
+    """What a newest-first read found, and where the next poll must continue."""
+
+    calls: list[Call] = field(default_factory=list)
+    backfill: dict[str, float] | None = None
+    pages: int = 0
+    at_or_under_mark: set[str] = field(default_factory=set)
+    """Ids of the calls on the top pages at or under the mark: seen before, or older history."""
+
+
+async def read_newest_first(
+    page: Callable[[int], Awaitable[Page]],
+    *,
+    provider: str,
+    first: int,
+    key: Key,
+    mark: float | None,
+    backfill: Mapping[str, Any] | None,
+    budget: int,
+    deep: bool,
+    per_page: int,
+    seen_before: Callable[[Call], bool] | None = None,
+) -> NewestFirst:
+    """Read the top of the list down to `mark`, then continue a stored backfill.
+
+    `page(n)` fetches page `n` (numbered from `first`); `mark` is the key at or under which
+    everything was seen before (None: nothing was); `seen_before` tells a call seen before in
+    some other way (a store written before marks were kept); `deep` is False for a baseline,
+    which needs only the newest page.
+    """
+    out = NewestFirst()
+    seen: set[str] = set()
+    number, lowest, top_done = first, None, False
+    while out.pages < budget:
+        found = await page(number)
+        out.pages += 1
+        reached = False
+        for call in found.calls:
+            if call.id in seen:
+                continue  # pushed down a page by newer calls while we paged
+            seen.add(call.id)
+            out.calls.append(call)
+            k = key(call)
+            if k is not None:
+                if mark is not None and k <= mark:
+                    reached = True
+                    out.at_or_under_mark.add(call.id)
+                lowest = k if lowest is None else min(lowest, k)
+            if seen_before is not None and seen_before(call):
+                reached = True
+        if reached or not found.more or not found.calls or not deep:
+            top_done = True
+            break
+        number += 1
+    new_backfill: dict[str, float] | None = None
+    if not top_done and mark is not None and lowest is not None:
+        # The budget ran out among new calls: the next polls read on from here down to the
+        # old mark (or the older backfill's floor, when one was pending still).
+        floor = float(backfill["floor"]) if backfill else mark
+        new_backfill = {"page": number + 1, "below": lowest, "floor": floor}
+    elif backfill and top_done:
+        new_backfill = await _continue(page, key, out, seen, backfill, budget)
+    else:
+        new_backfill = dict(backfill) if backfill else None
+    out.backfill = new_backfill
+    if new_backfill is not None:
+        _deferred(provider, out, new_backfill, per_page, found.total)
+    return out
+
+
+async def _continue(
+    page: Callable[[int], Awaitable[Page]],
+    key: Key,
+    out: NewestFirst,
+    seen: set[str],
+    backfill: Mapping[str, Any],
+    budget: int,
+) -> dict[str, float] | None:
+    """Read on from a stored backfill until its floor; the backfill still due, or None."""
+    number = int(backfill["page"])
+    below, floor = float(backfill["below"]), float(backfill["floor"])
+    while out.pages < budget:
+        found = await page(number)
+        out.pages += 1
+        reached = False
+        for call in found.calls:
+            k = key(call)
+            if k is not None:
+                if k >= below:
+                    continue  # read by an earlier poll
+                if k <= floor:
+                    reached = True
+                    continue
+            if call.id in seen:
+                continue
+            seen.add(call.id)
+            out.calls.append(call)
+            if k is not None:
+                below = min(below, k)
+        if reached or not found.more or not found.calls:
+            return None
+        number += 1
+    return {"page": number, "below": below, "floor": floor}
+
+
+def _deferred(
+    provider: str, out: NewestFirst, backfill: Mapping[str, float], per_page: int, total: int | None
+) -> None:
+    waiting = None if total is None else max(0, total - (int(backfill["page"]) - 1) * per_page)
+    log.warning(
+        "more new calls than one poll reads; the next polls read the rest",
+        provider=provider,
+        read=len(out.calls),
+        next_page=int(backfill["page"]),
+        deferred_at_most=waiting,
+    )
+
+
+@dataclass(slots=True)
+class Drain:
+    """Where a token-drained window stands: a query's window and the token to continue it."""
+
+    start: str
+    end: str
+    token: str | int | None = None
+    newest: str | None = None
+
+    @classmethod
+    def resumed(cls, cursor: Mapping[str, Any]) -> Drain | None:
+        """The drain a previous poll left unfinished, if any."""
+        data = cursor.get("resume")
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            return cls(str(data["start"]), str(data["end"]), data.get("token"), data.get("newest"))
+        except KeyError:
+            return None
+
+    def stored(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "token": self.token, "newest": self.newest}
+
+
+def drain_deferred(provider: str, read: int, drain: Drain) -> None:
+    """Say that a window held more than one poll reads."""
+    log.warning(
+        "more new calls than one poll reads; the next polls read the rest",
+        provider=provider,
+        read=read,
+        window_start=drain.start,
+        window_end=drain.end,
+    )
