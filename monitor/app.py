@@ -107,6 +107,7 @@ class Daemon:
         self._next_prune = 0.0
         self._clock = clock
         self._unhealthy_since: float | None = None
+        self._silence_ids: frozenset[int] = frozenset()
         self.recorder = Recorder(record) if record else None
         self._rule_files = self._rule_files_seen()
 
@@ -311,7 +312,12 @@ class Daemon:
                 log.error("store failed; rule timers will be retried", error=str(exc))
 
     async def _tick_once(self, pipeline: Pipeline) -> None:
-        pipeline.engine.silencer = Silencer(await pipeline.store.silences(time.time()))
+        silences = await pipeline.store.silences(time.time())
+        ids = frozenset(s.id for s in silences)
+        if ids != self._silence_ids:
+            self._silence_ids = ids
+            log.info("silences in force", count=len(ids), ids=sorted(ids))
+        pipeline.engine.silencer = Silencer(silences)
         if self._dropped_state:
             await pipeline.commit_rule_changes(self._dropped_state)
             self._dropped_state = {}

@@ -81,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:
+        from monitor.store import StoreError
+
+        if isinstance(exc, StoreError):  # one sentence that names the store
+            print(logs.redactor.redact(str(exc)), file=sys.stderr)
+            return EXIT_INVALID
         if args.debug:
             traceback.print_exc()
         print(f"callmon: {type(exc).__name__}: {logs.redactor.redact(str(exc))}", file=sys.stderr)

@@ -391,16 +391,35 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     return from_document(doc, Path(path).parent, environ)
 
 
+def resolve_paths(doc: Document, base_dir: Path) -> None:
+    """Make every relative path in the config relative to its folder, never to the current
+    directory: the SQLite store and each provider's `verify_tls` CA bundle (secret files and
+    rule paths are resolved where they are read)."""
+    data = doc.data
+    store = data.get("store")
+    if isinstance(store, str) and store.startswith("sqlite:///") and store != "sqlite:///":
+        path = store[len("sqlite:///") :]
+        if not path.startswith("/"):
+            data["store"] = f"sqlite:///{base_dir / path}"
+    for provider in data.get("providers") or []:
+        if isinstance(provider, dict):
+            ca = provider.get("verify_tls")
+            if isinstance(ca, str) and ca and not Path(ca).is_absolute():
+                provider["verify_tls"] = str(base_dir / ca)
+
+
 def from_document(
     doc: Document, base_dir: Path, environ: Mapping[str, str] | None = None
 ) -> Config:
-    """Validate a parsed config document."""
+    """Validate a parsed config document; relative paths in it are relative to `base_dir`."""
+    base_dir = base_dir.absolute()
     if doc.data is None:
         doc = Document(doc.path, CommentedMap())
     if not isinstance(doc.data, dict):
         raise SourceErrors([doc.error((), "the config must be a mapping of keys to values")])
     errors = interpolate(doc, os.environ if environ is None else environ)
     errors += read_secret_files(doc, base_dir)
+    resolve_paths(doc, base_dir)
     names_seen: dict[str, int] = {}
     for i, p in enumerate(doc.data.get("providers") or []):
         if isinstance(p, dict) and isinstance(p.get("name"), str):
@@ -416,4 +435,7 @@ def from_document(
     except ValidationError as exc:
         raise SourceErrors(validation_errors(doc, exc)) from None
     rules = tuple(str(base_dir / p) for p in config.rules)
-    return config.model_copy(update={"rules": rules})
+    store = config.store
+    if "store" not in doc.data and store.startswith("sqlite:///"):
+        store = f"sqlite:///{base_dir / store[len('sqlite:///') :]}"  # the default, likewise
+    return config.model_copy(update={"rules": rules, "store": store})

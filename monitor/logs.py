@@ -64,7 +64,11 @@ class _Stderr:
 def configure(
     *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
 ) -> None:
-    """Configure structlog and the stdlib root logger once for the whole process."""
+    """Configure structlog and the standard library's logging once for the whole process.
+
+    Libraries that log through the standard library (aiohttp, apprise) go through the same
+    processors: JSON lines off a terminal, the same redaction, the same timestamps.
+    """
     out: Any = stream or _Stderr()
     as_json = (not out.isatty()) if json is None else json
     renderer: Any = (
@@ -73,11 +77,12 @@ def configure(
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     numeric = logging.getLevelName(level.upper())
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             structlog.processors.format_exc_info,
             redactor,
             renderer,
@@ -86,7 +91,26 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
-    # Libraries (aiohttp, apprise) log through the stdlib: keep them quiet unless debugging.
-    logging.basicConfig(level=logging.WARNING if numeric > logging.DEBUG else logging.DEBUG)
-    logging.getLogger("apprise").setLevel(logging.CRITICAL)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                stamp,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redactor,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # Libraries are quiet unless debugging; apprise reports every failed attempt as a warning,
+    # which the delivery worker already says once per outage.
+    root.setLevel(logging.WARNING if numeric > logging.DEBUG else logging.DEBUG)
+    logging.getLogger("apprise").setLevel(logging.ERROR if numeric > logging.DEBUG else numeric)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -177,7 +177,7 @@ def _store(args: argparse.Namespace) -> Any:
     from monitor.store import open_store
 
     config = load(args.config)
-    return config, open_store(config.store)
+    return config, open_store(config.store, create=False)
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:

@@ -82,6 +82,8 @@ def parse(text: str, path: str) -> Document:
         raise SourceError(path, line, col, f"invalid YAML: {problem}") from None
     except YAMLError as exc:
         raise SourceError(path, 1, 1, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise SourceError(path, 1, 1, "invalid YAML: nested too deeply") from None
     return Document(path, data)
 
 

@@ -40,33 +40,104 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+async def metrics(port: int) -> str:
+    """The daemon's /metrics page."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+        return await r.text()
+
+
+async def wait_for_metric(port: int, series: str, at_least: float, timeout: float = 20.0) -> None:
+    """Wait until a series on the daemon's /metrics reaches `at_least`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (value := metric_value(await metrics(port), series)) < at_least:
+        assert loop.time() < deadline, f"{series} stayed at {value}, expected {at_least}"
+        await asyncio.sleep(0.05)
+
+
+async def polls(sim: Simulator, count: int, timeout: float = 20.0) -> None:
+    """Wait until the daemon has made `count` more VMS list requests (polls) to the simulator:
+    how a test lets the daemon look again before asserting that nothing more happened."""
+    target = sim.vms.list_requests + count
+    await wait_for(lambda: sim.vms.list_requests >= target, timeout=timeout)
+
+
+def ringing(provider: str) -> str:
+    return f'callmon_calls_active{{provider="{provider}",state="ringing"}}'
+
+
+def transitions(provider: str, frm: str, to: str) -> str:
+    return (
+        f'callmon_call_transitions_total{{from_state="{frm}",provider="{provider}",'
+        f'to_state="{to}"}}'
+    )
+
+
+def metric_value(body: str, series: str) -> float:
+    """The value of one series (`name{labels}` exactly as exposed) in a metrics page, or 0."""
+    for line in body.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@dataclass
+class Attempt:
+    """One post the receiver got, whatever it answered: the message and the outcome."""
+
+    body: dict[str, Any]
+    outcome: str  # "accepted", "refused" (a 5xx/4xx) or "hung"
+
+    @property
+    def title(self) -> str:
+        return str(self.body.get("title"))
+
+
 @dataclass
 class Receiver:
-    """A local HTTP endpoint that apprise's `json://` target posts to."""
+    """A local HTTP endpoint that apprise's `json://` target posts to.
+
+    Every post is recorded in `attempts` before the receiver decides how to answer, so that a
+    test can tell "nothing was sent" from "everything sent was refused"; `received` holds the
+    messages it accepted.
+    """
 
     port: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     status: int = 200
     hang: float = 0.0
     slow: float = 0.0
+    on_post: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
     async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.on_post is not None:
+            self.on_post(body)
         if self.hang:  # hang, then fail without taking the message
+            self.attempts.append(Attempt(body, "hung"))
             await asyncio.sleep(self.hang)
             return web.Response(status=503)
         if self.slow:  # slow, but takes the message
             await asyncio.sleep(self.slow)
         if self.status != 200:
+            self.attempts.append(Attempt(body, "refused"))
             return web.Response(status=self.status)
-        self.received.append(await request.json())
+        self.attempts.append(Attempt(body, "accepted"))
+        self.received.append(body)
         return web.Response(text="ok")
 
     def titles(self) -> list[str]:
         return [str(m.get("title")) for m in self.received]
+
+    def refused(self) -> list[str]:
+        return [a.title for a in self.attempts if a.outcome != "accepted"]
 
 
 @pytest.fixture

@@ -12,7 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitor.simulator.server import Simulator
-from tests.conftest import DaemonProcess, Receiver, free_port, wait_for
+from tests.conftest import (
+    DaemonProcess,
+    Receiver,
+    free_port,
+    polls,
+    transitions,
+    wait_for,
+    wait_for_metric,
+)
 from tests.test_e2e import wait_ready
 
 
@@ -59,56 +67,67 @@ async def outbox(daemon: DaemonProcess, *args: str) -> str:
     return out.decode()
 
 
-async def test_a_receiver_failing_for_30s_gets_each_message_once_in_order(
+async def missed_calls(sim: Simulator, port: int, door: int, count: int) -> list[int]:
+    """Miss `count` calls one after another, each seen by the daemon before the next rings (so
+    their order is the order of the calls)."""
+    calls = []
+    for i in range(count):
+        call = sim.vms.ring(door)
+        sim.vms.miss(call.id)
+        calls.append(call.id)
+        await wait_for_metric(port, MISSED, i + 1)
+    return calls
+
+
+MISSED = transitions("front-door", "none", "missed")
+
+
+async def test_a_failing_receiver_gets_each_message_once_in_order(
     sim: Simulator,
     receiver: Receiver,
     daemon_factory: Callable[..., DaemonProcess],
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    daemon = daemon_factory(config(sim, receiver, tmp_path, port))
+    daemon = daemon_factory(
+        config(sim, receiver, tmp_path, port).replace(
+            f'urls: ["{receiver.url}"]\n', f'urls: ["{receiver.url}"]\n    retry_max: 1s\n'
+        )
+    )
     await started(daemon, port)
     receiver.status = 500
-    calls = []
-    for _ in range(3):
-        call = sim.vms.ring(158)
-        sim.vms.miss(call.id)
-        calls.append(call.id)
-        await asyncio.sleep(1.0)
-    await asyncio.sleep(27.0)
+    calls = await missed_calls(sim, port, 158, 3)
+    await wait_for(lambda: len(receiver.refused()) >= 4, timeout=30)  # several retries refused
     assert receiver.received == []
+    assert set(receiver.refused()) == {f"Missed call {calls[0]}"}  # the head holds the queue
     receiver.status = 200
-    await wait_for(lambda: len(receiver.received) >= 3, timeout=40)
-    await asyncio.sleep(2.0)
+    await wait_for(lambda: len(receiver.received) >= 3, timeout=30)
+    await polls(sim, 5)
     assert receiver.titles() == [f"Missed call {c}" for c in calls]
     assert await daemon.terminate() == 0
 
 
-async def test_a_receiver_hanging_for_30s_gets_each_message_once_in_order(
+async def test_a_hanging_receiver_gets_each_message_once_in_order(
     sim: Simulator,
     receiver: Receiver,
     daemon_factory: Callable[..., DaemonProcess],
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    extra = "    timeout: 2s\n"
+    extra = "    timeout: 1s\n    retry_max: 1s\n"
     daemon = daemon_factory(
         config(sim, receiver, tmp_path, port).replace(
             f'urls: ["{receiver.url}"]\n', f'urls: ["{receiver.url}"]\n{extra}'
         )
     )
     await started(daemon, port)
-    receiver.hang = 60.0
-    calls = []
-    for _ in range(3):
-        call = sim.vms.ring(180)
-        sim.vms.miss(call.id)
-        calls.append(call.id)
-        await asyncio.sleep(1.0)
-    await asyncio.sleep(27.0)
+    receiver.hang = 3.0
+    calls = await missed_calls(sim, port, 180, 3)
+    await wait_for(lambda: len(receiver.refused()) >= 3, timeout=30)  # several attempts hung
+    assert receiver.received == []
     receiver.hang = 0.0
-    await wait_for(lambda: len(receiver.received) >= 3, timeout=40)
-    await asyncio.sleep(2.0)
+    await wait_for(lambda: len(receiver.received) >= 3, timeout=30)
+    await polls(sim, 5)
     assert receiver.titles() == [f"Missed call {c}" for c in calls]
     assert await daemon.terminate() == 0
 
@@ -141,7 +160,7 @@ async def test_kill_9_at_random_moments_loses_nothing(
     assert len(missed) == 200
     expected = {f"Missed call {c}" for c in missed}
     await wait_for(lambda: expected <= set(receiver.titles()), timeout=60)
-    await asyncio.sleep(2.0)
+    await polls(sim, 5)
     counts = Counter(receiver.titles())
     doubled = sum(n - 1 for n in counts.values())
     print(
@@ -162,7 +181,7 @@ async def test_a_message_past_max_age_is_dead_lettered_and_listed(
     port = free_port()
     daemon = daemon_factory(
         config(sim, receiver, tmp_path, port).replace(
-            f'urls: ["{receiver.url}"]\n', f'urls: ["{receiver.url}"]\n    max_age: 6s\n'
+            f'urls: ["{receiver.url}"]\n', f'urls: ["{receiver.url}"]\n    max_age: 2s\n'
         )
     )
     await started(daemon, port)
@@ -191,9 +210,11 @@ async def test_sigterm_during_a_send_lets_it_finish_and_exits_0(
     daemon = daemon_factory(config(sim, receiver, tmp_path, port))
     await started(daemon, port)
     receiver.slow = 3.0
+    in_flight = asyncio.Event()
+    receiver.on_post = lambda body: in_flight.set()
     call = sim.vms.ring(158)
     sim.vms.miss(call.id)
-    await asyncio.sleep(1.5)  # the send is in flight now
+    await asyncio.wait_for(in_flight.wait(), 20)  # the send is in flight now
     started_at = time.monotonic()
     assert await daemon.terminate(timeout=15) == 0
     assert time.monotonic() - started_at < 10.0

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
 from monitor.simulator.server import Simulator
-from tests.conftest import ROOT, DaemonProcess, Receiver, free_port, wait_for
+from tests.conftest import (
+    ROOT,
+    DaemonProcess,
+    Receiver,
+    free_port,
+    metric_value,
+    metrics,
+    polls,
+    ringing,
+    transitions,
+    wait_for,
+    wait_for_metric,
+)
 
 SECRET = "s3cr3t-vms-token-do-not-log"
 HOOK_SECRET = "hook-key-8f2c1e"
@@ -31,11 +44,6 @@ notifiers:
   ops-chat:
     urls: ["{hook}"]
 """
-
-
-async def metrics(port: int) -> str:
-    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
-        return await r.text()
 
 
 async def ready(port: int) -> bool:
@@ -71,7 +79,7 @@ async def test_missed_call_notified_once_across_a_sigkill_restart(
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
 
     call = sim.vms.ring(158)
-    await asyncio.sleep(0.6)  # seen ringing
+    await wait_for_metric(port, ringing("front-door"), 1)
     sim.vms.miss(call.id)
     await wait_for(lambda: len(receiver.received) == 1, timeout=15)
     assert receiver.received[0]["title"] == "Missed call at Front door"
@@ -90,7 +98,7 @@ async def test_missed_call_notified_once_across_a_sigkill_restart(
     await daemon.start()
     await wait_ready(port)
     await wait_for(lambda: len(receiver.received) >= 2, timeout=15)
-    await asyncio.sleep(1.5)  # several more polls: nothing else may arrive
+    await polls(sim, 5)  # several more polls: nothing else may arrive
     assert receiver.titles() == ["Missed call at Front door", "Missed call at Gate"]
 
     assert await daemon.terminate() == 0
@@ -132,7 +140,7 @@ async def test_provider_outage_is_one_alert_and_one_recovery(
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     sim.vms.faults.add(Fault("status", status=503), times=12)  # 4 polls of 3 attempts each
     await wait_for(lambda: len(receiver.received) >= 2, timeout=30)
-    await asyncio.sleep(1.0)
+    await polls(sim, 3)
     assert receiver.titles() == [
         "Call monitoring of front-door is down",
         "Call monitoring of front-door has recovered",
@@ -178,16 +186,22 @@ async def test_every_provider_end_to_end(
     lines = [sim.vms, sim.bird, sim.cinnox, sim.bandwidth]
     missed = [line.start_call() for line in lines]
     answered = [line.start_call() for line in lines]
-    await asyncio.sleep(2.5)  # every provider sees both ringing (Bandwidth: 1 request/s)
+    ringing_providers = ("front-door", "support", "sales")  # CINNOX shows only final records
+    for provider in ringing_providers:  # every provider sees both ringing
+        await wait_for_metric(port, ringing(provider), 2)
     for line, call in zip(lines, answered, strict=True):
         line.answer(call)
     for line, call in zip(lines, missed, strict=True):
         line.no_answer(call)
-    await asyncio.sleep(2.5)
+    for provider in ringing_providers:
+        await wait_for_metric(port, transitions(provider, "ringing", "answered"), 1)
     for line, call in zip(lines, answered, strict=True):
         line.hang_up(call)
     await wait_for(lambda: len(receiver.received) >= 4, timeout=20)
-    await asyncio.sleep(3.0)
+    for provider in ringing_providers:
+        await wait_for_metric(port, transitions(provider, "answered", "ended"), 1)
+    await wait_for_metric(port, transitions("contact-centre", "none", "ended"), 1)
+    await polls(sim, 3)
     assert sorted(receiver.titles()) == [
         "missed on contact-centre",
         "missed on front-door",
@@ -196,20 +210,16 @@ async def test_every_provider_end_to_end(
     ]
     body = await metrics(port)
 
-    def transitions(provider: str, frm: str, to: str) -> float:
-        label = f'from_state="{frm}",provider="{provider}",to_state="{to}"'
-        for line in body.splitlines():
-            if line.startswith(f"callmon_call_transitions_total{{{label}}}"):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+    def count(provider: str, frm: str, to: str) -> float:
+        return metric_value(body, transitions(provider, frm, to))
 
-    for provider in ("front-door", "support", "sales"):
-        assert transitions(provider, "none", "ringing") == 2
-        assert transitions(provider, "ringing", "answered") == 1
-        assert transitions(provider, "answered", "ended") == 1
-        assert transitions(provider, "ringing", "missed") == 1
-    assert transitions("contact-centre", "none", "ended") == 1
-    assert transitions("contact-centre", "none", "missed") == 1
+    for provider in ringing_providers:
+        assert count(provider, "none", "ringing") == 2
+        assert count(provider, "ringing", "answered") == 1
+        assert count(provider, "answered", "ended") == 1
+        assert count(provider, "ringing", "missed") == 1
+    assert count("contact-centre", "none", "ended") == 1
+    assert count("contact-centre", "none", "missed") == 1
     assert 'callmon_provider_requests_total{code="429",provider="sales"}' not in body
     assert await daemon.terminate() == 0
 
@@ -239,10 +249,10 @@ async def test_a_for_timer_fires_from_the_running_daemon(
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     sim.vms.ring(180)
     answered = sim.vms.ring(158)
-    await asyncio.sleep(0.8)
+    await wait_for_metric(port, ringing("front-door"), 2)
     sim.vms.answer(answered.id)  # answered in time: its timer is cancelled
     await wait_for(lambda: len(receiver.received) >= 1, timeout=10)
-    await asyncio.sleep(2.5)
+    await polls(sim, 10)  # two seconds of polls: well past the answered call's deadline
     assert receiver.titles() == ["Gate ringing for 2s"]
     assert await daemon.terminate() == 0
 
@@ -313,10 +323,10 @@ async def test_rules_reload_on_edit_reject_a_broken_edit_and_silences_apply(
     )
     _, stderr = await added.communicate()
     assert added.returncode == 0, stderr
-    await asyncio.sleep(1.5)  # the daemon reads silences once a second
+    await wait_for(lambda: "silences in force" in daemon.logs(), timeout=10)
     sim.vms.miss(sim.vms.ring(180).id)
     await miss_at(158, 4)
-    await asyncio.sleep(1.0)
+    await polls(sim, 5)
     assert receiver.titles()[3:] == ["v2 missed at Front door"]
     assert 'callmon_alerts_silenced_total{rule="missed"} 1.0' in await metrics(port)
     assert await daemon.terminate() == 0
@@ -343,17 +353,19 @@ async def test_a_timer_survives_a_kill_but_not_a_call_answered_meanwhile(
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     answered_meanwhile = sim.vms.ring(158)
     still_ringing = sim.vms.ring(180)
-    await asyncio.sleep(1.0)  # both seen ringing: two timers in the store
+    await wait_for_metric(port, ringing("front-door"), 2)  # both seen: two timers stored
     await daemon.kill()
     sim.vms.answer(answered_meanwhile.id)
-    await asyncio.sleep(3.0)  # both timers are due while callmon is down
+    # The world moves on while callmon is down: both timers fall due (3 s after the ring).
+    due = still_ringing.created + 3.2
+    await wait_for(lambda: time.time() >= due, timeout=10)
     from monitor.simulator.faults import Fault
 
     sim.vms.faults.add(Fault("delay", seconds=2.5))  # a slow first poll after the restart
     await daemon.start()
     await wait_ready(port)
     await wait_for(lambda: len(receiver.received) >= 1, timeout=10)
-    await asyncio.sleep(2.0)
+    await polls(sim, 10)
     assert receiver.titles() == ["Gate still ringing"]
     del still_ringing
     assert await daemon.terminate() == 0

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,7 +30,8 @@ from monitor.telemetry import Telemetry
 log = structlog.get_logger("monitor.notify")
 
 BATCH = 20
-IDLE_CHECK = 5.0
+IDLE_CHECK = 1.0
+"""The longest a worker waits before looking at its queue again (a CLI tool may change it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,16 @@ class Decision(StrEnum):
 
 STORE_RETRY = RetryPolicy(first=0.5, cap=10.0)
 """How a worker backs off while the store fails."""
+
+
+Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
+"""Waits until the event is set or the seconds have passed (injected: tests run on a fake clock)."""
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set, `seconds` at most."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
 
 
 def decide(item: OutboxItem, now: float, max_age: float) -> Decision:
@@ -85,6 +96,7 @@ class Worker:
         max_age: float = 86400.0,
         min_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
+        wait: Waiter = wait_event,
     ) -> None:
         self.notifier = notifier
         self.target = target
@@ -95,12 +107,15 @@ class Worker:
         self._max_age = max_age
         self._min_interval = min_interval
         self._clock = clock
+        self._wait = wait
         self._wake = asyncio.Event()
         self._failing = False
         self._store_failures = 0
         self._stopping = False
-        self._last_send = 0.0
+        self._last_send = -1e18
         self._hold_until = 0.0
+        self._unrecorded: tuple[int, int] = (0, 0)
+        """(id, attempts) of a failed attempt the store could not record, for its backoff."""
         self.sending = False
         self.running = False
 
@@ -163,8 +178,11 @@ class Worker:
 
     async def _pause(self, seconds: float) -> None:
         """Wait `seconds`, or less when woken."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await self._wait(self._wake, seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait `seconds`, whatever happens meanwhile."""
+        await self._wait(asyncio.Event(), seconds)
 
     async def _handle(self, item: OutboxItem) -> bool:
         """Deal with one message; False when the queue must wait (a failed send)."""
@@ -180,9 +198,9 @@ class Worker:
                 attempts=item.attempts,
             )
             return True
-        wait = self._last_send + self._min_interval - time.monotonic()
+        wait = self._last_send + self._min_interval - self._clock()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
         self.sending = True
         try:
             # Shielded: a stop (SIGTERM) lets a send in flight finish and be recorded.
@@ -196,8 +214,7 @@ class Worker:
         if item.attempts:
             self._telemetry.notifications.labels(self.notifier, "retried").inc()
         result = await self._sender.send(item.title, item.body, Severity(item.severity))
-        self._last_send = time.monotonic()
-        now = self._clock()
+        now = self._last_send = self._clock()
         if result.ok:
             self._telemetry.notifications.labels(self.notifier, "sent").inc()
             since = item.event_at if item.event_at is not None else item.created_at
@@ -206,7 +223,10 @@ class Worker:
                 log.info("notifier recovered", notifier=self.notifier, target=self._sender.display)
                 self._failing = False
             return await self._record_sent(item, now)
-        delay = self._policy.delay(item.attempts + 1)
+        attempts = item.attempts + 1
+        if self._unrecorded[0] == item.id:
+            attempts = max(attempts, self._unrecorded[1] + 1)
+        delay = self._policy.delay(attempts)
         self._telemetry.notifications.labels(self.notifier, "failed").inc()
         if not self._failing:
             log.warning(
@@ -220,7 +240,9 @@ class Worker:
         try:
             await self._store.mark_failed(item.id, now + delay, f"{result.reason}: {result.detail}")
         except StoreError:
-            self._hold_until = now + delay  # held back even though the store cannot record it
+            # Held back all the same, with its backoff growing, though the store cannot say so.
+            self._hold_until = now + delay
+            self._unrecorded = (item.id, attempts)
             raise
         return False
 
@@ -246,6 +268,6 @@ class Worker:
                         notifier=self.notifier,
                         error=str(exc),
                     )
-                await asyncio.sleep(STORE_RETRY.delay(failures, rng=lambda: 0.5))
+                await self._sleep(STORE_RETRY.delay(failures, rng=lambda: 0.5))
                 continue
             return True

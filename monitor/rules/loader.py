@@ -165,6 +165,14 @@ def compile_rule(
         if name is not None and name not in allowed:
             known = ", ".join(sorted(allowed)) or "none defined"
             errors.append(doc.error((*loc, key), f"unknown schedule {name!r} (known: {known})"))
+    if when.kind == EventKind.TIMER.value:
+        errors.append(
+            doc.error(
+                (*loc, "when", "kind"),
+                "kind: timer cannot be matched (a timer fires only for the rule that set it); "
+                "write for: DURATION on a rule with state: instead",
+            )
+        )
     states = when.to if when.to is not None else when.state
     if spec.for_ is not None and states is None:
         errors.append(doc.error((*loc, "for"), "for: needs the state it waits on (to: or state:)"))

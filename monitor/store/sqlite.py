@@ -132,15 +132,22 @@ class SqliteStore:
         """Open the store a `sqlite:///…` URL names."""
         return cls(sqlite_path(url), create=create)
 
-    async def _run(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on the store's thread; a SQLite error becomes a `StoreError` naming `what`."""
+    async def _run(
+        self, what: str, work: Callable[[sqlite3.Connection], T], *, write: bool = False
+    ) -> T:
+        """Run `work` on the store's thread; a SQLite error becomes a `StoreError` naming `what`.
+
+        The store counts as working again only once a write succeeds: reads go on in WAL mode
+        while another process holds the write lock.
+        """
         try:
             result = await anyio.to_thread.run_sync(self._locked, work, limiter=self._limiter)
         except (sqlite3.Error, OSError) as exc:
             message = f"store {self.path}: cannot {what}: {exc}"
             self.health.failed(message)
             raise StoreError(message) from None
-        self.health.ok()
+        if write:
+            self.health.ok()
         return result
 
     def _locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -161,7 +168,7 @@ class SqliteStore:
                 raise
             return result
 
-        return await self._run(what, run)
+        return await self._run(what, run, write=True)
 
     async def check(self) -> None:
         """Fail when the file was deleted or replaced, or when it cannot be written."""
