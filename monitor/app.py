@@ -89,6 +89,7 @@ class Daemon:
         retry: RetryPolicy | None = None,
         record: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        store: Store | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
@@ -102,7 +103,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.exit_code = 0
         self.pipeline: Pipeline | None = None
-        self.store: Store | None = None
+        self.store: Store | None = store
+        """The store to use; opened from the config's `store` URL when not given."""
         self._dropped_state: dict[Any, Any] = {}
         self._next_prune = 0.0
         self._clock = clock
@@ -181,7 +183,7 @@ class Daemon:
             host, port = config.listen_address()
             site = web.TCPSite(runner, host, port)
             await site.start()
-            self.store = store = open_store(config.store)
+            store = self.store = self.store or open_store(config.store)
             self.readiness.store_open = True
             try:
                 await self._run(store, site, on_ready)

@@ -153,13 +153,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load(args.config)
     rules = load_config_rules(config)
 
-    async def main() -> None:
+    async def main() -> int:
         daemon = Daemon(config, rules, record=args.record)
         install_signals(daemon)
         await _start(daemon)
+        return daemon.exit_code
 
-    asyncio.run(main())
-    return EXIT_OK
+    return asyncio.run(main())
 
 
 async def _start(daemon: object) -> None:

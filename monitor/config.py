@@ -84,8 +84,11 @@ class ProviderBase(_Model):
     verify_tls: bool | str = True
     retention: Duration = 7 * 86400.0
     max_requests_per_second: float | None = Field(default=None, gt=0)
+    max_pages: int | None = Field(default=None, ge=1, le=10000)
+    """List pages one poll reads at most; a larger backlog is read by the next polls."""
 
     DEFAULT_RPS: ClassVar[float] = 10.0
+    DEFAULT_PAGES: ClassVar[int] = 40
 
     @field_validator("verify_tls")
     @classmethod
@@ -93,6 +96,11 @@ class ProviderBase(_Model):
         if isinstance(value, str) and not Path(value).is_file():
             raise ValueError(f"CA bundle {value!r} is not a readable file")
         return value
+
+    @property
+    def page_budget(self) -> int:
+        """List pages one poll may read."""
+        return self.max_pages or self.DEFAULT_PAGES
 
     @property
     def request_budget(self) -> float:
@@ -147,6 +155,8 @@ class BirdProvider(ProviderBase):
     overlap: Duration = 300.0
     lookback: Duration = 3600.0
 
+    DEFAULT_PAGES: ClassVar[int] = 200
+
 
 class CinnoxProvider(ProviderBase):
     """The CINNOX call-log."""
@@ -158,6 +168,7 @@ class CinnoxProvider(ProviderBase):
     lookback: Duration = 1800.0
 
     DEFAULT_RPS: ClassVar[float] = 5.0
+    DEFAULT_PAGES: ClassVar[int] = 200
 
 
 class BandwidthProvider(ProviderBase):
@@ -173,6 +184,7 @@ class BandwidthProvider(ProviderBase):
     hangup_causes: bool = True
 
     DEFAULT_RPS: ClassVar[float] = 1.0
+    DEFAULT_PAGES: ClassVar[int] = 100
 
 
 ProviderConfig = Annotated[
@@ -400,7 +412,7 @@ def resolve_paths(doc: Document, base_dir: Path) -> None:
     if isinstance(store, str) and store.startswith("sqlite:///") and store != "sqlite:///":
         path = store[len("sqlite:///") :]
         if not path.startswith("/"):
-            data["store"] = f"sqlite:///{base_dir / path}"
+            data["store"] = f"sqlite:///{(base_dir / path).absolute()}"
     for provider in data.get("providers") or []:
         if isinstance(provider, dict):
             ca = provider.get("verify_tls")
@@ -412,7 +424,6 @@ def from_document(
     doc: Document, base_dir: Path, environ: Mapping[str, str] | None = None
 ) -> Config:
     """Validate a parsed config document; relative paths in it are relative to `base_dir`."""
-    base_dir = base_dir.absolute()
     if doc.data is None:
         doc = Document(doc.path, CommentedMap())
     if not isinstance(doc.data, dict):
@@ -437,5 +448,6 @@ def from_document(
     rules = tuple(str(base_dir / p) for p in config.rules)
     store = config.store
     if "store" not in doc.data and store.startswith("sqlite:///"):
-        store = f"sqlite:///{base_dir / store[len('sqlite:///') :]}"  # the default, likewise
+        default = (base_dir / store[len("sqlite:///") :]).absolute()
+        store = f"sqlite:///{default}"  # the default, likewise
     return config.model_copy(update={"rules": rules, "store": store})

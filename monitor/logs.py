@@ -89,7 +89,9 @@ def configure(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=True,
+        # Not cached: callmon logs changes, not traffic, and uncached loggers follow a later
+        # configuration (the test suite's `capture_logs`) wherever they were created.
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(

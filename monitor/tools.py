@@ -191,7 +191,10 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         matchers = [parse_matcher(m) for m in args.match]
     except ValueError as exc:
         raise Failure(f"callmon silence add: {exc}") from None
-    config, store = _store(args)
+    from monitor.cli import load
+    from monitor.store import open_store
+
+    config = load(args.config)
     try:
         known = {rule.name for rule in load_config_rules(config)}
     except SourceErrors:
@@ -202,6 +205,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         )
     if known is not None and args.rule not in known:
         raise Failure(f"callmon silence add: unknown rule {args.rule!r}")
+    store = open_store(config.store, create=False)
     now = time.time()
 
     async def add() -> int:

@@ -11,6 +11,15 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 
 Loc = Sequence[str | int]
 
@@ -70,10 +79,53 @@ class Document:
         return SourceError(self.path, line, col, message)
 
 
+MAX_BYTES = 1024 * 1024
+"""The largest config or rule file read."""
+MAX_DEPTH = 50
+"""The deepest nesting of mappings and lists accepted."""
+MAX_VALUES = 100_000
+"""The most values a document may hold once its aliases are expanded (billion laughs)."""
+
+
+def _check_bounds(text: str, path: str) -> None:
+    """Walk the YAML event stream (no recursion, nothing built) and refuse a document nested
+    too deeply or whose aliases expand past `MAX_VALUES`, at the position where it happens."""
+    depth = values = 0
+    sizes: dict[str, int] = {}
+    open_nodes: list[tuple[str | None, int]] = []
+    for event in YAML(typ="rt").parse(text):
+        if isinstance(event, MappingStartEvent | SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _at(path, event, f"nested deeper than {MAX_DEPTH} levels")
+            open_nodes.append((event.anchor, values))
+            values += 1
+        elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+            depth -= 1
+            anchor, start = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = values - start
+        elif isinstance(event, ScalarEvent):
+            values += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, AliasEvent):
+            values += sizes.get(event.anchor or "", 1)
+        if values > MAX_VALUES:
+            raise _at(path, event, f"aliases expand to more than {MAX_VALUES} values")
+
+
+def _at(path: str, event: Event, message: str) -> SourceError:
+    mark = event.start_mark
+    return SourceError(path, mark.line + 1, mark.column + 1, f"invalid YAML: {message}")
+
+
 def parse(text: str, path: str) -> Document:
-    """Parse YAML text; a syntax error becomes a `SourceError` at the offending position."""
+    """Parse YAML text; a syntax error becomes a `SourceError` at the offending position, and
+    so does a document past the bounds (`MAX_DEPTH`, `MAX_VALUES`)."""
     yaml = YAML(typ="rt")
     try:
+        _check_bounds(text, path)
         data = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -91,6 +143,8 @@ def load(path: str | Path) -> Document:
     """Read and parse a YAML file; an unreadable file is a `SourceError` at 1:1."""
     name = str(path)
     try:
+        if Path(path).stat().st_size > MAX_BYTES:
+            raise SourceError(name, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SourceError(name, 1, 1, f"cannot read file: {exc.strerror or exc}") from None

@@ -12,14 +12,20 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+from hypothesis import settings
 
 from monitor.simulator.server import Simulator
 
+settings.register_profile("default", max_examples=150, deadline=None)
+settings.register_profile("fuzz", max_examples=100_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -40,6 +46,20 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+async def wait_until(
+    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], timeout: float = 20.0
+) -> T:
+    """Call `probe()` until `check` accepts what it returns, which is returned; fail the test
+    after `timeout` seconds, saying what was seen last."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check(value := await probe()):
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s; last seen: {value!r}")
+        await asyncio.sleep(0.05)
+    return value
+
+
 async def metrics(port: int) -> str:
     """The daemon's /metrics page."""
     import aiohttp
@@ -50,11 +70,11 @@ async def metrics(port: int) -> str:
 
 async def wait_for_metric(port: int, series: str, at_least: float, timeout: float = 20.0) -> None:
     """Wait until a series on the daemon's /metrics reaches `at_least`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (value := metric_value(await metrics(port), series)) < at_least:
-        assert loop.time() < deadline, f"{series} stayed at {value}, expected {at_least}"
-        await asyncio.sleep(0.05)
+
+    async def value() -> float:
+        return metric_value(await metrics(port), series)
+
+    await wait_until(value, lambda v: v >= at_least, timeout)
 
 
 async def polls(sim: Simulator, count: int, timeout: float = 20.0) -> None:

@@ -18,7 +18,7 @@ from monitor.providers.bandwidth import Bandwidth
 from monitor.providers.base import RateLimited
 from monitor.simulator.common import RateLimit
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracker
+from monitor.tracker import Tracked, Tracker
 from tests.conftest import Serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bandwidth"
@@ -161,3 +161,45 @@ async def test_a_429_waits_until_x_ratelimit_reset(
         await client.poll(Tracker("sales", "bandwidth"))
     assert info.value.retry_after is not None
     assert 25 <= info.value.retry_after <= 30
+
+
+@pytest.mark.parametrize("status", [404, 500, 429])
+async def test_a_failing_hangup_cause_request_keeps_the_call_without_its_cause(
+    serve: Serve, session: aiohttp.ClientSession, status: int
+) -> None:
+    """Finding 3: one `/events` request that failed made every poll fail."""
+    now = datetime.now(UTC).isoformat()
+    missed = {"id": "c-1", "state": "completed", "startTime": now, "endTime": now}
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response([missed])
+
+    async def events(request: web.Request) -> web.Response:
+        return web.json_response({"category": "error"}, status=status)
+
+    base = await serve({PATH: listing, PATH + "{call}/events": events})
+    client = Bandwidth(settings(base, max_requests_per_second=1000), session)
+    tracker = Tracker("sales", "bandwidth", baselined=True)
+    result = await client.poll(tracker)
+    (call,) = result.calls
+    assert call.state is CallState.MISSED
+    assert "hangupCause" not in call.raw
+    assert result.skipped == 1
+
+
+async def test_an_unreadable_open_call_fetched_by_id_is_skipped(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response([])
+
+    async def one(request: web.Request) -> web.Response:
+        return web.json_response({"id": "c-9", "state": "vanished"})
+
+    base = await serve({PATH: listing, PATH + "{call}": one})
+    tracker = Tracker(
+        "sales", "bandwidth", {"c-9": Tracked(CallState.RINGING, "started||", 1.0)}, baselined=True
+    )
+    result = await Bandwidth(settings(base, max_requests_per_second=1000), session).poll(tracker)
+    assert result.calls == []
+    assert result.skipped == 1

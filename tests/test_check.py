@@ -269,6 +269,13 @@ CASES: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None, str]] = [
         "rules/r.yaml:5:11: unknown state 'hungup'",
     ),
     (
+        "rule kind timer",
+        None,
+        ("      provider_type: vms-intercom\n", "      kind: timer\n"),
+        "rules/r.yaml:4:13: kind: timer cannot be matched (a timer fires only for the rule that "
+        "set it); write for: DURATION on a rule with state: instead",
+    ),
+    (
         "rule where unknown field",
         None,
         ("      to: missed\n", "      where: {caller: x}\n"),

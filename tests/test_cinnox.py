@@ -153,3 +153,19 @@ async def test_every_status_maps_to_its_final_state(
     sim.cinnox.calls[hid].status = status
     (call,) = (await Cinnox(sim_settings(sim), session).poll(Tracker("c", "cinnox"))).calls
     assert call.state is state
+
+
+async def test_a_duration_no_clock_can_hold_skips_that_record_alone(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    """Finding 9: a `callDuration` of 1e12 raised OverflowError and ended the provider's polls."""
+    ok = {"hid": "a", "status": "Call Ended", "callDate": "2026-11-23T11:00:00Z"}
+    huge = {**ok, "hid": "b", "callEndTime": "2026-11-23T11:05:00Z", "callDuration": 1e12}
+
+    async def log(request: web.Request) -> web.Response:
+        return web.json_response({"code": 0, "result": [ok, huge]})
+
+    base = await serve({PATH: log})
+    result = await Cinnox(settings(base), session).poll(Tracker("contact-centre", "cinnox"))
+    assert [c.id for c in result.calls] == ["a"]
+    assert result.skipped == 1

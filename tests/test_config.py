@@ -58,7 +58,7 @@ def test_a_full_config_loads_into_frozen_settings(tmp_path: Path) -> None:
 
 def test_defaults_apply_to_an_empty_file(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, ""), {})
-    assert cfg.store == config.DEFAULT_STORE
+    assert cfg.store == f"sqlite:///{tmp_path / 'callmon-state.db'}"  # beside the config
     assert cfg.listen_address() == ("0.0.0.0", 9464)
     assert cfg.providers == ()
 

@@ -144,7 +144,7 @@ async def test_a_store_locked_by_another_process_loses_no_message(
     the store and the target are back."""
     fake = FakeTime()
     path = tmp_path / "state.db"
-    store = SqliteStore(str(path))
+    store = SqliteStore(str(path), busy_timeout=0.3)
     telemetry = Telemetry(CollectorRegistry())
     worker = Worker(
         "chat",

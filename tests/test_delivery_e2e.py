@@ -123,7 +123,7 @@ async def test_a_hanging_receiver_gets_each_message_once_in_order(
     await started(daemon, port)
     receiver.hang = 3.0
     calls = await missed_calls(sim, port, 180, 3)
-    await wait_for(lambda: len(receiver.refused()) >= 3, timeout=30)  # several attempts hung
+    await wait_for(lambda: len(receiver.refused()) >= 2, timeout=30)  # attempts hung, retried
     assert receiver.received == []
     receiver.hang = 0.0
     await wait_for(lambda: len(receiver.received) >= 3, timeout=30)
@@ -151,7 +151,7 @@ async def test_kill_9_at_random_moments_loses_nothing(
                 call = sim.vms.ring(rng.choice([158, 180, 201]))
                 sim.vms.miss(call.id)
                 missed.append(call.id)
-        await asyncio.sleep(rng.uniform(0.1, 1.2))
+        await asyncio.sleep(rng.uniform(0.05, 0.6))
         if kills < 12:
             await daemon.kill()
             kills += 1
@@ -220,3 +220,45 @@ async def test_sigterm_during_a_send_lets_it_finish_and_exits_0(
     assert time.monotonic() - started_at < 10.0
     assert receiver.titles() == [f"Missed call {call.id}"]
     assert await outbox(daemon, "list") == ""  # recorded as sent: not sent again on restart
+
+
+async def test_a_store_locked_by_another_process_for_8s_loses_and_doubles_nothing(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """The reproduction of the issue: a notifier refuses a message, another process holds the
+    SQLite store for 8 s while the retry falls due, and a call is missed meanwhile. Once both
+    recover, every message arrives once."""
+    port = free_port()
+    daemon = daemon_factory(
+        config(sim, receiver, tmp_path, port).replace(
+            f'urls: ["{receiver.url}"]\n', f'urls: ["{receiver.url}"]\n    retry_max: 1s\n'
+        )
+    )
+    await started(daemon, port)
+    receiver.status = 500
+    (first,) = await missed_calls(sim, port, 158, 1)
+    await wait_for(lambda: len(receiver.refused()) >= 1, timeout=20)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(8)\n"
+        "db.execute('COMMIT')\n",
+        str(tmp_path / "state.db"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"locked\n"
+    second = sim.vms.ring(180)
+    sim.vms.miss(second.id)  # its poll cannot be committed while the lock is held
+    await wait_for(lambda: "database is locked" in daemon.logs(), timeout=20)
+    assert await holder.wait() == 0
+    receiver.status = 200
+    await wait_for(lambda: len(receiver.received) >= 2, timeout=40)
+    await polls(sim, 5)
+    assert receiver.titles() == [f"Missed call {first}", f"Missed call {second.id}"]
+    assert await daemon.terminate() == 0

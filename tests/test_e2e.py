@@ -22,6 +22,7 @@ from tests.conftest import (
     transitions,
     wait_for,
     wait_for_metric,
+    wait_until,
 )
 
 SECRET = "s3cr3t-vms-token-do-not-log"
@@ -138,7 +139,7 @@ async def test_provider_outage_is_one_alert_and_one_recovery(
     await daemon.start()
     await wait_ready(port)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
-    sim.vms.faults.add(Fault("status", status=503), times=12)  # 4 polls of 3 attempts each
+    sim.vms.faults.add(Fault("status", status=503), times=6)  # 2 polls of 3 attempts each
     await wait_for(lambda: len(receiver.received) >= 2, timeout=30)
     await polls(sim, 3)
     assert receiver.titles() == [
@@ -361,7 +362,7 @@ async def test_a_timer_survives_a_kill_but_not_a_call_answered_meanwhile(
     await wait_for(lambda: time.time() >= due, timeout=10)
     from monitor.simulator.faults import Fault
 
-    sim.vms.faults.add(Fault("delay", seconds=2.5))  # a slow first poll after the restart
+    sim.vms.faults.add(Fault("delay", seconds=1.5))  # a slow first poll after the restart
     await daemon.start()
     await wait_ready(port)
     await wait_for(lambda: len(receiver.received) >= 1, timeout=10)
@@ -369,3 +370,36 @@ async def test_a_timer_survives_a_kill_but_not_a_call_answered_meanwhile(
     assert receiver.titles() == ["Gate still ringing"]
     del still_ringing
     assert await daemon.terminate() == 0
+
+
+async def test_a_store_deleted_under_the_daemon_makes_it_exit_3(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """The daemon cannot work without its store: `/healthz` says so, then it exits non-zero so
+    that the orchestrator restarts it, rather than write into a deleted file."""
+    port = free_port()
+    text = config_for(sim, receiver, port, tmp_path / "state.db") + "unhealthy_exit_after: 2s\n"
+    daemon = daemon_factory(text, VMS_TOKEN=sim.vms.token)
+    await daemon.start()
+    await wait_ready(port)
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"state.db{suffix}").unlink(missing_ok=True)
+
+    async def healthz() -> int:
+        try:
+            async with (
+                aiohttp.ClientSession() as s,
+                s.get(f"http://127.0.0.1:{port}/healthz") as r,
+            ):
+                return r.status
+        except aiohttp.ClientError:
+            return 0
+
+    status = await wait_until(healthz, lambda status: status != 200)
+    assert status in (503, 0)  # 0: it already exited
+    assert daemon.proc is not None
+    assert await asyncio.wait_for(daemon.proc.wait(), 30) == 3
+    assert "callmon cannot work; exiting so that it is restarted" in daemon.logs()

@@ -99,3 +99,27 @@ async def test_door_status_feeds_the_online_gauge(tmp_path: Path) -> None:
     state = await store.load_provider("door")
     assert state.cursor["intercoms"] == {"158": True, "180": False}
     await store.close()
+
+
+async def test_a_call_first_seen_over_still_counts_its_ring_time(tmp_path: Path) -> None:
+    """Finding 8: every answered CINNOX call arrives final; its ring time was never observed."""
+    store = SqliteStore(str(tmp_path / "s.db"))
+    telemetry = Telemetry(CollectorRegistry())
+    pipeline = Pipeline(store, telemetry, Engine([]), {})
+    tracker = Tracker("centre", "cinnox", baselined=True)
+    ended = Call(
+        id="1",
+        state=CallState.ENDED,
+        raw_status="Call Ended",
+        created_at=T0,
+        answered_at=T0.replace(second=12),
+        ended_at=T0.replace(minute=5),
+        marker="Call Ended",
+    )
+    await pipeline.process(tracker, PollResult(calls=[ended]), T0.replace(minute=6))
+    ring = "callmon_call_ring_seconds"
+    assert value(telemetry, f"{ring}_count", provider="centre", outcome="answered") == 1
+    assert value(telemetry, f"{ring}_sum", provider="centre", outcome="answered") == 12.0
+    talk = value(telemetry, "callmon_call_talk_seconds_sum", provider="centre")
+    assert talk == 288.0
+    await store.close()

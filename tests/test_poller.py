@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ from monitor.config import VmsIntercomProvider
 from monitor.model import Event
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller, backoff
+from monitor.providers.base import PollResult
 from monitor.providers.vms_intercom import VmsIntercom
 from monitor.rules.engine import Engine
 from monitor.simulator.faults import Fault
@@ -93,3 +95,36 @@ async def test_bad_credentials_are_down_with_a_clear_reason(
     (event,) = events
     assert event.to_state == "down"
     assert event.reason == "provider door: credentials rejected (HTTP 401): Unauthenticated."
+
+
+class Exploding:
+    """A provider whose poll raises what no client foresaw (a bug, an exotic record)."""
+
+    name, type = "door", "vms-intercom"
+
+    def __init__(self) -> None:
+        self.fail = True
+
+    async def poll(self, view: Any) -> PollResult:
+        if self.fail:
+            raise OverflowError("date value out of range")
+        return PollResult()
+
+
+async def test_an_unexpected_error_fails_the_poll_and_the_next_poll_goes_on(
+    poller: tuple[Poller, list[Event]],
+) -> None:
+    """Finding 9: `poll_once` caught only ProviderError and TimeoutError."""
+    p, events = poller
+    p.provider = provider = Exploding()
+    with structlog.testing.capture_logs() as logs:
+        assert await p.poll_once() == 1.0
+    assert p.up is False
+    assert p.telemetry.provider_up.labels("door")._value.get() == 0
+    (failure,) = [e for e in logs if e["event"] == "poll failed unexpectedly"]
+    assert failure["exc_info"] is True
+    (down,) = [e for e in events if e.kind == "provider"]
+    assert down.reason == "provider door: unexpected OverflowError while polling"
+    provider.fail = False
+    await p.poll_once()
+    assert p.up is True

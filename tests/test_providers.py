@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from pydantic import TypeAdapter
 
 from monitor import providers
@@ -163,3 +164,28 @@ async def test_a_call_missed_while_nobody_polled_is_reported_once(
     line.no_answer(call)
     assert await watch.poll() == [(None, "missed", False)]
     assert await watch.poll() == []
+
+
+PAGE_SIZE = {"vms-intercom": "per_page", "bird": "limit", "cinnox": "limit", "bandwidth": "size"}
+
+
+@pytest.mark.parametrize("kind", TYPES)
+async def test_a_backlog_larger_than_one_poll_is_read_by_the_next_polls(
+    sim: Simulator, session: aiohttp.ClientSession, kind: str
+) -> None:
+    """More new calls wait than a poll reads (2 pages of 5 here): none is dropped, none doubled,
+    and the log says that the rest was deferred."""
+    fast(sim)
+    line = line_of(sim, kind)
+    watch = Watch(client_for(sim, kind, session, max_pages=2, **{PAGE_SIZE[kind]: 5}))
+    await watch.poll()
+    calls = [line.start_call() for _ in range(23)]
+    for call in calls:
+        line.no_answer(call)
+    missed: list[str] = []
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(6):
+            await watch.poll()
+            missed += [e.call.id for e in watch.events if e.call and e.to_state == "missed"]
+    assert sorted(missed) == sorted(calls)
+    assert any(e["event"].startswith("more new calls than one poll reads") for e in logs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from monitor.cli import main
 from monitor.model import Call, CallState, Event, EventKind, Intercom
 from monitor.recorder import Recorder, RecordingError, read
+from monitor.store import SqliteStore
 
 CONFIG = """\
 store: sqlite:///state.db
@@ -27,9 +29,11 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config, its rules and the store a daemon created, in the current folder."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(RULE)
     (tmp_path / "callmon.yaml").write_text(CONFIG)
+    asyncio.run(SqliteStore(str(tmp_path / "state.db")).close())
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -91,6 +95,39 @@ def test_silences_from_the_cli(site: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["silence", "remove", "1", "-c", "callmon.yaml"]) == 0
     assert main(["silence", "remove", "1", "-c", "callmon.yaml"]) == 1
     assert capsys.readouterr().err == "callmon silence remove: no silence 1\n"
+
+
+def test_a_relative_store_is_reached_from_any_folder(
+    site: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = site / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = str(site / "callmon.yaml")
+    args = ["silence", "add", "--rule", "missed", "--for", "1h", "--comment", "x", "-c", config]
+    assert main(args) == 0
+    assert not (elsewhere / "state.db").exists()
+
+    async def stored() -> list[str]:
+        store = SqliteStore(str(site / "state.db"))
+        try:
+            return [s.rule for s in await store.silences()]
+        finally:
+            await store.close()
+
+    assert asyncio.run(stored()) == ["missed"]  # in the daemon's store, beside the config
+
+
+def test_a_tool_never_creates_a_missing_store(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (site / "state.db").unlink()
+    assert main(["silence", "list", "-c", "callmon.yaml"]) == 1
+    assert capsys.readouterr().err == (
+        f"store {site / 'state.db'} not found (is this the daemon's config? a tool never "
+        "creates one)\n"
+    )
+    assert not (site / "state.db").exists()
 
 
 @pytest.mark.parametrize(

@@ -377,3 +377,113 @@ def test_a_token_or_a_login_is_required() -> None:
         VmsIntercomProvider.model_validate(
             {"name": "d", "type": "vms-intercom", "base_url": "http://x", "login": "only"}
         )
+
+
+class Watch:
+    """A VMS client and its tracker: `poll` diffs, applies, and returns the events."""
+
+    def __init__(self, client: VmsIntercom) -> None:
+        self.client = client
+        self.tracker = fresh_tracker()
+        self.skipped = 0
+
+    async def poll(self) -> list[Any]:
+        result = await self.client.poll(self.tracker)
+        self.skipped += result.skipped
+        diff = self.tracker.diff(result, datetime.now(UTC))
+        self.tracker.apply(diff)
+        return [e for e in diff.events if e.call is not None]
+
+
+async def test_an_unreadable_call_fetched_by_id_is_skipped_and_the_poll_goes_on(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Finding 2: the record of a call followed by id has a status callmon cannot map."""
+    watch = Watch(VmsIntercom(settings(sim.base_url, per_page=2), session))
+    await watch.poll()  # baseline
+    stuck, other = sim.vms.ring(158), sim.vms.ring(180)
+    assert len(await watch.poll()) == 2
+    newest = sim.vms.ring(201)  # pushes the stuck call to page 2: it is fetched by id now
+    sim.vms.calls[stuck.id].status = "teleported"
+    sim.vms.miss(other.id)
+    with structlog.testing.capture_logs() as logs:
+        first = await watch.poll()
+        second = await watch.poll()
+    assert sorted((e.call.id, e.to_state) for e in first) == [
+        (str(other.id), "missed"),
+        (str(newest.id), "ringing"),
+    ]
+    assert second == []
+    skipped = [e for e in logs if e["event"] == "record skipped"]
+    assert len(skipped) == 1  # reported once, though served on every poll
+    assert skipped[0]["problem"] == "status: unknown value 'teleported'"
+    assert watch.skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("created_at", "0001-01-01T00:00:00+01:00", "created_at: invalid timestamp"),
+        ("status", ["ring"], "Expected `str`, got `array` - at `$.status`"),
+        ("started_at", "2026-13-45 99:99:99", "started_at: invalid timestamp"),
+    ],
+)
+async def test_a_record_no_datetime_can_hold_is_skipped(
+    serve: Any, session: aiohttp.ClientSession, field: str, value: Any, problem: str
+) -> None:
+    """Finding 9: a record that made the decoder raise an unforeseen error (OverflowError)."""
+    base = await serve(
+        {"/api/v1/intercom/calls": pages({"data": [record(1), {**record(2), field: value}]})}
+    )
+    with structlog.testing.capture_logs() as logs:
+        result = await VmsIntercom(settings(base), session).poll(fresh_tracker())
+    assert [c.id for c in result.calls] == ["1"]
+    (entry,) = [e for e in logs if e["event"] == "record skipped"]
+    assert problem in entry["problem"]
+
+
+async def test_a_page_nested_a_thousand_deep_is_a_clear_bad_response(
+    serve: Any, session: aiohttp.ClientSession
+) -> None:
+    """Finding 9: a RecursionError escaped the poll and ended the provider's polling."""
+    deep = '{"data": [' + "[" * 1000 + "]" * 1000 + "]}"
+    base = await serve({"/api/v1/intercom/calls": pages(deep)})
+    with pytest.raises(BadResponse, match="malformed call list page 1: nested too deeply"):
+        await VmsIntercom(settings(base), session).poll(fresh_tracker())
+
+
+async def test_watching_some_doors_costs_one_list_request_per_steady_poll(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Finding 4: calls at doors not watched were never stored, so every page looked new."""
+    client = VmsIntercom(
+        settings(sim.base_url, intercoms=[158], max_requests_per_second=1000), session
+    )
+    watch = Watch(client)
+    await watch.poll()
+    for _ in range(200):
+        sim.vms.miss(sim.vms.ring(180).id)  # another door's calls
+    await watch.poll()  # reads down to what it saw before: the 200 new calls, once
+    before = sim.vms.list_requests
+    assert await watch.poll() == []
+    assert sim.vms.list_requests - before == 1
+
+
+async def test_more_new_calls_than_one_poll_reads_are_read_by_the_next_polls(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Finding 11: 1,500 calls missed between two polls; 1,000 were alerted, 500 never."""
+    watch = Watch(VmsIntercom(settings(sim.base_url, max_requests_per_second=10000), session))
+    await watch.poll()
+    missed = {str(sim.vms.ring(158).id) for _ in range(1500)}
+    for call_id in missed:
+        sim.vms.miss(call_id)
+    seen: list[str] = []
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            seen += [e.call.id for e in await watch.poll() if e.to_state == "missed"]
+    assert len(seen) == len(set(seen)) == 1500
+    assert set(seen) == missed
+    (deferred,) = [e for e in logs if e["event"].startswith("more new calls than one poll")]
+    assert deferred["read"] == 1000
+    assert deferred["deferred_at_most"] == 500

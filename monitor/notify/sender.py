@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -115,9 +116,15 @@ class Sender:
 
 
 def check_url(url: str) -> str | None:
-    """None when apprise understands `url`, else a short reason."""
+    """None when apprise understands `url`, else a short reason (apprise's own log line about
+    it is held back: the caller reports the problem with its position)."""
+    quiet = logging.getLogger("apprise")
+    before = quiet.level
+    quiet.setLevel(logging.CRITICAL + 1)
     try:
         Sender(url)
     except InvalidTarget as exc:
         return str(exc)
+    finally:
+        quiet.setLevel(before)
     return None

@@ -36,8 +36,6 @@ from monitor.providers.paging import Page, read_newest_first
 log = structlog.get_logger("monitor.providers.bandwidth")
 
 TYPE = "bandwidth"
-MAX_PAGES = 100
-"""Upper bound of list pages read in one poll; a deeper backlog is read over the next polls."""
 
 
 class _Call(msgspec.Struct):
@@ -114,14 +112,15 @@ class Bandwidth:
             provider=self.name,
             first=0,
             key=_start_key,
-            mark=floor.timestamp(),
+            mark=None if mark is None else mark.timestamp(),
+            stop=floor.timestamp(),
             backfill=view.cursor.get("backfill"),
-            budget=MAX_PAGES,
+            budget=self._settings.page_budget,
             deep=view.baselined,
             per_page=self._settings.size,
         )
         for call in read.calls:
-            if call.id not in read.at_or_under_mark or view.known(call.id):
+            if call.id not in read.at_or_under_stop or view.known(call.id):
                 result.calls.append(call)  # older unknown calls are history from before
         seen = {call.id for call in read.calls}
         await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)

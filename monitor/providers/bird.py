@@ -43,8 +43,6 @@ STATES = {
     "failed": CallState.FAILED,
 }
 DIRECTIONS = {"incoming": "in", "outgoing": "out"}
-MAX_PAGES = 200
-"""Upper bound of list pages read in one poll; a larger window is read over the next polls."""
 
 
 class _Call(msgspec.Struct):
@@ -109,7 +107,7 @@ class Bird:
         result = PollResult()
         seen: set[str] = set()
         newest = parse_time(drain.newest, field="newest") or mark
-        for _ in range(MAX_PAGES):
+        for _ in range(self._settings.page_budget):
             params: dict[str, str | int] = {
                 "limit": self._settings.limit,
                 "startAt": drain.start,

@@ -40,8 +40,6 @@ STATES = {
     "Unreachable": CallState.FAILED,
     "Call Failed": CallState.FAILED,
 }
-MAX_PAGES = 200
-"""Upper bound of pages read in one poll; a larger window is read over the next polls."""
 
 
 class _Caller(msgspec.Struct):
@@ -106,7 +104,7 @@ class Cinnox:
         seen: set[str] = set()
         newest = parse_time(drain.newest, field="newest") or mark
         offset = int(drain.token or 0)
-        for _ in range(MAX_PAGES):
+        for _ in range(self._settings.page_budget):
             params = {"startAt": drain.start, "endAt": drain.end, "offset": offset, "limit": limit}
             try:
                 resp = await self.http.get(self._url, params)

@@ -45,10 +45,10 @@ class NewestFirst:
     """What a newest-first read found, and where the next poll must continue."""
 
     calls: list[Call] = field(default_factory=list)
-    backfill: dict[str, float] | None = None
+    backfill: dict[str, float | None] | None = None
     pages: int = 0
-    at_or_under_mark: set[str] = field(default_factory=set)
-    """Ids of the calls on the top pages at or under the mark: seen before, or older history."""
+    at_or_under_stop: set[str] = field(default_factory=set)
+    """Ids of the calls on the top pages at or under `stop`: seen before, or older history."""
 
 
 async def read_newest_first(
@@ -59,18 +59,25 @@ async def read_newest_first(
     key: Key,
     mark: float | None,
     backfill: Mapping[str, Any] | None,
+    stop: float | None = None,
     budget: int,
     deep: bool,
     per_page: int,
     seen_before: Callable[[Call], bool] | None = None,
 ) -> NewestFirst:
-    """Read the top of the list down to `mark`, then continue a stored backfill.
+    """Read the top of the list down to `stop`, then continue a stored backfill.
 
     `page(n)` fetches page `n` (numbered from `first`); `mark` is the key at or under which
-    everything was seen before (None: nothing was); `seen_before` tells a call seen before in
-    some other way (a store written before marks were kept); `deep` is False for a baseline,
-    which needs only the newest page.
+    everything was seen before (None: nothing was); `stop` is where the top read ends (by
+    default the mark; lower to read some of what was seen again, as a provider whose records
+    may appear late wants); `seen_before` tells a call seen before in some other way (a store
+    written before marks were kept); `deep` is False for a baseline, which needs only the
+    newest page. A backfill is left only when the budget ran out above the mark.
     """
+    stop = mark if stop is None else stop
+    reach = stop
+    if backfill and mark is not None:
+        reach = mark if stop is None else max(stop, mark)  # the budget goes to the backlog
     out = NewestFirst()
     seen: set[str] = set()
     number, lowest, top_done = first, None, False
@@ -85,9 +92,10 @@ async def read_newest_first(
             out.calls.append(call)
             k = key(call)
             if k is not None:
-                if mark is not None and k <= mark:
+                if stop is not None and k <= stop:
+                    out.at_or_under_stop.add(call.id)
+                if reach is not None and k <= reach:
                     reached = True
-                    out.at_or_under_mark.add(call.id)
                 lowest = k if lowest is None else min(lowest, k)
             if seen_before is not None and seen_before(call):
                 reached = True
@@ -95,13 +103,14 @@ async def read_newest_first(
             top_done = True
             break
         number += 1
-    new_backfill: dict[str, float] | None = None
-    if not top_done and mark is not None and lowest is not None:
+    new_backfill: dict[str, float | None] | None = None
+    if not top_done and deep and lowest is not None and (mark is None or lowest > mark):
         # The budget ran out among new calls: the next polls read on from here down to the
-        # old mark (or the older backfill's floor, when one was pending still).
-        floor = float(backfill["floor"]) if backfill else mark
-        new_backfill = {"page": number + 1, "below": lowest, "floor": floor}
-    elif backfill and top_done:
+        # old mark (or the older backfill's floor, when one was pending still; with no mark
+        # at all, down to where the read would have stopped, or the end of the list).
+        floor = backfill["floor"] if backfill else (mark if mark is not None else stop)
+        new_backfill = {"page": number, "below": lowest, "floor": floor}
+    elif backfill and (top_done or (mark is not None and lowest is not None and lowest <= mark)):
         new_backfill = await _continue(page, key, out, seen, backfill, budget)
     else:
         new_backfill = dict(backfill) if backfill else None
@@ -118,10 +127,11 @@ async def _continue(
     seen: set[str],
     backfill: Mapping[str, Any],
     budget: int,
-) -> dict[str, float] | None:
+) -> dict[str, float | None] | None:
     """Read on from a stored backfill until its floor; the backfill still due, or None."""
     number = int(backfill["page"])
-    below, floor = float(backfill["below"]), float(backfill["floor"])
+    below = float(backfill["below"])
+    floor = None if backfill.get("floor") is None else float(backfill["floor"])
     while out.pages < budget:
         found = await page(number)
         out.pages += 1
@@ -129,9 +139,9 @@ async def _continue(
         for call in found.calls:
             k = key(call)
             if k is not None:
-                if k >= below:
-                    continue  # read by an earlier poll
-                if k <= floor:
+                if k > below:
+                    continue  # read by an earlier poll (a tie is read again: keys may repeat)
+                if floor is not None and k <= floor:
                     reached = True
                     continue
             if call.id in seen:
@@ -147,14 +157,19 @@ async def _continue(
 
 
 def _deferred(
-    provider: str, out: NewestFirst, backfill: Mapping[str, float], per_page: int, total: int | None
+    provider: str,
+    out: NewestFirst,
+    backfill: Mapping[str, float | None],
+    per_page: int,
+    total: int | None,
 ) -> None:
-    waiting = None if total is None else max(0, total - (int(backfill["page"]) - 1) * per_page)
+    page = int(backfill["page"] or 0)
+    waiting = None if total is None else max(0, total - (page - 1) * per_page)
     log.warning(
         "more new calls than one poll reads; the next polls read the rest",
         provider=provider,
         read=len(out.calls),
-        next_page=int(backfill["page"]),
+        next_page=page,
         deferred_at_most=waiting,
     )
 

@@ -43,8 +43,6 @@ STATES = {
     "ended": CallState.ENDED,
     "missed": CallState.MISSED,
 }
-MAX_PAGES = 40
-"""Upper bound of list pages read in one poll; a deeper backlog is read over the next polls."""
 
 
 class _Intercom(msgspec.Struct):
@@ -177,7 +175,7 @@ class VmsIntercom:
             key=_id_key,
             mark=mark,
             backfill=view.cursor.get("backfill"),
-            budget=MAX_PAGES,
+            budget=self._settings.page_budget,
             deep=view.baselined,
             per_page=self._settings.per_page,
             seen_before=None if mark is not None else seen_before,

@@ -102,7 +102,9 @@ def sqlite_path(url: str) -> str:
 class SqliteStore:
     """The `Store` on a SQLite file."""
 
-    def __init__(self, path: str, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str, *, create: bool = True, busy_timeout: float = BUSY_TIMEOUT_MS / 1000
+    ) -> None:
         self.path = path
         self.health = StoreHealth()
         self._lock = threading.Lock()
@@ -117,7 +119,7 @@ class SqliteStore:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._db.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
             self._db.executescript(SCHEMA)
             for table, column, statement in MIGRATIONS:
                 columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
