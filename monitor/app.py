@@ -259,6 +259,7 @@ class Daemon:
                 for poller in self.pollers:
                     start(intake, f"poll:{poller.settings.name}", poller.run, period=poller.period)
                 start(intake, "rules", self._tick, period=TICK_SECONDS + STORE_SLACK)
+                start(intake, "rule-files", self._watch_rule_files, period=TICK_SECONDS * 5)
                 start(intake, "watchdog", self._watchdog, period=TICK_SECONDS + STORE_SLACK)
                 start(intake, "web", lambda beat: self._web(site, beat), period=WEB_CHECK)
                 log.info(
@@ -296,18 +297,24 @@ class Daemon:
             seen.add((str(path), stat.st_mtime, stat.st_size))
         return frozenset(seen)
 
+    async def _watch_rule_files(self, beat: Heartbeat) -> None:
+        """Once a second: reload the rules when a rule file changed on disk."""
+        while True:
+            beat()
+            await anyio.sleep(TICK_SECONDS)
+            files = await anyio.to_thread.run_sync(self._rule_files_seen)
+            if files != self._rule_files:
+                self._rule_files = files
+                log.info("rule files changed; reloading")
+                self.reload_rules()
+
     async def _tick(self, beat: Heartbeat) -> None:
-        """Once a second: reload changed rule files, refresh silences, fire what is due."""
+        """Once a second: refresh silences, store dropped rule state, fire what is due."""
         pipeline = self.pipeline
         assert pipeline is not None
         while True:
             beat()
             await anyio.sleep(TICK_SECONDS)
-            files = self._rule_files_seen()
-            if files != self._rule_files:
-                self._rule_files = files
-                log.info("rule files changed; reloading")
-                self.reload_rules()
             try:
                 await self._tick_once(pipeline)
             except StoreError as exc:

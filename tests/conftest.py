@@ -28,10 +28,21 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_PORTS = iter(range(20000 + 500 * _WORKER, 20500 + 500 * _WORKER))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port for a daemon to listen on, from this test worker's own range (below the
+    kernel's ephemeral ports), so that parallel workers never hand out the same one."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("this worker ran out of test ports")
 
 
 async def wait_for(

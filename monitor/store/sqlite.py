@@ -128,6 +128,8 @@ class SqliteStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
         self._identity = _identity(path)
+        self._lost: str | None = None
+        """Set once the file was found deleted or replaced: nothing is written into it again."""
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> SqliteStore:
@@ -142,6 +144,9 @@ class SqliteStore:
         The store counts as working again only once a write succeeds: reads go on in WAL mode
         while another process holds the write lock.
         """
+        if self._lost is not None:
+            self.health.failed(self._lost)
+            raise StoreError(self._lost)
         try:
             result = await anyio.to_thread.run_sync(self._locked, work, limiter=self._limiter)
         except (sqlite3.Error, OSError) as exc:
@@ -175,9 +180,9 @@ class SqliteStore:
     async def check(self) -> None:
         """Fail when the file was deleted or replaced, or when it cannot be written."""
         if self._identity is not None and _identity(self.path) != self._identity:
-            message = f"store {self.path}: the file was deleted or replaced while in use"
-            self.health.failed(message)
-            raise StoreError(message)
+            self._lost = f"store {self.path}: the file was deleted or replaced while in use"
+            self.health.failed(self._lost)
+            raise StoreError(self._lost)
         await self._transaction("write", lambda db: None)
 
     async def load_provider(self, provider: str) -> ProviderState:
@@ -420,6 +425,7 @@ class SqliteStore:
         return changed > 0
 
     async def close(self) -> None:
+        self._lost = None  # closing the connection is allowed whatever happened to the file
         await self._run("close", lambda db: db.close())
 
 
