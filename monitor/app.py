@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor import providers
-from monitor.config import Config
+from monitor.config import Config, VmsIntercomProvider
 from monitor.notify.delivery import IDLE_CHECK, RetryPolicy, Worker
 from monitor.notify.sender import Sender, warm_up
 from monitor.pipeline import Pipeline
@@ -118,6 +118,7 @@ class Daemon:
             p.settings.name: {
                 "up": p.up,
                 "last_success": p.last_success.isoformat() if p.last_success else None,
+                **({"error": p.last_error} if p.last_error else {}),
             }
             for p in self.pollers
         }
@@ -233,6 +234,9 @@ class Daemon:
         )
         async with aiohttp.ClientSession() as session:
             for settings in config.providers:
+                if isinstance(settings, VmsIntercomProvider):
+                    watched = len(settings.intercoms or ()) or settings.max_doors
+                    self.telemetry.limit_doors(settings.name, watched)
                 state = await store.load_provider(settings.name)
                 tracker = Tracker.from_store(
                     settings.name, settings.type, state.calls, state.cursor, settings.retention

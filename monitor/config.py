@@ -27,6 +27,7 @@ from pydantic import (
 from ruamel.yaml.comments import CommentedMap
 
 from monitor import yamldoc
+from monitor.redaction import basic_forms, forms, url_forms
 from monitor.yamldoc import Document, Loc, SourceError, SourceErrors, validation_errors
 
 DEFAULT_STORE = "sqlite:///callmon-state.db"
@@ -86,6 +87,8 @@ class ProviderBase(_Model):
     max_requests_per_second: float | None = Field(default=None, gt=0)
     max_pages: int | None = Field(default=None, ge=1, le=10000)
     """List pages one poll reads at most; a larger backlog is read by the next polls."""
+    max_response_size: Size = 32 * 1024 * 1024
+    """A larger response fails its poll (a page is about 1 MiB at the most)."""
 
     DEFAULT_RPS: ClassVar[float] = 10.0
     DEFAULT_PAGES: ClassVar[int] = 40
@@ -108,11 +111,11 @@ class ProviderBase(_Model):
         return self.max_requests_per_second or self.DEFAULT_RPS
 
     def secrets(self) -> Iterator[str]:
-        """Every secret value this provider holds, for redaction."""
+        """Every secret value this provider holds, in every shape it may leak in."""
         for name in _SECRET_KEYS:
             value = getattr(self, name, None)
             if isinstance(value, SecretStr) and value.get_secret_value():
-                yield value.get_secret_value()
+                yield from forms(value.get_secret_value())
 
 
 class VmsIntercomProvider(ProviderBase):
@@ -127,6 +130,8 @@ class VmsIntercomProvider(ProviderBase):
     client: Literal["ios-cctv", "android-cctv", "thick-legal", "web"] = "web"
     device_id: str = "callmon"
     intercoms: tuple[int, ...] | None = None
+    max_doors: int = Field(default=200, ge=1, le=100_000)
+    """Without `intercoms`: the most doors (seen in calls) whose status is watched."""
     status_interval: Duration | None = None
     per_page: int = Field(default=25, ge=1, le=100)
     naive_timezone: str = "UTC"
@@ -135,6 +140,11 @@ class VmsIntercomProvider(ProviderBase):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return _check_zone(value)
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        if self.login and self.password:
+            yield from basic_forms(self.login, self.password.get_secret_value())
 
     @model_validator(mode="after")
     def _credentials(self) -> VmsIntercomProvider:
@@ -186,10 +196,57 @@ class BandwidthProvider(ProviderBase):
     DEFAULT_RPS: ClassVar[float] = 1.0
     DEFAULT_PAGES: ClassVar[int] = 100
 
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        yield from basic_forms(
+            self.api_token.get_secret_value(), self.api_secret.get_secret_value()
+        )
+
 
 ProviderConfig = Annotated[
     VmsIntercomProvider | BirdProvider | CinnoxProvider | BandwidthProvider,
     Field(discriminator="type"),
+]
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KB": 1000,
+    "KiB": 1024,
+    "MB": 1000**2,
+    "MiB": 1024**2,
+    "GB": 1000**3,
+    "GiB": 1024**3,
+}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `64KiB`, `32MiB`, `1GB` or a bare number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 64KiB or 32MiB")
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"invalid size {value!r}: write it as 64KiB, 32MiB or 1GB")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {value!r}")
+    return size
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)?$"},
+                {"type": "integer", "exclusiveMinimum": 0},
+            ],
+            "description": "a size in bytes, or written as 64KiB, 32MiB, 1GB",
+        }
+    ),
 ]
 
 
@@ -301,10 +358,12 @@ class Config(_Model):
         return [Path(p) for p in self.rules]
 
     def secrets(self) -> set[str]:
-        """Every secret value in the config: provider credentials and notifier URLs."""
+        """Every secret in the config, in every shape it may leak in: provider credentials
+        (with their Basic encodings) and notifier URLs (with the tokens inside them)."""
         found = {s for p in self.providers for s in p.secrets()}
         for notifier in self.notifiers.values():
-            found.update(u.get_secret_value() for u in notifier.urls)
+            for url in notifier.urls:
+                found.update(url_forms(url.get_secret_value()))
         return {s for s in found if len(s) >= 4}
 
     def listen_address(self) -> tuple[str, int]:

@@ -3,49 +3,29 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-MASK = "***"
+from monitor.redaction import MASK, Redactor, redactor
+
+__all__ = ["MASK", "Redactor", "configure", "redactor"]
 
 
-class Redactor:
-    """A structlog processor that replaces every known secret in an event's values by `***`."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._pattern: re.Pattern[str] | None = None
-        self.update(secrets)
-
-    def update(self, secrets: Iterable[str]) -> None:
-        """Replace the set of secrets to mask (longest first, so overlaps mask fully)."""
-        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-    def redact(self, text: str) -> str:
-        """`text` with every secret masked."""
-        return self._pattern.sub(MASK, text) if self._pattern else text
-
-    def __call__(
-        self, logger: Any, method: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        if self._pattern is None:
-            return event
-        for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = self.redact(value)
-            elif value is not None and not isinstance(value, int | float | bool):
-                text = str(value)
-                masked = self.redact(text)
-                if masked != text:
-                    event[key] = masked
-        return event
-
-
-redactor = Redactor()
+def _refused_requests(record: logging.LogRecord) -> bool:
+    """aiohttp logs a malformed HTTP request to `listen` with its traceback, as an error; it is
+    the client's mistake, answered 400: one warning line naming the problem says enough."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None and any(c.__name__ == "HttpProcessingError" for c in type(exc).__mro__):
+        message = getattr(exc, "message", "") or str(exc)
+        record.msg, record.args, record.exc_info = (
+            "malformed HTTP request refused: %s",
+            (str(message).splitlines()[0][:200] if message else type(exc).__name__,),
+            None,
+        )
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
 
 
 class _Stderr:
@@ -109,6 +89,7 @@ def configure(
             ],
         )
     )
+    handler.addFilter(_refused_requests)
     root = logging.getLogger()
     root.handlers = [handler]
     # Libraries are quiet unless debugging; apprise reports every failed attempt as a warning,

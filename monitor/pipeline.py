@@ -16,10 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import msgspec
 import structlog
 
 from monitor.model import TERMINAL_STATES, Alert, CallState, Event, EventKind
 from monitor.providers.base import PollResult
+from monitor.redaction import redactor
 from monitor.rules.engine import Engine, Outcome
 from monitor.store.base import Delivery, Store
 from monitor.telemetry import Telemetry
@@ -45,6 +47,7 @@ class Pipeline:
         *,
         wake: Callable[[str], None] = lambda notifier: None,
         sinks: Iterable[EventSink] = (),
+        redact: Callable[[str], str] = redactor.redact,
     ) -> None:
         self.store = store
         self.telemetry = telemetry
@@ -52,12 +55,18 @@ class Pipeline:
         self._targets = dict(targets)
         self._wake = wake
         self._sinks = list(sinks)
+        self._redact = redact
         self._step = anyio.Lock()
 
     def deliveries(self, alerts: Iterable[Alert]) -> list[Delivery]:
-        """One delivery per alert per apprise URL of its notifier."""
+        """One delivery per alert per apprise URL of its notifier, with every secret removed
+        from its text (a template may quote what a provider echoed)."""
+        redact = self._redact
         return [
-            Delivery(alert, target)
+            Delivery(
+                msgspec.structs.replace(alert, title=redact(alert.title), body=redact(alert.body)),
+                target,
+            )
             for alert in alerts
             for target in range(self._targets.get(alert.notifier, 0))
         ]
@@ -154,17 +163,23 @@ class Pipeline:
                 t.talk_seconds.labels(event.provider).observe(call.talk_seconds)
             if call.intercom is not None and to in TERMINAL:
                 result = "answered" if to == CallState.ENDED else to
-                t.intercom_calls.labels(event.provider, str(call.intercom.id), result).inc()
+                door = t.door(event.provider, str(call.intercom.id))
+                t.intercom_calls.labels(event.provider, door, result).inc()
         if tracker is not None:
             counts = tracker.active_counts()
             for state in (CallState.RINGING, CallState.ANSWERED):
                 t.calls_active.labels(tracker.provider, state.value).set(counts.get(state, 0))
             for door, online in tracker.intercoms.items():
-                t.intercom_online.labels(tracker.provider, door).set(1 if online else 0)
+                label = t.door(tracker.provider, door)
+                if label != "other":
+                    t.intercom_online.labels(tracker.provider, label).set(1 if online else 0)
         for rule in outcome.fired:
             t.rule_fired.labels(rule).inc()
         for rule in outcome.silenced:
             t.silenced.labels(rule).inc()
+        for rule, problem in outcome.errors:
+            t.rule_errors.labels(rule).inc()
+            log.warning("rule template failed; a fallback text is sent", rule=rule, problem=problem)
         if queued:
             for notifier in {alert.notifier for alert in outcome.alerts}:
                 self._wake(notifier)

@@ -18,6 +18,7 @@ from monitor.config import ProviderBase
 from monitor.model import Event, EventKind
 from monitor.pipeline import Pipeline
 from monitor.providers.base import Provider, ProviderError
+from monitor.redaction import redactor
 from monitor.store.base import StoreError
 from monitor.supervisor import STORE_SLACK, Heartbeat
 from monitor.telemetry import Telemetry
@@ -52,6 +53,7 @@ class Poller:
         *,
         clock: Clock = utcnow,
         jitter: float = 0.1,
+        redact: Callable[[str], str] = redactor.redact,
     ) -> None:
         self.provider = provider
         self.settings = settings
@@ -60,9 +62,12 @@ class Poller:
         self.telemetry = telemetry
         self._clock = clock
         self._jitter = jitter
+        self._redact = redact
         self.up: bool | None = None
         self.failures = 0
         self.last_success: datetime | None = None
+        self.last_error: str | None = None
+        """Why the last poll failed (secrets removed), until a poll succeeds."""
 
     @property
     def deadline(self) -> float:
@@ -122,6 +127,7 @@ class Poller:
             return self.settings.poll_interval
         self.failures = 0
         self.last_success = now
+        self.last_error = None
         self.telemetry.last_success.labels(name).set(now.timestamp())
         self.telemetry.provider_up.labels(name).set(1)
         if self.up is None:
@@ -132,6 +138,8 @@ class Poller:
 
     async def _failed(self, message: str, reason: str, retry_after: float | None) -> float:
         name = self.settings.name
+        # The API's own words may echo a credential (a 401 quoting the request's header).
+        message = self.last_error = self._redact(message)
         self.failures += 1
         self.telemetry.provider_up.labels(name).set(0)
         if self.up is not False:

@@ -7,13 +7,14 @@ call's untouched payload travels along (`call.raw`), so templates that read it r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 
 from monitor.model import Event
+from monitor.redaction import redactor
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_BACKUPS = 3
@@ -45,15 +46,18 @@ class Recorder:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         backups: int = DEFAULT_BACKUPS,
+        redact: Callable[[str], str] = redactor.redact,
     ) -> None:
         self.path = Path(path)
+        self._redact = redact
         self.max_bytes = max_bytes
         self.backups = backups
         self._file: IO[bytes] = self.path.open("ab")
 
     def record(self, event: Event, backlog: bool = False) -> None:
         """Append one event (flushed at once: a crash loses nothing already recorded)."""
-        line = _ENCODER.encode(Recorded(event, backlog)) + b"\n"
+        text = _ENCODER.encode(Recorded(event, backlog)).decode()
+        line = self._redact(text).encode() + b"\n"  # a record may echo a secret
         if self._file.tell() + len(line) > self.max_bytes and self._file.tell() > 0:
             self._rotate()
         self._file.write(line)

@@ -14,6 +14,8 @@ TALK_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 STATES = ("ringing", "answered", "ended", "missed", "rejected", "failed")
 OUTCOMES = ("sent", "retried", "failed", "dropped")
+DOOR_LIMIT = 200
+"""Doors per provider with series of their own unless a provider says otherwise."""
 
 
 class Telemetry:
@@ -21,6 +23,8 @@ class Telemetry:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._doors: dict[str, set[str]] = {}
+        self._door_limits: dict[str, int] = {}
         self.build_info = Gauge(
             "callmon_build_info",
             "callmon's version and Python",
@@ -106,6 +110,12 @@ class Telemetry:
             ["rule"],
             registry=registry,
         )
+        self.rule_errors = Counter(
+            "callmon_rule_errors_total",
+            "Templates that failed to render (a fallback text was sent instead), by rule",
+            ["rule"],
+            registry=registry,
+        )
         self.rule_reloads = Counter(
             "callmon_rule_reloads_total",
             "Rule reloads by outcome (success, failure)",
@@ -145,6 +155,21 @@ class Telemetry:
             registry=registry,
         )
 
+    def door(self, provider: str, door: str) -> str:
+        """A door's label value: its id, or `other` past the provider's door limit, so that
+        per-door series stay bounded however many doors calls come from."""
+        seen = self._doors.setdefault(provider, set())
+        if door in seen:
+            return door
+        if len(seen) >= self._door_limits.get(provider, DOOR_LIMIT):
+            return "other"
+        seen.add(door)
+        return door
+
+    def limit_doors(self, provider: str, limit: int) -> None:
+        """At most `limit` doors of `provider` get series of their own."""
+        self._door_limits[provider] = limit
+
     def declare(
         self, providers: Iterable[str], notifiers: Iterable[str], rules: Iterable[str]
     ) -> None:
@@ -168,5 +193,6 @@ class Telemetry:
         for r in rules:
             self.rule_fired.labels(r)
             self.silenced.labels(r)
+            self.rule_errors.labels(r)
         for outcome in ("success", "failure"):
             self.rule_reloads.labels(outcome)

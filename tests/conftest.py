@@ -226,6 +226,7 @@ class DaemonProcess:
     env: dict[str, str]
     proc: asyncio.subprocess.Process | None = None
     log_path: Path | None = None
+    args: tuple[str, ...] = ()
 
     async def start(self) -> None:
         assert self.log_path is not None
@@ -237,6 +238,7 @@ class DaemonProcess:
             "run",
             "-c",
             str(self.config),
+            *self.args,
             stdout=log,
             stderr=log,
             env=self.env,

@@ -192,7 +192,7 @@ CASES: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None, str]] = [
         "rule bad regex",
         None,
         ("      to: missed\n", "      where: {call.id: {regex: '[a-'}}\n"),
-        "rules/r.yaml:5:32: invalid regex '[a-': unterminated character set at position 0",
+        "rules/r.yaml:5:32: invalid regex '[a-': missing ]: [a-",
     ),
     (
         "rule unknown operator",
@@ -357,3 +357,13 @@ def test_rules_that_can_never_match_are_warned_about(
         "rules/r.yaml:11:5: warning: rule 'door-gone' can never match: cinnox reports no door "
         "status",
     ]
+
+
+def test_a_for_loop_may_read_its_own_loop_variable(tmp_path: Path) -> None:
+    """`loop.index` was refused as a field events never have."""
+    from monitor.rules.checks import unknown_fields
+
+    source = "{% for line in call.raw.lines %}{{ loop.index }}: {{ line }}{% endfor %}"
+    assert unknown_fields(source) == []
+    assert unknown_fields("{{ loop.index }}") == [(1, "loop")]  # outside a loop it is unknown
+    assert unknown_fields("{{ call.raw_status.upper() }}") == []  # a method, not a field

@@ -85,7 +85,7 @@ rules:
     )
     (alert,) = Engine(rules).process([event()], T0).alerts
     assert alert.title == "Missed call at Front door"
-    assert alert.body == "Rang None s at 2026-11-23 12:00:00 UTC, nobody answered."
+    assert alert.body == "Rang  s at 2026-11-23 12:00:00 UTC, nobody answered."
     assert alert.notifier == "ops-chat"
     assert fired(rules, event(title="Back door")) == []
     assert fired(rules, event(to="ended", frm="answered")) == []
@@ -226,3 +226,11 @@ def test_template_helpers() -> None:
 def test_templates_are_sandboxed() -> None:
     template = Templates().compile("{{ ''.__class__.__mro__ }}|{{ call.__init__ }}")
     assert template.render({"call": {}}) == "|"
+
+
+def test_a_missing_value_renders_as_nothing_not_none() -> None:
+    """A record without a door title rendered "Missed call at None"."""
+    from monitor.rules.templates import Templates
+
+    template = Templates().compile("Missed call at {{ call.intercom.title }}")
+    assert template.render({"call": {"intercom": {"title": None}}}) == "Missed call at "

@@ -487,3 +487,19 @@ async def test_more_new_calls_than_one_poll_reads_are_read_by_the_next_polls(
     (deferred,) = [e for e in logs if e["event"].startswith("more new calls than one poll")]
     assert deferred["read"] == 1000
     assert deferred["deferred_at_most"] == 500
+
+
+async def test_a_malformed_record_served_again_is_reported_once(
+    serve: Any, session: aiohttp.ClientSession
+) -> None:
+    base = await serve(
+        {"/api/v1/intercom/calls": pages({"data": [record(1), {**record(2), "id": "x"}]})}
+    )
+    client = VmsIntercom(settings(base), session)
+    tracker = fresh_tracker()
+    with structlog.testing.capture_logs() as logs:
+        first = await client.poll(tracker)
+        second = await client.poll(tracker)
+    skips = [e for e in logs if e["event"] == "record skipped"]
+    assert len(skips) == 1
+    assert (first.skipped, second.skipped) == (2, 0)  # the record and the door status, once

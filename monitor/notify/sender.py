@@ -50,6 +50,8 @@ class SendResult:
     detail: str = ""
 
 
+DEADLINE_GRACE = 1.0
+"""Beyond the notifier's timeout, the time apprise gets to report its own timeout."""
 SEND_THREADS = threading.BoundedSemaphore(4)
 """At most this many apprise sends run at once."""
 
@@ -95,7 +97,13 @@ class Sender:
         if not self._apprise.add(url):
             raise InvalidTarget("not a valid apprise URL")
         self.timeout = timeout
-        self.display = self._apprise[0].url(privacy=True)
+        plugin = self._apprise[0]
+        # apprise's own socket timeouts (4 s by default) would give up on a slow target that
+        # then takes the message after all, and the retry would send it twice: the target
+        # gets the notifier's whole `timeout` instead.
+        plugin.socket_connect_timeout = timeout
+        plugin.socket_read_timeout = timeout
+        self.display = plugin.url(privacy=True)
 
     async def send(self, title: str, body: str, severity: Severity) -> SendResult:
         """Send once; never raises."""
@@ -107,7 +115,7 @@ class Sender:
             return bool(result)
 
         try:
-            ok = await asyncio.wait_for(in_thread(call), self.timeout)
+            ok = await asyncio.wait_for(in_thread(call), self.timeout + DEADLINE_GRACE)
         except TimeoutError:
             return SendResult(False, "timeout", f"no answer within {self.timeout:g} s")
         except Exception as exc:  # a plugin bug must not take the daemon down

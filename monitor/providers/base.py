@@ -99,12 +99,31 @@ class Skips:
     ) -> Call | None:
         """`decode(raw)`, or None when the record cannot be read: whatever one record makes the
         decoder raise (a wrong type, an unknown status, a date out of range, nesting too deep)
-        skips that record alone."""
+        skips that record alone. A record is known again by its id and its problem (its bytes
+        change: a VMS record embeds the time it was served)."""
         try:
             return decode(raw)
         except Exception as exc:
-            self.skip(raw, describe(exc), result)
+            problem = describe(exc)
+            self.skip(f"{_identity(raw)}|{problem}", problem, result)
             return None
+
+
+class _Ident(msgspec.Struct):
+    id: Any = None
+    hid: Any = None
+
+
+def _identity(raw: bytes | msgspec.Raw) -> str:
+    """A record's own id (`id`, or CINNOX's `hid`), or its bytes when it has none."""
+    try:
+        ident = msgspec.json.decode(raw, type=_Ident)
+    except (msgspec.DecodeError, RecursionError):
+        ident = _Ident()
+    found = ident.id if ident.id is not None else ident.hid
+    if isinstance(found, str | int) and not isinstance(found, bool):
+        return f"id:{found}"
+    return bytes(raw).hex()[:4096]
 
 
 def describe(exc: BaseException) -> str:

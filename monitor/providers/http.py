@@ -18,6 +18,7 @@ import msgspec
 from monitor.config import ProviderBase
 from monitor.providers.base import (
     AuthError,
+    BadResponse,
     ProviderError,
     RateLimited,
     RequestRejected,
@@ -59,6 +60,7 @@ class HttpClient:
         observe: RequestObserver | None = None,
         ssl: Any = True,
         min_interval: float = 0.0,
+        max_body: int = 32 * 1024 * 1024,
     ) -> None:
         self._session = session
         self._provider = provider
@@ -67,6 +69,7 @@ class HttpClient:
         self._observe = observe or (lambda code: None)
         self._ssl = ssl
         self._min_interval = min_interval
+        self._max_body = max_body
         self._next_slot = 0.0
         self.requests = 0
 
@@ -87,6 +90,7 @@ class HttpClient:
             observe=observe,
             ssl=tls_context(settings.verify_tls),
             min_interval=1.0 / settings.request_budget,
+            max_body=settings.max_response_size,
         )
 
     async def get(self, url: str, params: Params = None) -> Response:
@@ -139,6 +143,28 @@ class HttpClient:
         if wait > 0:
             await asyncio.sleep(wait)
 
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, read in chunks up to `max_body`: a larger one fails the request before
+        it can fill the memory."""
+        limit = self._max_body
+        if resp.content_length is not None and resp.content_length > limit:
+            self._observe(str(resp.status))
+            raise self._too_large()
+        chunks, total = [], 0
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            total += len(chunk)
+            if total > limit:
+                self._observe(str(resp.status))
+                raise self._too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> BadResponse:
+        size = f"{self._max_body / 1024 / 1024:g} MiB"
+        return BadResponse(
+            f"provider {self._provider}: response larger than {size} (max_response_size); refused"
+        )
+
     async def _get_once(self, url: str, params: Params) -> Response:
         return await self._once("GET", url, params, None)
 
@@ -160,7 +186,7 @@ class HttpClient:
                 ssl=self._ssl,
                 allow_redirects=False,
             ) as resp:
-                data = await resp.read()
+                data = await self._read(resp)
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 link = resp.links.get("next")
                 next_url = str(link["url"]) if link else None

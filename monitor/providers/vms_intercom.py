@@ -37,6 +37,8 @@ SHOWS_PATH = "/api/v1/intercom/shows"
 TOKEN_PATH = "/api/v1/token"
 SHOWS_BATCH = 25
 """The documented maximum of ids per `/intercom/shows` request."""
+STATUS_BATCHES_PER_POLL = 2
+"""Door-status requests one poll makes at most; more doors are asked about in turn."""
 STATES = {
     "ring": CallState.RINGING,
     "answered": CallState.ANSWERED,
@@ -109,6 +111,8 @@ class VmsIntercom:
         self._status_interval = settings.status_interval or settings.poll_interval
         self._next_status = 0.0
         self._status_failing = False
+        self._status_offset = 0
+        self._doors_full = False
         headers = {
             "Accept": "application/json",
             "X-Client": settings.client,
@@ -183,8 +187,7 @@ class VmsIntercom:
         seen = {call.id for call in read.calls}
         result.calls = [call for call in read.calls if self._wanted(call)]
         await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
-        doors = set(self._only or view.cursor.get("doors", ()))
-        doors.update(c.intercom.id for c in result.calls if c.intercom is not None)
+        doors = self._watched(view, result.calls)
         ids = [k for k in map(_id_key, read.calls) if k is not None]
         newest = max([*ids, *([mark] if mark is not None else [])], default=None)
         result.cursor = {"doors": sorted(doors)}
@@ -195,7 +198,7 @@ class VmsIntercom:
         if doors and time.monotonic() >= self._next_status:
             self._next_status = time.monotonic() + self._status_interval
             try:
-                result.intercoms = await self._status(sorted(doors))
+                result.intercoms = await self._status(self._next_doors(sorted(doors)))
             except ProviderError as exc:  # door status must never stop call monitoring
                 if not self._status_failing:
                     log.warning("intercom status unavailable", provider=self.name, error=str(exc))
@@ -204,6 +207,38 @@ class VmsIntercom:
             else:
                 self._status_failing = False
         return result
+
+    def _watched(self, view: TrackedView, calls: list[Call]) -> set[int]:
+        """The doors whose status is polled: the configured ones, or every door seen in a
+        call, up to `max_doors` (the rest are not watched, and said so once)."""
+        if self._only is not None:
+            return set(self._only)
+        doors = set(view.cursor.get("doors", ()))
+        for call in calls:
+            if call.intercom is None or call.intercom.id in doors:
+                continue
+            if len(doors) >= self._settings.max_doors:
+                if not self._doors_full:
+                    log.warning(
+                        "more doors than max_doors; the others' status is not watched",
+                        provider=self.name,
+                        max_doors=self._settings.max_doors,
+                    )
+                self._doors_full = True
+                continue
+            doors.add(call.intercom.id)
+        return doors
+
+    def _next_doors(self, doors: list[int]) -> list[int]:
+        """The next doors to ask about: a few batches per poll, in turn, so that the call
+        list always comes first in the request budget however many doors there are."""
+        per_poll = SHOWS_BATCH * STATUS_BATCHES_PER_POLL
+        if len(doors) <= per_poll:
+            return doors
+        start = self._status_offset % len(doors)
+        chosen = (doors[start:] + doors[:start])[:per_poll]
+        self._status_offset = start + per_poll
+        return chosen
 
     async def _status(self, doors: list[int]) -> list[Intercom]:
         """Online status and timetable of the watched doors, 25 ids per request."""

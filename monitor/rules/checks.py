@@ -11,6 +11,8 @@ from jinja2 import Environment, nodes
 from monitor.rules.match import CALL_FIELDS, EVENT_FIELDS, OPEN_FIELDS, Rule
 
 CONTEXT_FIELDS = frozenset({"rule", "severity", "for", "count"})
+GLOBALS = frozenset({"range", "dict", "namespace"})
+"""The sandbox's own globals, usable in any template."""
 SUMMARY_FIELDS = frozenset({"count", "alerts", "rule", "reason", "schedule", "provider"})
 INTERCOM_FIELDS = frozenset({"id", "title", "address", "is_online", "timetable"})
 
@@ -30,8 +32,16 @@ def unknown_fields(source: str, *, summary: bool = False) -> list[tuple[int, str
     never have."""
     tree = _ENV.parse(source)
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    assigned.update(m.name for m in tree.find_all(nodes.Macro))
+    if any(True for _ in tree.find_all(nodes.For)):
+        assigned.add("loop")  # a for loop's own `loop.index`, `loop.first`, …
+    assigned.update(GLOBALS)
+    # `x.upper()`: the last name is a method of the value, not a field of the event.
+    methods = {id(c.node) for c in tree.find_all(nodes.Call) if isinstance(c.node, nodes.Getattr)}
     found: list[tuple[int, str]] = []
     for node in tree.find_all((nodes.Getattr, nodes.Name)):
+        if id(node) in methods:
+            node = node.node  # type: ignore[attr-defined]
         path = _path(node)
         if path is None or path[0] in assigned:
             continue

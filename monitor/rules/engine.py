@@ -23,7 +23,7 @@ from monitor.rules.match import Rule, by_key
 from monitor.rules.schedule import Schedule, from_timetable
 from monitor.rules.silence import Silencer
 from monitor.rules.state import RuleState, StateKey, Step
-from monitor.rules.templates import localtime
+from monitor.rules.templates import RenderError, Template, localtime
 
 TIMETABLE = "intercom-timetable"
 SUMMARY_LINES = 50
@@ -37,9 +37,23 @@ class Outcome:
     changes: dict[StateKey, Any] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
     silenced: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(rule, problem) of each template that failed to render (a fallback text went out)."""
 
     def __bool__(self) -> bool:
         return bool(self.alerts or self.changes)
+
+
+def _render(run: _Run, rule: Rule, template: Template, context: Any, what: str) -> str:
+    """A rendered template; one that fails is reported in the outcome and replaced by a text
+    that says so, so that the alert itself still goes out."""
+    try:
+        return template.render(context).strip()
+    except RenderError as exc:
+        run.out.errors.append((rule.name, f"{what}: {exc}"))
+        if what.endswith("title"):
+            return f"{rule.name} (its {what} could not be rendered)"
+        return f"(the {what} of rule {rule.name} could not be rendered: {exc})"
 
 
 def subject(event: Event) -> str:
@@ -311,8 +325,8 @@ class Engine:
             step += f"@{event.at.timestamp():.3f}"
         item = {
             "key": f"{rule.name}|{event.kind}|{who}|{step}",
-            "title": rule.title.render(context).strip(),
-            "body": rule.body.render(context).strip(),
+            "title": _render(run, rule, rule.title, context, "title"),
+            "body": _render(run, rule, rule.body, context, "body"),
             "at": event.at.timestamp(),
             "provider": event.provider,
             "severity": str(rule.severity),
@@ -421,7 +435,7 @@ class Engine:
             "provider": provider,
         }
         if rule.summary_title is not None:
-            title = rule.summary_title.render(context).strip()
+            title = _render(run, rule, rule.summary_title, context, "summary title")
         else:
             titles = {i["title"] for i in items}
             title = (
@@ -434,7 +448,7 @@ class Engine:
             elif reason == "backlog":
                 title += f" (while {provider} was unreachable)"
         if rule.summary_body is not None:
-            body = rule.summary_body.render(context).strip()
+            body = _render(run, rule, rule.summary_body, context, "summary body")
         else:
             lines = [
                 f"- {localtime(datetime.fromtimestamp(i['at'], UTC), self.zone, '%d %b %H:%M')} "

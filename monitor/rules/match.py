@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
 from monitor.model import Event, Severity
+from monitor.rules.regex import RegexError, compile_linear
 from monitor.rules.templates import Template
 
 Getter = Callable[[Event], Any]
@@ -252,10 +252,10 @@ def _operator(op: Any, arg: Any, loc: Sequence[str | int]) -> Predicate:
         )
     if op == "regex":
         try:
-            pattern = re.compile(str(arg))
-        except re.error as exc:
-            raise RuleError(f"invalid regex {arg!r}: {exc}", loc) from None
-        return lambda v: v is not None and pattern.search(str(v)) is not None
+            found = compile_linear(str(arg))
+        except RegexError as exc:
+            raise RuleError(f"invalid regex {str(arg)[:80]!r}: {exc}", loc) from None
+        return lambda v: v is not None and found(str(v))
     if op == "not":
         inner = compile_test(arg, loc)
         return lambda v: not inner(v)

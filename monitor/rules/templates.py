@@ -7,7 +7,8 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from monitor.rules.sandbox import BoundedSandbox, certain_violations, render_bounded
 
 
 class TemplateError(Exception):
@@ -16,6 +17,16 @@ class TemplateError(Exception):
     def __init__(self, message: str, line: int) -> None:
         super().__init__(message)
         self.line = line
+
+
+class RenderError(Exception):
+    """A template that failed to render (a bound exceeded, a sandbox violation, a filter's
+    error); the message is one line."""
+
+
+def _blank_none(value: Any) -> Any:
+    """`{{ x }}` of a missing value prints nothing, not `None`."""
+    return "" if value is None else value
 
 
 def localtime(value: Any, zone: tzinfo, fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
@@ -58,8 +69,8 @@ class Templates:
     """The sandboxed environment every rule's templates compile in."""
 
     def __init__(self, zone: tzinfo = UTC) -> None:
-        env = ImmutableSandboxedEnvironment(
-            undefined=ChainableUndefined, autoescape=False, trim_blocks=True
+        env = BoundedSandbox(
+            undefined=ChainableUndefined, autoescape=False, trim_blocks=True, finalize=_blank_none
         )
         env.filters["localtime"] = lambda value, fmt="%Y-%m-%d %H:%M:%S %Z": localtime(
             value, zone, fmt
@@ -69,17 +80,21 @@ class Templates:
         self._env = env
 
     def compile(self, source: str) -> Template:
-        """Compile `source`; raise `TemplateError` naming the line on a syntax error."""
+        """Compile `source`; raise `TemplateError` naming the line on a syntax error, or on an
+        expression certain to exceed the sandbox's bounds (`'A' * 10**9`)."""
         if "{" not in source:
             return Template(None, source)  # plain text: no need to run Jinja for it
         try:
-            return Template(self._env.from_string(source))
+            tree = self._env.parse(source)
+            for line, problem in certain_violations(tree):
+                raise TemplateError(f"exceeds the template bounds: {problem}", line)
+            return Template(self._env.from_string(tree))
         except TemplateSyntaxError as exc:
             raise TemplateError(exc.message or "invalid template", exc.lineno or 1) from None
 
 
 class Template:
-    """A compiled template; rendering never raises."""
+    """A compiled template."""
 
     __slots__ = ("_template", "_text")
 
@@ -88,10 +103,11 @@ class Template:
         self._text = text
 
     def render(self, context: Mapping[str, Any]) -> str:
-        """The rendered text, or a note of what went wrong in place of it."""
+        """The rendered text; `RenderError` when the template failed, whatever the cause (a
+        bound exceeded, a sandbox violation, a filter's TypeError, a recursion)."""
         if self._template is None:
             return self._text
         try:
-            return str(self._template.render(context))
-        except Exception as exc:  # a sandbox violation or a filter's TypeError
-            return f"(template error: {type(exc).__name__}: {exc})"[:300]
+            return render_bounded(self._template, context)
+        except Exception as exc:
+            raise RenderError(f"{type(exc).__name__}: {exc}"[:300]) from None

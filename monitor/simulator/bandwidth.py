@@ -134,7 +134,7 @@ class BandwidthApi:
 
     async def _guard(self, request: web.Request) -> web.StreamResponse | None:
         self.requests += 1
-        fault = await self.faults.apply("bandwidth")
+        fault = await self.faults.apply("bandwidth", request)
         if fault is not None:
             return fault
         if _basic_credentials(request.headers.get("Authorization", "")) != (

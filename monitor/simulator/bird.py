@@ -139,7 +139,7 @@ class BirdApi:
 
     async def _guard(self, request: web.Request) -> web.StreamResponse | None:
         self.requests += 1
-        fault = await self.faults.apply("bird")
+        fault = await self.faults.apply("bird", request)
         if fault is not None:
             return fault
         retry_at = self.rate_limit.check()

@@ -140,7 +140,7 @@ class CinnoxApi:
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
-        fault = await self.faults.apply("cinnox")
+        fault = await self.faults.apply("cinnox", request)
         if fault is not None:
             return fault
         if self.rate_limit.check() is not None:

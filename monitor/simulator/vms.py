@@ -182,7 +182,7 @@ class VmsApi:
         return None
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.faults.apply("vms")
+        fault = await self.faults.apply("vms", request)
         if fault is not None:
             return fault
         denied = self._check(request)
@@ -231,7 +231,7 @@ class VmsApi:
         return web.json_response(body)
 
     async def _one(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.faults.apply("vms")
+        fault = await self.faults.apply("vms", request)
         if fault is not None:
             return fault
         denied = self._check(request)
@@ -245,7 +245,7 @@ class VmsApi:
         return web.json_response({"data": record} if self.wrap_single else record)
 
     async def _shows(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.faults.apply("vms-shows")
+        fault = await self.faults.apply("vms-shows", request)
         if fault is not None:
             return fault
         denied = self._check(request)
