@@ -19,6 +19,7 @@ import pytest
 from monitor.cli import main
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
+from tests import bombs
 from tests.conftest import (
     DaemonProcess,
     Receiver,
@@ -28,7 +29,6 @@ from tests.conftest import (
     polls,
     wait_for,
 )
-from tests import bombs
 from tests.test_e2e import wait_ready
 
 HOOK_PASSWORD = "hookPa55word-7e1"
