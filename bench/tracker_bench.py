@@ -12,11 +12,9 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
-from monitor.config import VmsIntercomProvider
-from monitor.model import Call, CallState, Intercom
-from monitor.providers.base import PollResult
-from monitor.providers.vms_intercom import VmsIntercom, _Page
-from monitor.tracker import Tracked, Tracker
+from monitor.model import Call, CallState, Intercom, PollResult, Tracked
+from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider, _Page
+from monitor.tracker import Tracker
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PAGE = 500

@@ -6,24 +6,37 @@ replays the same poll, and the outbox's idempotency keys drop what was already q
 
 Each step (a poll, a health change, a clock tick) holds one lock from the decision to the apply:
 the store's calls yield to the event loop, and two steps deciding on the same rule state at once
-would each commit a change made without the other's.
+would each commit a change made without the other's. What the engine reads besides its state
+(silences, door timetables) is the pipeline's to hold and pass in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import anyio
 import msgspec
 import structlog
 
-from monitor.model import TERMINAL_STATES, Alert, CallState, Event, EventKind
-from monitor.providers.base import PollResult
+from monitor.model import (
+    TERMINAL_STATES,
+    Alert,
+    CallState,
+    Event,
+    EventKind,
+    PollResult,
+    Silence,
+    StateKey,
+)
 from monitor.redaction import redactor
-from monitor.rules.engine import Engine, Outcome
-from monitor.store.base import Delivery, Store
+from monitor.rules.engine import Engine
+from monitor.rules.match import Rule
+from monitor.rules.run import Outcome
+from monitor.rules.schedule import Schedule, from_timetable
+from monitor.rules.silence import Silencer
+from monitor.rules.state import State, encode_changes
+from monitor.store.base import CallChanges, Changes, Delivery, Store, StoreError
 from monitor.telemetry import Telemetry
 from monitor.tracker import Diff, Tracker
 
@@ -57,6 +70,63 @@ class Pipeline:
         self._sinks = list(sinks)
         self._redact = redact
         self._step = anyio.Lock()
+        self._silencer = Silencer()
+        self._timetables: dict[tuple[str, int], Schedule] = {}
+        self._unstored: dict[StateKey, State | None] = {}
+        """Rule-state changes decided outside a step (rules removed), stored with the next."""
+
+    # --- what is in force
+
+    def set_rules(self, rules: Sequence[Rule]) -> None:
+        """Put rules in force; the state of removed or changed rules is dropped with the next
+        commit."""
+        self._unstored.update(self.engine.set_rules(rules).changes)
+
+    def drop_orphans(self) -> None:
+        """Drop, with the next commit, the stored state of rules no longer in force."""
+        self._unstored.update(self.engine.orphans().changes)
+
+    def use_silences(self, silences: Iterable[Silence]) -> None:
+        """The silences in force from now on."""
+        self._silencer = Silencer(silences)
+
+    # --- the steps
+
+    def callbacks(
+        self, tracker: Tracker
+    ) -> tuple[
+        Callable[[PollResult, datetime, bool], Awaitable[bool]],
+        Callable[[Event, datetime], Awaitable[bool]],
+    ]:
+        """What a poller of the tracker's provider hands its results and health changes to:
+        each says False when the store failed (the poller then tries again later)."""
+        provider = tracker.provider
+
+        async def on_result(result: PollResult, now: datetime, backlog: bool) -> bool:
+            try:
+                await self.process(tracker, result, now, backlog=backlog)
+            except StoreError as exc:
+                log.error(
+                    "store write failed; the poll will be repeated",
+                    provider=provider,
+                    error=str(exc),
+                )
+                return False
+            return True
+
+        async def on_health(event: Event, now: datetime) -> bool:
+            try:
+                await self.emit([event], now)
+            except StoreError as exc:
+                log.error(
+                    "store write failed; the health change is stored later",
+                    provider=provider,
+                    error=str(exc),
+                )
+                return False
+            return True
+
+        return on_result, on_health
 
     def deliveries(self, alerts: Iterable[Alert]) -> list[Delivery]:
         """One delivery per alert per apprise URL of its notifier, with every secret removed
@@ -79,20 +149,18 @@ class Pipeline:
         `backlog` (the first poll after an outage) sums up each rule's call alerts in one message.
         """
         async with self._step:
-            return await self._process(tracker, result, now, backlog)
-
-    async def _process(
-        self, tracker: Tracker, result: PollResult, now: datetime, backlog: bool
-    ) -> Diff:
-        diff = tracker.diff(result, now)
-        if result.intercoms:
-            self.engine.update_timetables(tracker.provider, result.intercoms)
-        outcome = self.engine.process(diff.events, now, backlog=backlog)
-        queued = await self.store.commit(
-            tracker.provider, diff, diff.stored(), self.deliveries(outcome.alerts), outcome.changes
-        )
-        tracker.apply(diff)
-        self.engine.apply(outcome)
+            diff = tracker.diff(result, now)
+            outcome = self.engine.process(
+                diff.events,
+                now,
+                backlog=backlog,
+                silencer=self._silencer,
+                timetables=self._timetables,
+            )
+            calls = CallChanges(tracker.provider, diff.upserts, diff.deletes, diff.stored())
+            queued = await self._commit(outcome, calls)
+            tracker.apply(diff)
+            self._learn_timetables(tracker.provider, result)
         if diff.baseline:
             log.info(
                 "baseline taken",
@@ -108,7 +176,11 @@ class Pipeline:
     async def emit(self, events: Sequence[Event], now: datetime) -> None:
         """Evaluate and store events that change no tracked call (provider health)."""
         async with self._step:
-            await self._commit_outcome(self.engine.process(events, now), events)
+            outcome = self.engine.process(
+                events, now, silencer=self._silencer, timetables=self._timetables
+            )
+            queued = await self._commit(outcome)
+        self._observe(None, events, outcome, queued)
 
     async def tick(
         self,
@@ -116,24 +188,35 @@ class Pipeline:
         down: frozenset[str] = frozenset(),
         polled: Mapping[str, float] | None = None,
     ) -> None:
-        """Fire due timers and flush due groups and digests (see `Engine.tick`)."""
+        """Fire due timers and flush due groups and digests (see `Engine.tick`); store what a
+        rule reload left to store."""
         async with self._step:
-            outcome = self.engine.tick(now, down, polled)
-            if outcome:
-                await self._commit_outcome(outcome, ())
+            outcome = self.engine.tick(
+                now, down, polled, silencer=self._silencer, timetables=self._timetables
+            )
+            if not outcome and not self._unstored:
+                return
+            queued = await self._commit(outcome)
+        self._observe(None, (), outcome, queued)
 
-    async def commit_rule_changes(self, changes: Mapping[Any, Any]) -> None:
-        """Store and apply rule-state changes that no event caused (state of removed rules)."""
-        async with self._step:
-            await self.store.commit_rules(changes, [])
-            self.engine.state.apply(changes)
-
-    async def _commit_outcome(self, outcome: Outcome, events: Sequence[Event]) -> None:
+    async def _commit(self, outcome: Outcome, calls: CallChanges | None = None) -> int:
+        """Store the outcome (with the rule changes decided outside a step) and the calls in
+        one transaction, then apply it to the engine; on failure nothing changes."""
+        rules = {**self._unstored, **outcome.changes}
         queued = 0
-        if outcome:
-            queued = await self.store.commit_rules(outcome.changes, self.deliveries(outcome.alerts))
-            self.engine.apply(outcome)
-        self._observe(None, events, outcome, queued)
+        changes = Changes(calls, encode_changes(rules), self.deliveries(outcome.alerts))
+        if changes:
+            queued = await self.store.commit(changes)
+        self._unstored.clear()
+        self.engine.apply(Outcome(changes=rules))
+        return queued
+
+    def _learn_timetables(self, provider: str, result: PollResult) -> None:
+        for door in result.intercoms:
+            if door.timetable:
+                schedule = from_timetable(door.timetable, self.engine.zone)
+                if schedule is not None:
+                    self._timetables[(provider, door.id)] = schedule
 
     def _observe(
         self,
@@ -147,24 +230,8 @@ class Pipeline:
         for event in events:
             for sink in self._sinks:
                 sink(event, backlog)
-            if event.kind is not EventKind.TRANSITION or event.call is None:
-                continue
-            t.transitions.labels(event.provider, event.from_state or "none", event.to_state).inc()
-            call, to = event.call, event.to_state
-            ring = call.ring_seconds
-            # The ring ends once per call: when answered, or at an unanswered end; a call first
-            # seen already over (every CINNOX record) rang too, by the provider's own times.
-            if ring is not None:
-                if to == CallState.ANSWERED or (to == CallState.ENDED and event.from_state is None):
-                    t.ring_seconds.labels(event.provider, "answered").observe(ring)
-                elif to in ("missed", "rejected", "failed"):
-                    t.ring_seconds.labels(event.provider, to).observe(ring)
-            if to == CallState.ENDED and call.talk_seconds is not None:
-                t.talk_seconds.labels(event.provider).observe(call.talk_seconds)
-            if call.intercom is not None and to in TERMINAL:
-                result = "answered" if to == CallState.ENDED else to
-                door = t.door(event.provider, str(call.intercom.id))
-                t.intercom_calls.labels(event.provider, door, result).inc()
+            if event.kind is EventKind.TRANSITION and event.call is not None:
+                self._observe_call(event)
         if tracker is not None:
             counts = tracker.active_counts()
             for state in (CallState.RINGING, CallState.ANSWERED):
@@ -183,3 +250,23 @@ class Pipeline:
         if queued:
             for notifier in {alert.notifier for alert in outcome.alerts}:
                 self._wake(notifier)
+
+    def _observe_call(self, event: Event) -> None:
+        """A call's transition in the metrics: counts, ring and talk times, per-door outcomes."""
+        t, call, to = self.telemetry, event.call, event.to_state
+        assert call is not None
+        t.transitions.labels(event.provider, event.from_state or "none", to).inc()
+        ring = call.ring_seconds
+        # The ring ends once per call: when answered, or at an unanswered end; a call first
+        # seen already over (every CINNOX record) rang too, by the provider's own times.
+        if ring is not None:
+            if to == CallState.ANSWERED or (to == CallState.ENDED and event.from_state is None):
+                t.ring_seconds.labels(event.provider, "answered").observe(ring)
+            elif to in ("missed", "rejected", "failed"):
+                t.ring_seconds.labels(event.provider, to).observe(ring)
+        if to == CallState.ENDED and call.talk_seconds is not None:
+            t.talk_seconds.labels(event.provider).observe(call.talk_seconds)
+        if call.intercom is not None and to in TERMINAL:
+            result = "answered" if to == CallState.ENDED else to
+            door = t.door(event.provider, str(call.intercom.id))
+            t.intercom_calls.labels(event.provider, door, result).inc()

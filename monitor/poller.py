@@ -1,7 +1,9 @@
 """The one generic polling loop: interval with jitter, deadline, backoff, health and telemetry.
 
 Providers only turn responses into calls; this loop decides when to poll, what a failure means,
-and when the provider's health changed (logged and emitted as an event on change only).
+and when the provider's health changed (logged and emitted as an event on change only). What a
+poll found, and a change of health, go to the callbacks the wiring gave it (`app.py` hands them
+to the pipeline); the poller knows neither the tracker, the pipeline nor the store.
 """
 
 from __future__ import annotations
@@ -9,24 +11,26 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import structlog
 
-from monitor.config import ProviderBase
-from monitor.model import Event, EventKind
-from monitor.pipeline import Pipeline
-from monitor.providers.base import Provider, ProviderError
+from monitor.model import Event, EventKind, PollResult
+from monitor.providers.base import Provider, ProviderError, TrackedView
+from monitor.providers.settings import ProviderSettings
 from monitor.redaction import redactor
-from monitor.store.base import StoreError
 from monitor.supervisor import STORE_SLACK, Heartbeat
 from monitor.telemetry import Telemetry
-from monitor.tracker import Tracker
 
 log = structlog.get_logger("monitor.poller")
 
 Clock = Callable[[], datetime]
+OnResult = Callable[[PollResult, datetime, bool], Awaitable[bool]]
+"""Takes a poll's result, its time and whether it ends an outage (a backlog); False when it
+could not be kept (the store failed): the poll is then made again."""
+OnHealth = Callable[[Event, datetime], Awaitable[bool]]
+"""Takes a provider health event; False when it could not be kept: it is tried again later."""
 
 
 def utcnow() -> datetime:
@@ -46,9 +50,10 @@ class Poller:
     def __init__(
         self,
         provider: Provider,
-        settings: ProviderBase,
-        tracker: Tracker,
-        pipeline: Pipeline,
+        settings: ProviderSettings,
+        view: TrackedView,
+        on_result: OnResult,
+        on_health: OnHealth,
         telemetry: Telemetry,
         *,
         clock: Clock = utcnow,
@@ -57,8 +62,9 @@ class Poller:
     ) -> None:
         self.provider = provider
         self.settings = settings
-        self.tracker = tracker
-        self.pipeline = pipeline
+        self.view = view
+        self._on_result = on_result
+        self._on_health = on_health
         self.telemetry = telemetry
         self._clock = clock
         self._jitter = jitter
@@ -103,7 +109,7 @@ class Poller:
         name = self.settings.name
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(self.provider.poll(self.tracker), self.deadline)
+            result = await asyncio.wait_for(self.provider.poll(self.view), self.deadline)
         except ProviderError as exc:
             return await self._failed(str(exc), exc.reason, exc.retry_after)
         except TimeoutError:
@@ -118,13 +124,8 @@ class Poller:
         finally:
             self.telemetry.poll_duration.labels(name).observe(time.perf_counter() - started)
         now = self._clock()
-        try:
-            await self.pipeline.process(self.tracker, result, now, backlog=self.up is False)
-        except StoreError as exc:
-            log.error(
-                "store write failed; the poll will be repeated", provider=name, error=str(exc)
-            )
-            return self.settings.poll_interval
+        if not await self._on_result(result, now, self.up is False):
+            return self.settings.poll_interval  # not kept: the next poll makes it again
         self.failures = 0
         self.last_success = now
         self.last_error = None
@@ -152,8 +153,8 @@ class Poller:
         )
 
     async def _health(self, up: bool, reason: str | None, now: datetime) -> bool:
-        """Store a health change as an event; False (and nothing changed) when the store
-        failed: the change is then tried again after the next poll."""
+        """Hand a health change on as an event; False (and nothing changed) when it could not
+        be kept: the change is then tried again after the next poll."""
         event = Event(
             kind=EventKind.PROVIDER,
             provider=self.settings.name,
@@ -163,14 +164,7 @@ class Poller:
             at=now,
             reason=reason,
         )
-        try:
-            await self.pipeline.emit([event], now)
-        except StoreError as exc:
-            log.error(
-                "store write failed; the health change will be stored later",
-                provider=self.settings.name,
-                error=str(exc),
-            )
+        if not await self._on_health(event, now):
             return False
         self.up = up
         return True

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.model import EventKind
 from monitor.recorder import Recorded
-from monitor.rules.engine import Engine, Outcome
+from monitor.rules.engine import Engine
+from monitor.rules.run import Outcome
 
 SETTLE = timedelta(days=2)
 """After the last event the clock runs on until nothing waits, or this long at most."""

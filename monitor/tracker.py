@@ -15,23 +15,11 @@ from typing import Any
 
 import msgspec
 
-from monitor.model import Call, CallState, Event, EventKind, Intercom
-from monitor.providers.base import Known, PollResult
+from monitor.model import Call, CallState, Event, EventKind, Intercom, PollResult, Tracked
 
 _RANK = {CallState.RINGING: 0, CallState.ANSWERED: 1}
 PRUNE_EVERY = 600.0
 """Seconds between sweeps that forget final calls older than the retention period."""
-
-
-class Tracked(msgspec.Struct, frozen=True, gc=False):
-    """The few facts kept per call: its state, its change marker and when it was created.
-
-    `gc=False`: a hundred thousand of these hold no references the cycle collector must walk.
-    """
-
-    state: CallState
-    marker: str
-    created: float
 
 
 @dataclass(slots=True)
@@ -106,10 +94,9 @@ class Tracker:
             intercoms=stored.get("intercoms"),
         )
 
-    def known(self, call_id: str) -> Known | None:
-        """What is stored about `call_id`, or None."""
-        tracked = self.calls.get(call_id)
-        return None if tracked is None else Known(tracked.state, tracked.marker)
+    def knows(self, call_id: str) -> bool:
+        """Whether `call_id` is tracked."""
+        return call_id in self.calls
 
     def open_calls(self) -> Iterable[str]:
         """Ids of calls not final yet."""

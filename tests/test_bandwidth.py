@@ -12,13 +12,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from monitor.config import BandwidthProvider
-from monitor.model import CallState
-from monitor.providers.bandwidth import Bandwidth
+from monitor.model import CallState, Tracked
+from monitor.providers.bandwidth import Bandwidth, BandwidthProvider
 from monitor.providers.base import RateLimited
 from monitor.simulator.common import RateLimit
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracked, Tracker
+from monitor.tracker import Tracker
 from tests.conftest import Serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bandwidth"

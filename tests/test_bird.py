@@ -11,13 +11,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from monitor.config import BirdProvider
-from monitor.model import CallState
+from monitor.model import CallState, Tracked
 from monitor.providers.base import RateLimited
-from monitor.providers.bird import STATES, Bird
+from monitor.providers.bird import STATES, Bird, BirdProvider
 from monitor.simulator.common import RateLimit
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracked, Tracker
+from monitor.tracker import Tracker
 from tests.conftest import Serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bird"

@@ -12,10 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from monitor.config import CinnoxProvider
 from monitor.model import CallState
 from monitor.providers.base import RequestRejected
-from monitor.providers.cinnox import STATES, Cinnox
+from monitor.providers.cinnox import STATES, Cinnox, CinnoxProvider
 from monitor.simulator.server import Simulator
 from monitor.tracker import Tracker
 from tests.conftest import Serve

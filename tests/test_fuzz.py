@@ -21,22 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor import config as config_mod
-from monitor import yamldoc
-from monitor.config import (
-    BandwidthProvider,
-    BirdProvider,
-    CinnoxProvider,
-    VmsIntercomProvider,
-)
-from monitor.model import Call
-from monitor.providers.bandwidth import Bandwidth
-from monitor.providers.base import BadResponse, PollResult, Skips, decode_body
-from monitor.providers.bird import Bird
+from monitor import configfile, yamldoc
+from monitor.model import Call, PollResult
+from monitor.providers.bandwidth import Bandwidth, BandwidthProvider
+from monitor.providers.base import BadResponse, Skips, decode_body
+from monitor.providers.bird import Bird, BirdProvider
 from monitor.providers.bird import _Page as BirdPage
-from monitor.providers.cinnox import Cinnox
+from monitor.providers.cinnox import Cinnox, CinnoxProvider
 from monitor.providers.cinnox import _Body as CinnoxBody
-from monitor.providers.vms_intercom import VmsIntercom
+from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.providers.vms_intercom import _Page as VmsPage
 from monitor.rules.loader import Context, load_document
 from monitor.yamldoc import SourceError, SourceErrors
@@ -259,7 +252,7 @@ def problems(load: Any, text: str) -> list[str]:
 
 
 def load_config(text: str) -> None:
-    config_mod.from_document(yamldoc.parse(text, "c.yaml"), Path("/nonexistent"), {"X": "x"})
+    configfile.from_document(yamldoc.parse(text, "c.yaml"), Path("/nonexistent"), {"X": "x"})
 
 
 def load_rules(text: str) -> None:

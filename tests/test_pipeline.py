@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,14 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.model import Call, CallState, Intercom
+from monitor.model import Call, CallState, Intercom, PollResult
 from monitor.pipeline import Pipeline
-from monitor.providers.base import PollResult
 from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
-from monitor.store import Delivery, SqliteStore, StoreError
+from monitor.store import Changes, SqliteStore, StoreError
 from monitor.telemetry import Telemetry
-from monitor.tracker import Diff, Tracker
+from monitor.tracker import Tracker
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -25,14 +23,7 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 class BrokenStore(SqliteStore):
     """A real SQLite store whose commits fail, as a full disk would make them."""
 
-    async def commit(
-        self,
-        provider: str,
-        diff: Diff,
-        cursor: Any,
-        deliveries: Sequence[Delivery],
-        rule_changes: Any = None,
-    ) -> int:
+    async def commit(self, changes: Changes) -> int:
         raise StoreError("store: disk full")
 
 
@@ -81,7 +72,7 @@ async def test_a_failed_commit_changes_nothing_so_the_next_poll_repeats_it(
     missed = Call(id="1", state=CallState.MISSED, raw_status="missed", created_at=T0, marker="m")
     with pytest.raises(StoreError):
         await pipeline.process(tracker, PollResult(calls=[missed]), T0)
-    assert tracker.known("1") is None
+    assert not tracker.knows("1")
     assert len(tracker.diff(PollResult(calls=[missed]), T0).events) == 1
     await store.close()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -11,22 +11,18 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from monitor.config import VmsIntercomProvider
-from monitor.model import Event
-from monitor.pipeline import Pipeline
+from monitor.model import Event, PollResult
 from monitor.poller import Poller, backoff
-from monitor.providers.base import PollResult
-from monitor.providers.vms_intercom import VmsIntercom
-from monitor.rules.engine import Engine
+from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
-from monitor.store import SqliteStore
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
 
 
 @pytest.fixture
-async def poller(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Poller, list[Event]]]:
+async def poller(sim: Simulator) -> AsyncIterator[tuple[Poller, list[Event]]]:
+    """A poller of the simulated VMS whose callbacks keep the tracker and the health events."""
     settings = VmsIntercomProvider.model_validate(
         {
             "name": "door",
@@ -37,16 +33,21 @@ async def poller(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Poller, 
             "max_backoff": "8s",
         }
     )
-    store = SqliteStore(str(tmp_path / "s.db"))
-    telemetry = Telemetry(CollectorRegistry())
+    tracker = Tracker("door", "vms-intercom")
     events: list[Event] = []
-    pipeline = Pipeline(
-        store, telemetry, Engine([]), {}, sinks=[lambda event, backlog: events.append(event)]
-    )
+
+    async def on_result(result: PollResult, now: datetime, backlog: bool) -> bool:
+        tracker.apply(tracker.diff(result, now))
+        return True
+
+    async def on_health(event: Event, now: datetime) -> bool:
+        events.append(event)
+        return True
+
+    telemetry = Telemetry(CollectorRegistry())
     async with aiohttp.ClientSession() as session:
         client = VmsIntercom(settings, session)
-        yield Poller(client, settings, Tracker("door", "vms-intercom"), pipeline, telemetry), events
-    await store.close()
+        yield Poller(client, settings, tracker, on_result, on_health, telemetry), events
 
 
 def test_backoff_doubles_from_the_interval_up_to_the_cap() -> None:

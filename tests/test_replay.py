@@ -14,10 +14,9 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.config import VmsIntercomProvider
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller
-from monitor.providers.vms_intercom import VmsIntercom
+from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.recorder import Recorder, read
 from monitor.rules.engine import Engine
 from monitor.simulator.faults import Fault
@@ -121,14 +120,9 @@ async def recorded(sim: Simulator, tmp_path: Path) -> Path:
     async with aiohttp.ClientSession() as session:
         client = VmsIntercom(settings, session)
         client.http.RETRY_DELAYS = ()  # type: ignore[misc]
-        poller = Poller(
-            client,
-            settings,
-            Tracker("front-door", "vms-intercom"),
-            pipeline,
-            telemetry,
-            clock=clock,
-        )
+        tracker = Tracker("front-door", "vms-intercom")
+        on_result, on_health = pipeline.callbacks(tracker)
+        poller = Poller(client, settings, tracker, on_result, on_health, telemetry, clock=clock)
         while clock.now <= at(60):
             for action in steps.get(clock.now, []):
                 action()

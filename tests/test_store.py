@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor.model import Alert, CallState, Severity
-from monitor.store import Delivery, SqliteStore
-from monitor.tracker import Diff, Tracked
+from monitor.model import Alert, CallState, Severity, Tracked
+from monitor.store import CallChanges, Changes, Delivery, SqliteStore
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -27,17 +26,14 @@ def alert(key: str, title: str = "t") -> Alert:
 async def test_a_commit_survives_reopening(tmp_path: Path) -> None:
     path = str(tmp_path / "state.db")
     store = SqliteStore(path)
-    diff = Diff(
-        upserts={
-            "1": Tracked(CallState.RINGING, "ring|", 1.0),
-            "2": Tracked(CallState.MISSED, "missed|", 2.0),
-        }
-    )
-    queued = await store.commit(
-        "door", diff, {"baselined": True, "horizon": 1.5}, [Delivery(alert("a"), 0)]
-    )
+    upserts = {
+        "1": Tracked(CallState.RINGING, "ring|", 1.0),
+        "2": Tracked(CallState.MISSED, "missed|", 2.0),
+    }
+    calls = CallChanges("door", upserts, cursor={"baselined": True, "horizon": 1.5})
+    queued = await store.commit(Changes(calls, deliveries=[Delivery(alert("a"), 0)]))
     assert queued == 1
-    await store.commit("door", Diff(deletes=["2"]), {"baselined": True}, [])
+    await store.commit(Changes(CallChanges("door", deletes=["2"], cursor={"baselined": True})))
     await store.close()
 
     store = SqliteStore(path)
@@ -52,8 +48,8 @@ async def test_a_commit_survives_reopening(tmp_path: Path) -> None:
 async def test_the_same_alert_is_queued_once(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "state.db"))
     deliveries = [Delivery(alert("a"), 0), Delivery(alert("a"), 1)]
-    assert await store.commit("door", Diff(), {}, deliveries) == 2
-    assert await store.commit("door", Diff(), {}, deliveries) == 0
+    assert await store.commit(Changes(CallChanges("door"), deliveries=deliveries)) == 2
+    assert await store.commit(Changes(CallChanges("door"), deliveries=deliveries)) == 0
     assert await store.enqueue(deliveries) == 0
     assert await store.pending_count("chat") == 2
     await store.close()

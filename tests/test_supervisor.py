@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.app import Daemon
 from monitor.config import Config
-from monitor.rules.silence import Silence
+from monitor.model import Silence
 from monitor.store import SqliteStore
 from monitor.supervisor import Backoff, Heartbeat, Supervisor
 from monitor.telemetry import Telemetry

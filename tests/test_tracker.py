@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.model import Call, CallState
-from monitor.providers.base import PollResult
+from monitor.model import Call, CallState, PollResult
 from monitor.tracker import Tracker
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -64,7 +63,7 @@ def test_the_baseline_records_final_calls_without_events() -> None:
     tracker = Tracker("door", "vms-intercom")
     events = steps(tracker, [call("1", CallState.MISSED), call("2", CallState.RINGING)])
     assert events == [("2", None, "ringing", False)]
-    assert tracker.known("1") is not None
+    assert tracker.knows("1")
     assert steps(tracker, [call("1", CallState.MISSED)]) == []
 
 
@@ -81,7 +80,7 @@ def test_a_call_older_than_the_horizon_is_recorded_silently() -> None:
 def test_diff_changes_nothing_until_applied() -> None:
     tracker = started()
     diff = tracker.diff(PollResult(calls=[call("1", CallState.RINGING)]), T0)
-    assert tracker.known("1") is None
+    assert not tracker.knows("1")
     assert len(diff.events) == 1
     again = tracker.diff(PollResult(calls=[call("1", CallState.RINGING)]), T0)
     assert len(again.events) == 1
@@ -98,9 +97,7 @@ def test_a_record_going_backwards_keeps_the_later_state() -> None:
     tracker = started()
     steps(tracker, [call("1", CallState.ANSWERED)])
     assert steps(tracker, [call("1", CallState.RINGING)]) == []
-    known = tracker.known("1")
-    assert known is not None
-    assert known.state is CallState.ANSWERED
+    assert tracker.calls["1"].state is CallState.ANSWERED
 
 
 def test_an_observed_end_fills_ended_at_when_the_provider_gives_none() -> None:
@@ -120,8 +117,8 @@ def test_final_calls_are_forgotten_after_retention_and_not_alerted_again() -> No
     steps(tracker, [call("1", CallState.MISSED), call("2", CallState.RINGING)])
     later = T0 + timedelta(hours=2)
     steps(tracker, [], now=later)
-    assert tracker.known("1") is None
-    assert tracker.known("2") is not None  # not final: kept
+    assert not tracker.knows("1")
+    assert tracker.knows("2")  # not final: kept
     assert steps(tracker, [call("1", CallState.MISSED)], now=later + timedelta(hours=1)) == []
 
 
@@ -130,5 +127,5 @@ def test_gone_calls_are_dropped() -> None:
     steps(tracker, [call("1", CallState.RINGING)])
     diff = tracker.diff(PollResult(gone=["1"]), T0)
     tracker.apply(diff)
-    assert tracker.known("1") is None
+    assert not tracker.knows("1")
     assert list(tracker.open_calls()) == []

@@ -13,10 +13,9 @@ import pytest
 import structlog
 from aiohttp import web
 
-from monitor.config import VmsIntercomProvider
 from monitor.model import CallState
 from monitor.providers.base import AuthError, BadResponse, RequestRejected, ServerError
-from monitor.providers.vms_intercom import VmsIntercom
+from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
 from monitor.tracker import Tracker

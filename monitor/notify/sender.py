@@ -11,6 +11,7 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -114,13 +115,21 @@ class Sender:
             )
             return bool(result)
 
+        timed_out = SendResult(False, "timeout", f"no answer within {self.timeout:g} s")
+        started = time.monotonic()
         try:
             ok = await asyncio.wait_for(in_thread(call), self.timeout + DEADLINE_GRACE)
         except TimeoutError:
-            return SendResult(False, "timeout", f"no answer within {self.timeout:g} s")
+            return timed_out
         except Exception as exc:  # a plugin bug must not take the daemon down
             return SendResult(False, "error", type(exc).__name__)
-        return SendResult(True) if ok else SendResult(False, "failed", "the service refused it")
+        if ok:
+            return SendResult(True)
+        # apprise says only False: a failure that took the whole timeout was apprise's own
+        # socket timeout, not a refusal.
+        if time.monotonic() - started >= self.timeout * 0.95:
+            return timed_out
+        return SendResult(False, "failed", "the service refused it")
 
 
 def check_url(url: str) -> str | None:

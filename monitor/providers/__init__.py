@@ -1,31 +1,32 @@
-"""Call-history API clients, one module each, chosen by the config's `type`."""
+"""Call-history API clients, one module each, and the registry of provider types.
+
+Adding a provider is one new module (its settings, its client, its state mapping, and a `PLUGIN`
+that declares them) plus one line in `PLUGINS` below; the config's provider union, `check`'s
+provider types and states, and the client factory all read the registry
+(`tests/test_registry.py` walks it).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import aiohttp
 
-from monitor.config import ProviderBase
-from monitor.providers.bandwidth import Bandwidth
+from monitor.providers import bandwidth, bird, cinnox, vms_intercom
 from monitor.providers.base import Provider
-from monitor.providers.bird import Bird
-from monitor.providers.cinnox import Cinnox
 from monitor.providers.http import RequestObserver
-from monitor.providers.vms_intercom import VmsIntercom
+from monitor.providers.plugin import Plugin
+from monitor.providers.settings import ProviderSettings
 
-CLIENTS: dict[str, Callable[..., Any]] = {
-    VmsIntercom.type: VmsIntercom,
-    Bird.type: Bird,
-    Cinnox.type: Cinnox,
-    Bandwidth.type: Bandwidth,
+PLUGINS: dict[str, Plugin] = {
+    plugin.kind: plugin
+    for plugin in (vms_intercom.PLUGIN, bird.PLUGIN, cinnox.PLUGIN, bandwidth.PLUGIN)
 }
 
 
 def build(
-    settings: ProviderBase, session: aiohttp.ClientSession, observe: RequestObserver | None = None
+    settings: ProviderSettings,
+    session: aiohttp.ClientSession,
+    observe: RequestObserver | None = None,
 ) -> Provider:
     """The client for one configured provider."""
-    client: Provider = CLIENTS[settings.type](settings, session, observe)  # type: ignore[attr-defined]
+    client: Provider = PLUGINS[settings.type].client(settings, session, observe)
     return client

@@ -9,18 +9,19 @@ second; the default request budget keeps under it. Pages are asked for by their 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar, Literal
 
 import aiohttp
 import msgspec
 import structlog
+from pydantic import Field, SecretStr
 from yarl import URL
 
-from monitor.config import BandwidthProvider
-from monitor.model import Call, CallState
+from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     LazyJson,
-    PollResult,
     ProviderError,
     Skips,
     TrackedView,
@@ -32,10 +33,37 @@ from monitor.providers.base import (
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Page, read_newest_first
+from monitor.providers.plugin import Plugin
+from monitor.providers.settings import ProviderSettings
+from monitor.redaction import basic_forms
+from monitor.units import Duration
 
 log = structlog.get_logger("monitor.providers.bandwidth")
 
 TYPE = "bandwidth"
+
+
+class BandwidthProvider(ProviderSettings):
+    """Bandwidth (Catapult v1) calls."""
+
+    type: Literal["bandwidth"]
+    user_id: str = Field(min_length=1)
+    api_token: SecretStr
+    api_secret: SecretStr
+    size: int = Field(default=100, ge=1, le=1000)
+    overlap: Duration = 300.0
+    lookback: Duration = 3600.0
+    hangup_causes: bool = True
+
+    DEFAULT_RPS: ClassVar[float] = 1.0
+    DEFAULT_PAGES: ClassVar[int] = 100
+    SECRETS: ClassVar[tuple[str, ...]] = ("api_token", "api_secret")
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        yield from basic_forms(
+            self.api_token.get_secret_value(), self.api_secret.get_secret_value()
+        )
 
 
 class _Call(msgspec.Struct):
@@ -120,7 +148,7 @@ class Bandwidth:
             per_page=self._settings.size,
         )
         for call in read.calls:
-            if call.id not in read.at_or_under_stop or view.known(call.id):
+            if call.id not in read.at_or_under_stop or view.knows(call.id):
                 result.calls.append(call)  # older unknown calls are history from before
         seen = {call.id for call in read.calls}
         await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
@@ -205,3 +233,19 @@ class Bandwidth:
 def _start_key(call: Call) -> float | None:
     """A Catapult call's place in the newest-first list: its start time."""
     return None if call.created_at is None else call.created_at.timestamp()
+
+
+PLUGIN = Plugin(
+    TYPE,
+    BandwidthProvider,
+    Bandwidth,
+    frozenset(
+        {
+            CallState.RINGING,
+            CallState.ANSWERED,
+            CallState.ENDED,
+            CallState.MISSED,
+            CallState.REJECTED,
+        }
+    ),
+)

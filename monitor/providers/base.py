@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 import structlog
 
-from monitor.model import Call, CallState, Intercom
+from monitor.model import Call, PollResult
 
 T = TypeVar("T")
 
@@ -136,14 +135,6 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What the tracker already knows about one call."""
-
-    state: CallState
-    marker: str
-
-
 class TrackedView(Protocol):
     """The tracker's knowledge a provider may read to decide how far to page."""
 
@@ -157,8 +148,8 @@ class TrackedView(Protocol):
         """The provider's own stored position (a high-water mark, say) from its last poll."""
         ...
 
-    def known(self, call_id: str) -> Known | None:
-        """The stored state of a call, or None when it was never seen (or was forgotten)."""
+    def knows(self, call_id: str) -> bool:
+        """Whether the call is tracked (seen before, and not forgotten since)."""
         ...
 
     def open_calls(self) -> Iterable[str]:
@@ -168,18 +159,6 @@ class TrackedView(Protocol):
     def changed(self, call: Call) -> bool:
         """Whether a fetched call is news: unknown (and not older history) or changed."""
         ...
-
-
-@dataclass(slots=True)
-class PollResult:
-    """What one poll found."""
-
-    calls: list[Call] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
-    intercoms: list[Intercom] = field(default_factory=list)
-    skipped: int = 0
-    cursor: dict[str, Any] | None = None
-    """The provider's new position, stored with the poll; None leaves it as it was."""
 
 
 class Provider(Protocol):

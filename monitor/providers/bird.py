@@ -8,16 +8,16 @@ calls still in progress that fell out of the window.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar, Literal
 
 import aiohttp
 import msgspec
+from pydantic import Field, SecretStr
 
-from monitor.config import BirdProvider
-from monitor.model import Call, CallState
+from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     CLOCK_SLACK,
     LazyJson,
-    PollResult,
     Skips,
     TrackedView,
     decode_body,
@@ -28,6 +28,9 @@ from monitor.providers.base import (
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Drain, drain_deferred
+from monitor.providers.plugin import Plugin
+from monitor.providers.settings import ProviderSettings
+from monitor.units import Duration
 
 TYPE = "bird"
 STATES = {
@@ -43,6 +46,22 @@ STATES = {
     "failed": CallState.FAILED,
 }
 DIRECTIONS = {"incoming": "in", "outgoing": "out"}
+
+
+class BirdProvider(ProviderSettings):
+    """Bird channel calls."""
+
+    type: Literal["bird"]
+    token: SecretStr
+    workspace_id: str = Field(min_length=1)
+    channel_id: str = Field(min_length=1)
+    auth_scheme: Literal["AccessKey", "Bearer"] = "AccessKey"
+    limit: int = Field(default=100, ge=1, le=1000)
+    overlap: Duration = 300.0
+    lookback: Duration = 3600.0
+
+    DEFAULT_PAGES: ClassVar[int] = 200
+    SECRETS: ClassVar[tuple[str, ...]] = ("token",)
 
 
 class _Call(msgspec.Struct):
@@ -165,3 +184,6 @@ class Bird:
             marker=f"{rec.status}|{rec.updatedAt or ''}",
             raw=LazyJson(raw),
         )
+
+
+PLUGIN = Plugin(TYPE, BirdProvider, Bird, frozenset(STATES.values()))

@@ -8,16 +8,16 @@ is final: a new one is one event from nothing straight to its final state.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar, Literal
 
 import aiohttp
 import msgspec
+from pydantic import Field, SecretStr
 
-from monitor.config import CinnoxProvider
-from monitor.model import Call, CallState
+from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     CLOCK_SLACK,
     LazyJson,
-    PollResult,
     RequestRejected,
     Skips,
     TrackedView,
@@ -28,6 +28,9 @@ from monitor.providers.base import (
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Drain, drain_deferred
+from monitor.providers.plugin import Plugin
+from monitor.providers.settings import ProviderSettings
+from monitor.units import Duration
 
 TYPE = "cinnox"
 STATES = {
@@ -40,6 +43,20 @@ STATES = {
     "Unreachable": CallState.FAILED,
     "Call Failed": CallState.FAILED,
 }
+
+
+class CinnoxProvider(ProviderSettings):
+    """The CINNOX call-log."""
+
+    type: Literal["cinnox"]
+    token: SecretStr
+    app_id: str = Field(min_length=1)
+    limit: int = Field(default=500, ge=1, le=500)
+    lookback: Duration = 1800.0
+
+    DEFAULT_RPS: ClassVar[float] = 5.0
+    DEFAULT_PAGES: ClassVar[int] = 200
+    SECRETS: ClassVar[tuple[str, ...]] = ("token",)
 
 
 class _Caller(msgspec.Struct):
@@ -166,3 +183,6 @@ class Cinnox:
             marker=rec.status,
             raw=LazyJson(raw),
         )
+
+
+PLUGIN = Plugin(TYPE, CinnoxProvider, Cinnox, frozenset(STATES.values()))

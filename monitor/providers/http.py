@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from monitor.config import ProviderBase
 from monitor.providers.base import (
     AuthError,
     BadResponse,
@@ -25,6 +24,7 @@ from monitor.providers.base import (
     ServerError,
     Unreachable,
 )
+from monitor.providers.settings import ProviderSettings
 
 Params = Mapping[str, Any] | Sequence[tuple[str, str]] | None
 """Query parameters: a mapping, or pairs for repeated keys (`ids[]=1&ids[]=2`)."""
@@ -76,7 +76,7 @@ class HttpClient:
     @classmethod
     def for_provider(
         cls,
-        settings: ProviderBase,
+        settings: ProviderSettings,
         session: aiohttp.ClientSession,
         observe: RequestObserver | None,
         headers: Mapping[str, str],

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import msgspec
 import structlog
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from monitor.config import VmsIntercomProvider
-from monitor.model import Call, CallState, Intercom
+from monitor.model import Call, CallState, Intercom, PollResult
 from monitor.providers.base import (
     AuthError,
     LazyJson,
-    PollResult,
     ProviderError,
     RequestRejected,
     Skips,
@@ -28,6 +28,10 @@ from monitor.providers.base import (
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Page, read_newest_first
+from monitor.providers.plugin import Plugin
+from monitor.providers.settings import ProviderSettings
+from monitor.redaction import basic_forms
+from monitor.units import Duration, check_zone
 
 log = structlog.get_logger("monitor.providers.vms_intercom")
 
@@ -45,6 +49,43 @@ STATES = {
     "ended": CallState.ENDED,
     "missed": CallState.MISSED,
 }
+
+
+class VmsIntercomProvider(ProviderSettings):
+    """The AIPIX VMS intercom API."""
+
+    type: Literal["vms-intercom"]
+    token: SecretStr | None = None
+    login: str | None = None
+    """With `password`: callmon asks `/api/v1/token` for a token, and again when it expires."""
+    password: SecretStr | None = None
+    session_id: str | None = None
+    client: Literal["ios-cctv", "android-cctv", "thick-legal", "web"] = "web"
+    device_id: str = "callmon"
+    intercoms: tuple[int, ...] | None = None
+    max_doors: int = Field(default=200, ge=1, le=100_000)
+    """Without `intercoms`: the most doors (seen in calls) whose status is watched."""
+    status_interval: Duration | None = None
+    per_page: int = Field(default=25, ge=1, le=100)
+    naive_timezone: str = "UTC"
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("token", "password")
+
+    @field_validator("naive_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_zone(value)
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        if self.login and self.password:
+            yield from basic_forms(self.login, self.password.get_secret_value())
+
+    @model_validator(mode="after")
+    def _credentials(self) -> VmsIntercomProvider:
+        if self.token is None and (self.login is None or self.password is None):
+            raise ValueError("give a token, or a login and a password")
+        return self
 
 
 class _Intercom(msgspec.Struct):
@@ -167,7 +208,7 @@ class VmsIntercom:
         mark = float(high) if isinstance(high, int | float) else None
 
         def seen_before(call: Call) -> bool:
-            return view.known(call.id) is not None or not view.changed(call)
+            return view.knows(call.id) or not view.changed(call)
 
         async def page(number: int) -> Page:
             return await self._page(number, result)
@@ -307,3 +348,6 @@ class VmsIntercom:
 def _id_key(call: Call) -> float | None:
     """A VMS call's place in the list: its id (a higher id is newer)."""
     return float(call.id) if call.id.isdigit() else None
+
+
+PLUGIN = Plugin(TYPE, VmsIntercomProvider, VmsIntercom, frozenset(STATES.values()), doors=True)

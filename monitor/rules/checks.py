@@ -16,15 +16,15 @@ GLOBALS = frozenset({"range", "dict", "namespace"})
 SUMMARY_FIELDS = frozenset({"count", "alerts", "rule", "reason", "schedule", "provider"})
 INTERCOM_FIELDS = frozenset({"id", "title", "address", "is_online", "timetable"})
 
-# The canonical states each API can report (PROVIDERS.md), and whether it reports door status.
-STATES_BY_TYPE: Mapping[str, frozenset[str]] = {
-    "vms-intercom": frozenset({"ringing", "answered", "ended", "missed"}),
-    "bird": frozenset({"ringing", "answered", "ended", "missed", "rejected", "failed"}),
-    "cinnox": frozenset({"ended", "missed", "rejected", "failed"}),
-    "bandwidth": frozenset({"ringing", "answered", "ended", "missed", "rejected"}),
-}
-DOOR_TYPES = frozenset({"vms-intercom"})
 _ENV = Environment()
+
+
+@dataclass(frozen=True)
+class ProviderTraits:
+    """What a provider type can report: its canonical states, and whether door status."""
+
+    states: frozenset[str]
+    doors: bool = False
 
 
 def unknown_fields(source: str, *, summary: bool = False) -> list[tuple[int, str]]:
@@ -90,8 +90,12 @@ class Never:
     reason: str
 
 
-def never_matching(rules: Iterable[Rule], providers: Mapping[str, str]) -> Iterator[Never]:
-    """Rules that no configured provider can ever satisfy (`providers`: name → type)."""
+def never_matching(
+    rules: Iterable[Rule], providers: Mapping[str, str], traits: Mapping[str, ProviderTraits]
+) -> Iterator[Never]:
+    """Rules that no configured provider can ever satisfy (`providers`: name → type; `traits`:
+    type → what it can report)."""
+    door_types = {kind for kind, t in traits.items() if t.doors}
     for rule in rules:
         types = set(providers.values())
         if rule.providers is not None:
@@ -100,14 +104,14 @@ def never_matching(rules: Iterable[Rule], providers: Mapping[str, str]) -> Itera
             types &= set(rule.provider_types)
         if not types:
             continue  # nothing configured it could apply to: loading already said so, or later
-        if "intercom" in rule.kinds and not types & DOOR_TYPES:
+        if "intercom" in rule.kinds and not types & door_types:
             yield Never(rule, f"{_names(types)} {_verb(types, 'report')} no door status")
             continue
         if "transition" not in rule.kinds and "timer" not in rule.kinds:
             continue
         if rule.to_states is None:
             continue
-        possible = set().union(*(STATES_BY_TYPE.get(t, set()) for t in types))
+        possible = set().union(*(traits[t].states for t in types if t in traits))
         if not rule.to_states & possible:
             states = ", ".join(sorted(rule.to_states))
             yield Never(rule, f"{_names(types)} never {_verb(types, 'report')} {states}")

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from monitor import yamldoc
 from monitor.model import EventKind
 from monitor.rules.checks import unknown_fields
-from monitor.rules.engine import TIMETABLE
 from monitor.rules.match import (
     Getter,
     KeyedWindow,
@@ -23,6 +22,7 @@ from monitor.rules.match import (
     compile_field,
     compile_test,
 )
+from monitor.rules.run import TIMETABLE
 from monitor.rules.schema import RuleFile, RuleSpec, When
 from monitor.rules.templates import Template, TemplateError, Templates
 from monitor.yamldoc import Document, SourceError, SourceErrors, validation_errors
@@ -51,7 +51,8 @@ class Context:
     notifiers: Collection[str] | None
     """Known notifier names; None checks none (`rules test` without a config)."""
     providers: Collection[str] | None
-    provider_types: Collection[str] = ("vms-intercom", "bird", "cinnox", "bandwidth")
+    provider_types: Collection[str] | None = None
+    """Known provider types; None checks none."""
     templates: Templates = field(default_factory=Templates)
     schedules: Collection[str] = ()
 

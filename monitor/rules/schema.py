@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from monitor.config import Duration
 from monitor.model import Severity
+from monitor.units import Duration
 
 CURRENT_VERSION = 1
 

@@ -8,28 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from monitor.model import Event
+from monitor.model import Event, Silence
 from monitor.rules.match import Getter, RuleError, compile_field
-
-
-@dataclass(frozen=True)
-class Silence:
-    """One silence as stored."""
-
-    id: int
-    rule: str
-    matchers: tuple[tuple[str, str], ...]
-    starts: float
-    ends: float
-    comment: str
-
-    def describe(self) -> str:
-        """One line for `callmon silence list`."""
-        until = datetime.fromtimestamp(self.ends, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        where = " ".join(f"{k}={v}" for k, v in self.matchers) or "(all its alerts)"
-        return f"{self.id}\t{self.rule}\t{where}\tuntil {until}\t{self.comment}"
 
 
 def parse_matcher(text: str) -> tuple[str, str]:

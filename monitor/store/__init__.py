@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from monitor.store.base import (
+    CallChanges,
+    Changes,
     Delivery,
     OutboxItem,
     ProviderState,
@@ -23,6 +25,8 @@ def open_store(url: str, *, create: bool = True) -> SqliteStore:
 
 
 __all__ = [
+    "CallChanges",
+    "Changes",
     "Delivery",
     "OutboxItem",
     "ProviderState",

@@ -1,4 +1,8 @@
-"""The store's small interface: tracked calls, cursors and the notification outbox."""
+"""The store's small interface: tracked calls, cursors, rule state, silences and the outbox.
+
+The store knows only the domain types (`monitor.model`): rule state reaches it as JSON text, a
+step's writes as one `Changes`, committed in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from monitor.model import Alert
-from monitor.rules.silence import Silence
-from monitor.rules.state import StateKey
-from monitor.tracker import Diff, Tracked
+from monitor.model import Alert, Silence, StateKey, Tracked
 
 
 class StoreError(Exception):
@@ -67,6 +68,29 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class CallChanges:
+    """What a poll changes of one provider's tracked calls, and its new cursor."""
+
+    provider: str
+    upserts: Mapping[str, Tracked] = field(default_factory=dict)
+    deletes: Sequence[str] = ()
+    cursor: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Everything one step writes, in one transaction: a provider's calls and cursor (after a
+    poll), rule state (JSON text; None deletes) and new deliveries."""
+
+    calls: CallChanges | None = None
+    rules: Mapping[StateKey, str | None] = field(default_factory=dict)
+    deliveries: Sequence[Delivery] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.calls or self.rules or self.deliveries)
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A queued delivery with its bookkeeping."""
 
@@ -94,26 +118,13 @@ class Store(Protocol):
         """The tracked calls and cursor of one provider."""
         ...
 
-    async def commit(
-        self,
-        provider: str,
-        diff: Diff,
-        cursor: Mapping[str, Any],
-        deliveries: Sequence[Delivery],
-        rule_changes: Mapping[StateKey, Any] | None = None,
-    ) -> int:
-        """Store a poll's changes, its rule state and its deliveries in one transaction; return
-        how many deliveries were new (a key already queued is not queued again)."""
+    async def commit(self, changes: Changes) -> int:
+        """Store a step's changes in one transaction; return how many deliveries were new (a
+        key already queued is not queued again)."""
         ...
 
-    async def commit_rules(
-        self, rule_changes: Mapping[StateKey, Any], deliveries: Sequence[Delivery]
-    ) -> int:
-        """Store rule state and queue deliveries that no call change caused, in one transaction."""
-        ...
-
-    async def load_rule_state(self) -> dict[StateKey, Any]:
-        """Every piece of rule state (timers, windows, throttles, buffers)."""
+    async def load_rule_state(self) -> dict[StateKey, str]:
+        """Every piece of rule state (timers, windows, throttles, batches), as JSON text."""
         ...
 
     async def due(self, notifier: str, target: int, now: float, limit: int) -> list[OutboxItem]:

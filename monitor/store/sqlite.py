@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from monitor.model import CallState
-from monitor.rules.silence import Silence
-from monitor.rules.state import StateKey
+from monitor.model import CallState, Silence, StateKey, Tracked
 from monitor.store.base import (
+    CallChanges,
+    Changes,
     Delivery,
     OutboxItem,
     ProviderState,
@@ -31,7 +31,6 @@ from monitor.store.base import (
     StoreHealth,
     StoreNotFound,
 )
-from monitor.tracker import Diff, Tracked
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
@@ -200,57 +199,26 @@ class SqliteStore:
 
         return await self._run(f"read the state of {provider}", read)
 
-    async def commit(
-        self,
-        provider: str,
-        diff: Diff,
-        cursor: Mapping[str, Any],
-        deliveries: Sequence[Delivery],
-        rule_changes: Mapping[StateKey, Any] | None = None,
-    ) -> int:
+    async def commit(self, changes: Changes) -> int:
         def write(db: sqlite3.Connection) -> int:
-            if diff.upserts:
-                db.executemany(
-                    "INSERT INTO calls (provider, call_id, state, marker, created) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, call_id) DO UPDATE SET "
-                    "state = excluded.state, marker = excluded.marker",
-                    [
-                        (provider, cid, t.state.value, t.marker, t.created)
-                        for cid, t in diff.upserts.items()
-                    ],
-                )
-            if diff.deletes:
-                db.executemany(
-                    "DELETE FROM calls WHERE provider = ? AND call_id = ?",
-                    [(provider, cid) for cid in diff.deletes],
-                )
-            db.execute(
-                "INSERT INTO cursors (provider, data) VALUES (?, ?) "
-                "ON CONFLICT (provider) DO UPDATE SET data = excluded.data",
-                (provider, json.dumps(dict(cursor), sort_keys=True)),
-            )
-            _write_rule_state(db, rule_changes or {})
-            return _insert_deliveries(db, deliveries)
+            if changes.calls is not None:
+                _write_calls(db, changes.calls)
+            _write_rule_state(db, changes.rules)
+            return _insert_deliveries(db, changes.deliveries)
 
-        return await self._transaction(f"commit the poll of {provider}", write)
-
-    async def commit_rules(
-        self, rule_changes: Mapping[StateKey, Any], deliveries: Sequence[Delivery]
-    ) -> int:
-        def write(db: sqlite3.Connection) -> int:
-            _write_rule_state(db, rule_changes)
-            return _insert_deliveries(db, deliveries)
-
-        return await self._transaction("store rule state", write)
+        what = (
+            f"commit the poll of {changes.calls.provider}" if changes.calls else "store rule state"
+        )
+        return await self._transaction(what, write)
 
     async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
         """Queue deliveries on their own (for tools and tests)."""
-        return await self.commit_rules({}, deliveries)
+        return await self.commit(Changes(deliveries=deliveries))
 
-    async def load_rule_state(self) -> dict[StateKey, Any]:
-        def read(db: sqlite3.Connection) -> dict[StateKey, Any]:
+    async def load_rule_state(self) -> dict[StateKey, str]:
+        def read(db: sqlite3.Connection) -> dict[StateKey, str]:
             rows = db.execute("SELECT rule, kind, key, data FROM rule_state")
-            return {StateKey(rule, kind, key): json.loads(data) for rule, kind, key, data in rows}
+            return {StateKey(rule, kind, key): data for rule, kind, key, data in rows}
 
         return await self._run("read rule state", read)
 
@@ -464,9 +432,33 @@ def _insert_deliveries(db: sqlite3.Connection, deliveries: Sequence[Delivery]) -
     return db.total_changes - before
 
 
-def _write_rule_state(db: sqlite3.Connection, changes: Mapping[StateKey, Any]) -> None:
+def _write_calls(db: sqlite3.Connection, calls: CallChanges) -> None:
+    provider = calls.provider
+    if calls.upserts:
+        db.executemany(
+            "INSERT INTO calls (provider, call_id, state, marker, created) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, call_id) DO UPDATE SET "
+            "state = excluded.state, marker = excluded.marker",
+            [
+                (provider, cid, t.state.value, t.marker, t.created)
+                for cid, t in calls.upserts.items()
+            ],
+        )
+    if calls.deletes:
+        db.executemany(
+            "DELETE FROM calls WHERE provider = ? AND call_id = ?",
+            [(provider, cid) for cid in calls.deletes],
+        )
+    db.execute(
+        "INSERT INTO cursors (provider, data) VALUES (?, ?) "
+        "ON CONFLICT (provider) DO UPDATE SET data = excluded.data",
+        (provider, json.dumps(dict(calls.cursor), sort_keys=True)),
+    )
+
+
+def _write_rule_state(db: sqlite3.Connection, changes: Mapping[StateKey, str | None]) -> None:
     gone = [tuple(k) for k, v in changes.items() if v is None]
-    kept = [(*k, json.dumps(v, separators=(",", ":"))) for k, v in changes.items() if v is not None]
+    kept = [(*k, v) for k, v in changes.items() if v is not None]
     if gone:
         db.executemany("DELETE FROM rule_state WHERE rule = ? AND kind = ? AND key = ?", gone)
     if kept:

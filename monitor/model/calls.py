@@ -1,9 +1,8 @@
-"""The domain types every layer speaks: canonical call states, calls, intercoms and events.
+"""Calls and what happens to them: canonical states, calls, doors, events and alerts.
 
-Everything here is frozen and free of I/O. The types are `msgspec.Struct`s: frozen like
-dataclasses, but several times cheaper to create, which matters for a page of 500 records.
-Providers build `Call`s at their boundary; the tracker turns them into `Event`s; rules and
-templates read an event's fields through `Event.as_dict`.
+The types are `msgspec.Struct`s: frozen like dataclasses, but several times cheaper to create,
+which matters for a page of 500 records. Providers build `Call`s at their boundary; the tracker
+turns them into `Event`s; rules and templates read an event's fields through `Event.as_dict`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,55 @@
+"""The command line: arguments → config → logging → the command. One module per command group;
+`common` holds what they share. Exit 0 ok, 1 invalid config or rules (or a tool that failed),
+2 usage, 3 a daemon that stopped because it could not work."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from monitor import __version__, logs
+from monitor.cli import check, daemon, outbox, rules, silence
+from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure
+from monitor.yamldoc import SourceError, SourceErrors
+
+__all__ = ["Failure", "main"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """Every command and its options."""
+    root = argparse.ArgumentParser(prog="callmon", description="Event-driven call-status monitor.")
+    root.add_argument("--version", action="version", version=f"callmon {__version__}")
+    root.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (daemon, check, rules, silence, outbox):
+        group.add_parsers(sub)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `callmon` console script."""
+    args = parser().parse_args(argv)
+    logs.configure(level="debug" if args.debug else "info")
+    try:
+        return int(args.func(args))
+    except SourceErrors as exc:
+        for error in exc.errors:
+            print(logs.redactor.redact(str(error)), file=sys.stderr)
+        return EXIT_INVALID
+    except (SourceError, Failure) as exc:
+        print(logs.redactor.redact(str(exc)), file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:
+        from monitor.store import StoreError
+
+        if isinstance(exc, StoreError):  # one sentence that names the store
+            print(logs.redactor.redact(str(exc)), file=sys.stderr)
+            return EXIT_INVALID
+        if args.debug:
+            traceback.print_exc()
+        print(f"callmon: {type(exc).__name__}: {logs.redactor.redact(str(exc))}", file=sys.stderr)
+        return EXIT_INVALID

@@ -1,0 +1,82 @@
+"""What every command shares: exit codes, the one-sentence failure, finding and loading the
+config (and registering its secrets for redaction), and opening the daemon's store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from monitor import logs, yamldoc
+from monitor.config import Config
+from monitor.configfile import from_document
+from monitor.yamldoc import SourceErrors
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+T = TypeVar("T")
+
+
+class Failure(Exception):
+    """A one-sentence reason to exit 1."""
+
+
+def with_config(parser: argparse.ArgumentParser) -> None:
+    """The `-c/--config` option of every command that reads the config."""
+    parser.add_argument("-c", "--config", help="config file (default: $CALLMON_CONFIG)")
+
+
+def config_path(arg: str | None) -> Path:
+    """The config file from `-c`, else `$CALLMON_CONFIG`, else ./callmon.yaml."""
+    chosen = arg or os.environ.get("CALLMON_CONFIG") or "callmon.yaml"
+    path = Path(chosen)
+    if not path.exists():
+        raise Failure(f"{chosen}: config file not found (pass -c FILE or set CALLMON_CONFIG)")
+    return path
+
+
+def load(arg: str | None) -> Config:
+    """Load and validate the config and its notifier URLs; register secrets for redaction."""
+    from monitor.notify.sender import check_url
+
+    path = config_path(arg)
+    doc = yamldoc.load(path)
+    config = from_document(doc, path.parent)
+    logs.redactor.update(config.secrets())
+    errors = []
+    for name, notifier in config.notifiers.items():
+        for i, url in enumerate(notifier.urls):
+            problem = check_url(url.get_secret_value())
+            if problem:
+                errors.append(
+                    doc.error(
+                        ("notifiers", name, "urls", i), f"notifiers.{name}.urls[{i}]: {problem}"
+                    )
+                )
+    if errors:
+        raise SourceErrors(errors)
+    return config
+
+
+def using_store(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work` with the daemon's existing store (never a new, empty one), then close it."""
+    from monitor.store import open_store
+
+    store = open_store(config.store, create=False)
+
+    async def run() -> T:
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def warn(message: str) -> None:
+    print(message, file=sys.stderr)

@@ -1,0 +1,151 @@
+"""Reading a config file: YAML with positions → `${VAR}` interpolation, `*_file` secrets and
+relative paths → pydantic validation (`monitor.config`). Every error is a `SourceError` that names
+`file:line:col` and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml.comments import CommentedMap
+
+from monitor import yamldoc
+from monitor.config import SECRET_KEYS, Config
+from monitor.yamldoc import Document, Loc, SourceError, SourceErrors, validation_errors
+
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def interpolate(doc: Document, environ: Mapping[str, str]) -> list[SourceError]:
+    """Expand `${VAR}` and `${VAR:-default}` in every string, in place; return the errors."""
+    errors: list[SourceError] = []
+
+    def expand(value: str, loc: Loc) -> str:
+        def one(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in environ and environ[name] != "":
+                return environ[name]
+            if default is not None:
+                return default
+            errors.append(doc.error(loc, f"environment variable {name} is not set"))
+            return ""
+
+        return _ENV.sub(one, value)
+
+    def walk(node: Any, loc: tuple[str | int, ...]) -> None:
+        items: Any = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in list(items):
+            if isinstance(v, str) and "$" in v:
+                node[k] = expand(v, (*loc, k))
+            elif isinstance(v, dict | list):
+                walk(v, (*loc, k))
+
+    if isinstance(doc.data, dict | list):
+        walk(doc.data, ())
+    return errors
+
+
+def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
+    """Replace `token_file: PATH` (and the like) in each provider by the file's contents."""
+    errors: list[SourceError] = []
+    providers = doc.data.get("providers") if isinstance(doc.data, dict) else None
+    if not isinstance(providers, list):
+        return errors
+    for i, provider in enumerate(providers):
+        if not isinstance(provider, dict):
+            continue
+        for key in SECRET_KEYS:
+            file_key = f"{key}_file"
+            if file_key not in provider:
+                continue
+            loc = ("providers", i, file_key)
+            if key in provider:
+                errors.append(
+                    doc.error(loc, f"give either {key} or {file_key}, not both", key=True)
+                )
+                continue
+            path = Path(base_dir, str(provider[file_key]))
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                errors.append(
+                    doc.error(loc, f"cannot read {file_key} {str(path)!r}: {exc.strerror}")
+                )
+                continue
+            _replace_key(provider, file_key, key, secret)
+    return errors
+
+
+def _replace_key(mapping: Any, old: str, new: str, value: str) -> None:
+    """Rename `old` to `new` with a new value, keeping the key's recorded position."""
+    if isinstance(mapping, CommentedMap):
+        pos = mapping.lc.data.get(old)
+        mapping[new] = value
+        if pos is not None:
+            mapping.lc.data[new] = pos
+    else:
+        mapping[new] = value
+    del mapping[old]
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file; raise `SourceErrors` listing every problem."""
+    doc = yamldoc.load(path)
+    return from_document(doc, Path(path).parent, environ)
+
+
+def resolve_paths(doc: Document, base_dir: Path) -> None:
+    """Make every relative path in the config relative to its folder, never to the current
+    directory: the SQLite store and each provider's `verify_tls` CA bundle (secret files and
+    rule paths are resolved where they are read)."""
+    data = doc.data
+    store = data.get("store")
+    if isinstance(store, str) and store.startswith("sqlite:///") and store != "sqlite:///":
+        path = store[len("sqlite:///") :]
+        if not path.startswith("/"):
+            data["store"] = f"sqlite:///{(base_dir / path).absolute()}"
+    for provider in data.get("providers") or []:
+        if isinstance(provider, dict):
+            ca = provider.get("verify_tls")
+            if isinstance(ca, str) and ca and not Path(ca).is_absolute():
+                provider["verify_tls"] = str(base_dir / ca)
+
+
+def from_document(
+    doc: Document, base_dir: Path, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a parsed config document; relative paths in it are relative to `base_dir`."""
+    if doc.data is None:
+        doc = Document(doc.path, CommentedMap())
+    if not isinstance(doc.data, dict):
+        raise SourceErrors([doc.error((), "the config must be a mapping of keys to values")])
+    errors = interpolate(doc, os.environ if environ is None else environ)
+    errors += read_secret_files(doc, base_dir)
+    resolve_paths(doc, base_dir)
+    names_seen: dict[str, int] = {}
+    for i, p in enumerate(doc.data.get("providers") or []):
+        if isinstance(p, dict) and isinstance(p.get("name"), str):
+            if p["name"] in names_seen:
+                errors.append(
+                    doc.error(("providers", i, "name"), f"duplicate provider name {p['name']!r}")
+                )
+            names_seen[p["name"]] = i
+    if errors:
+        raise SourceErrors(errors)
+    try:
+        config = Config.model_validate(yamldoc.plain(doc.data))
+    except ValidationError as exc:
+        raise SourceErrors(validation_errors(doc, exc)) from None
+    rules = tuple(str(base_dir / p) for p in config.rules)
+    store = config.store
+    if "store" not in doc.data and store.startswith("sqlite:///"):
+        default = (base_dir / store[len("sqlite:///") :]).absolute()
+        store = f"sqlite:///{default}"  # the default, likewise
+    return config.model_copy(update={"rules": rules, "store": store})

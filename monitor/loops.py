@@ -1,0 +1,163 @@
+"""The daemon's own loops besides polling and delivery: the rule clock, the rule-file watcher
+and the watchdog. Each runs under the supervisor and beats its heartbeat."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from monitor.pipeline import Pipeline
+from monitor.rules.loader import rule_files
+from monitor.store import Store, StoreError
+from monitor.supervisor import Heartbeat, Supervisor
+from monitor.telemetry import Telemetry
+
+log = structlog.get_logger("monitor.loops")
+
+TICK_SECONDS = 1.0
+"""How often timers, groups, digests, silences and the store are looked at."""
+SENT_RETENTION = 7 * 86400.0
+"""Delivered messages are kept this long (their idempotency keys with them)."""
+
+Health = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
+"""The providers that are down, and when each up provider last answered a poll."""
+
+
+class RuleClock:
+    """Once a second: the silences in force, due timers, groups and digests, outbox gauges."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        telemetry: Telemetry,
+        notifiers: Iterable[str],
+        providers: Health,
+    ) -> None:
+        self._pipeline = pipeline
+        self._telemetry = telemetry
+        self._notifiers = list(notifiers)
+        self._providers = providers
+        self._silences: frozenset[int] = frozenset()
+        self._next_prune = 0.0
+
+    async def run(self, beat: Heartbeat) -> None:
+        while True:
+            beat()
+            await anyio.sleep(TICK_SECONDS)
+            try:
+                await self.tick()
+            except StoreError as exc:
+                log.error("store failed; rule timers will be retried", error=str(exc))
+
+    async def tick(self) -> None:
+        pipeline, store = self._pipeline, self._pipeline.store
+        silences = await store.silences(time.time())
+        ids = frozenset(s.id for s in silences)
+        if ids != self._silences:
+            self._silences = ids
+            log.info("silences in force", count=len(ids), ids=sorted(ids))
+        pipeline.use_silences(silences)
+        # A call's timer fires only once a poll after its deadline still saw the call in
+        # the state (a call answered meanwhile, or while callmon was down, cancels it).
+        down, polled = self._providers()
+        await pipeline.tick(datetime.now(UTC), down, polled)
+        await self._outbox_gauges(store)
+
+    async def _outbox_gauges(self, store: Store) -> None:
+        """Queue depth and the age of the oldest waiting message, per notifier; and, once an
+        hour, forget delivered messages older than a week."""
+        now = time.time()
+        for name in self._notifiers:
+            self._telemetry.queue_depth.labels(name).set(await store.pending_count(name))
+            oldest = await store.oldest_pending(name)
+            self._telemetry.oldest_pending.labels(name).set(0 if oldest is None else now - oldest)
+        if now >= self._next_prune:
+            self._next_prune = now + 3600
+            await store.prune_sent(now - SENT_RETENTION)
+
+
+class RuleFileWatcher:
+    """Once a second: reload the rules when a rule file changed on disk."""
+
+    def __init__(self, paths: Callable[[], list[Path]], reload: Callable[[], None]) -> None:
+        self._paths = paths
+        self._reload = reload
+        self._seen = self.files()
+
+    def files(self) -> frozenset[tuple[str, float, int]]:
+        """The rule files as they are on disk now: path, modification time, size."""
+        seen = set()
+        for path in rule_files(self._paths()):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            seen.add((str(path), stat.st_mtime, stat.st_size))
+        return frozenset(seen)
+
+    async def run(self, beat: Heartbeat) -> None:
+        while True:
+            beat()
+            await anyio.sleep(TICK_SECONDS)
+            files = await anyio.to_thread.run_sync(self.files)
+            if files != self._seen:
+                self._seen = files
+                log.info("rule files changed; reloading")
+                self._reload()
+
+
+class Watchdog:
+    """Checks the store every second; when the daemon has not been able to work for `limit`
+    seconds (a failing store, a hung loop), it calls `give_up`."""
+
+    def __init__(
+        self,
+        store: Store,
+        supervisor: Supervisor,
+        limit: float,
+        give_up: Callable[[list[str]], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._supervisor = supervisor
+        self._limit = limit
+        self._give_up = give_up
+        self._clock = clock
+        self._since: float | None = None
+
+    async def run(self, beat: Heartbeat) -> None:
+        while True:
+            beat()
+            with contextlib.suppress(StoreError):  # its health records the failure
+                await self._store.check()
+            if self._stuck_too_long():
+                return
+            await anyio.sleep(TICK_SECONDS)
+
+    def _stuck_too_long(self) -> bool:
+        hung = [p for p in self._supervisor.problems() if "hung" in p]
+        failing = self._store.health.failing_for() > 0
+        now = self._clock()
+        if not (hung or failing):
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = now
+            return False
+        if now - self._since <= self._limit:
+            return False
+        problems = hung + ([self._store.health.last_error or "store failing"] if failing else [])
+        log.critical(
+            "callmon cannot work; exiting so that it is restarted",
+            problems=problems,
+            unhealthy_for=round(now - self._since),
+        )
+        self._give_up(problems)
+        return True

@@ -1,0 +1,33 @@
+"""What a poll found, and the few facts kept about each call between polls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from monitor.model.calls import Call, CallState, Intercom
+
+
+@dataclass(slots=True)
+class PollResult:
+    """What one poll found."""
+
+    calls: list[Call] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    intercoms: list[Intercom] = field(default_factory=list)
+    skipped: int = 0
+    cursor: dict[str, Any] | None = None
+    """The provider's new position, stored with the poll; None leaves it as it was."""
+
+
+class Tracked(msgspec.Struct, frozen=True, gc=False):
+    """The few facts kept per call: its state, its change marker and when it was created.
+
+    `gc=False`: a hundred thousand of these hold no references the cycle collector must walk.
+    """
+
+    state: CallState
+    marker: str
+    created: float

@@ -1,0 +1,29 @@
+"""What a provider module declares, so that the rest of callmon needs no line of its own for it:
+its type name, its settings, its client, the canonical states it reports, whether it reports
+door status. `monitor.providers.PLUGINS` lists them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.model import CallState
+from monitor.providers.settings import ProviderSettings
+
+ClientFactory = Callable[..., Any]
+"""`(settings, aiohttp session, request observer) → Provider`."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One provider type."""
+
+    kind: str
+    """Its `type` in the config: `vms-intercom`, `bird`, …"""
+    settings: type[ProviderSettings]
+    client: ClientFactory
+    states: frozenset[CallState]
+    """The canonical states its API can report (PROVIDERS.md), for `check`'s warnings."""
+    doors: bool = False
+    """Whether it reports door (intercom) status: `kind: intercom` rules need it."""

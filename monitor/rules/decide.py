@@ -1,0 +1,82 @@
+"""A matching event's way to an alert: the schedule gate, `threshold`, silences, `throttle`,
+then the alert itself, held for a backlog summary, a group or quiet hours, or sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.model import Event, EventKind, StateKey
+from monitor.rules import batches, windows
+from monitor.rules.match import Rule
+from monitor.rules.render import render
+from monitor.rules.run import Run, subject
+from monitor.rules.state import Firing, Item
+from monitor.rules.templates import localtime
+
+
+def passes_gate(run: Run, rule: Rule, event: Event) -> bool:
+    """Whether the event is inside the rule's `during` (or outside its `outside`) schedule."""
+    name = rule.during or rule.outside
+    if name is None:
+        return True
+    schedule = run.schedule(name, event)
+    if schedule is None:
+        return True  # a door whose timetable is unknown: rather alert than stay silent
+    inside = schedule.active(event.at)
+    return inside if rule.during else not inside
+
+
+def fire(run: Run, rule: Rule, event: Event) -> None:
+    """Take the event through the rule's stages to an alert, or stop where one holds it."""
+    if not passes_gate(run, rule, event):
+        return
+    extra: dict[str, Any] = {}
+    if rule.threshold is not None:
+        count = windows.threshold(run, rule, event)
+        if count is None:
+            return
+        extra["count"] = count
+    if run.silencer and run.silencer.match(rule.name, event, run.now) is not None:
+        run.out.silenced.append(rule.name)
+        return
+    run.out.fired.append(rule.name)
+    held_back, since = 0, run.now
+    if rule.throttle is not None:
+        passed = windows.throttle(run, rule, event)
+        if passed is None:
+            return
+        held_back, since = passed
+    item = alert_item(run, rule, event, extra)
+    if held_back:
+        note = f"({held_back} more like this held back since {localtime(since, run.zone)})"
+        item.body = f"{item.body}\n{note}" if item.body else note
+    if rule.resolve:
+        run.step.put(StateKey(rule.name, "firing", subject(event)), Firing(item.title))
+    if run.backlog and event.kind is EventKind.TRANSITION:
+        run.held[rule.name].append(item)
+    elif rule.group is not None:
+        batches.group(run, rule, event, item)
+    else:
+        batches.deliver(run, rule, item)
+
+
+def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any]) -> Item:
+    """The rule's alert about this event, rendered, keyed by rule, subject and step."""
+    context = {
+        **run.view(event),
+        "rule": rule.name,
+        "severity": str(rule.severity),
+        "for": rule.hold_for,
+        **extra,
+    }
+    step = f"{event.from_state or 'none'}>{event.to_state}"
+    if event.kind is not EventKind.TRANSITION:
+        step += f"@{event.at.timestamp():.3f}"
+    return Item(
+        key=f"{rule.name}|{event.kind}|{subject(event)}|{step}",
+        title=render(run, rule, rule.title, context, "title"),
+        body=render(run, rule, rule.body, context, "body"),
+        at=event.at.timestamp(),
+        provider=event.provider,
+        severity=str(rule.severity),
+    )

@@ -1,0 +1,45 @@
+"""From a decision to an alert: rendering a rule's templates, and the `Alert` for each notifier.
+
+A template that fails to render fails alone: the outcome names it, and a text that says which
+rule's template failed stands in for it, so that the alert itself still goes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.model import Alert, Severity
+from monitor.rules.match import Rule
+from monitor.rules.run import Run
+from monitor.rules.state import Item
+from monitor.rules.templates import RenderError, Template
+
+
+def render(run: Run, rule: Rule, template: Template, context: Mapping[str, Any], what: str) -> str:
+    """A rendered template, stripped; a failure goes to the outcome and a fallback text out."""
+    try:
+        return template.render(context).strip()
+    except RenderError as exc:
+        run.out.errors.append((rule.name, f"{what}: {exc}"))
+        if what.endswith("title"):
+            return f"{rule.name} (its {what} could not be rendered)"
+        return f"(the {what} of rule {rule.name} could not be rendered: {exc})"
+
+
+def send(run: Run, rule: Rule, item: Item) -> None:
+    """One alert per notifier of the rule, keyed so that the same decision is queued once."""
+    for notifier in rule.notify:
+        run.out.alerts.append(
+            Alert(
+                key=f"{item.key}|{notifier}",
+                rule=rule.name,
+                notifier=notifier,
+                severity=Severity(item.severity),
+                title=item.title,
+                body=item.body,
+                created_at=run.now,
+                event_at=datetime.fromtimestamp(item.at, UTC),
+            )
+        )

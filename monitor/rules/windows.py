@@ -1,0 +1,54 @@
+"""Keyed time windows: `threshold` (fire once when N events fall within a time) and `throttle`
+(at most one alert per key per period, the next one saying how many were held back)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from monitor.model import Event, StateKey
+from monitor.rules.match import Rule, by_key
+from monitor.rules.run import Run
+from monitor.rules.state import Throttle, Window
+
+
+def threshold(run: Run, rule: Rule, event: Event) -> int | None:
+    """The count in the window when this event reaches the threshold, else None."""
+    spec = rule.threshold
+    assert spec is not None
+    key = StateKey(rule.name, "threshold", by_key(spec.by, event))
+    state = run.step.get(key, Window) or Window([])
+    at = event.at.timestamp()
+    times = [t for t in state.times if t > at - spec.seconds]
+    times.append(at)
+    times = times[-max(spec.count, 1) * 4 :]
+    reached = len(times) >= spec.count
+    fire = reached and not state.fired
+    run.step.put(key, Window(times, reached))
+    return len(times) if fire else None
+
+
+def throttle(run: Run, rule: Rule, event: Event) -> tuple[int, datetime] | None:
+    """None when the alert is held back (and counted); else how many were held back before
+    it, and since when."""
+    spec = rule.throttle
+    assert spec is not None
+    key = StateKey(rule.name, "throttle", by_key(spec.by, event))
+    state = run.step.get(key, Throttle)
+    now = run.now.timestamp()
+    if state is not None and now - state.last < spec.seconds:
+        run.step.put(key, Throttle(state.last, state.suppressed + 1))
+        return None
+    run.step.put(key, Throttle(now))
+    if state is None:
+        return 0, run.now
+    return state.suppressed, datetime.fromtimestamp(state.last, UTC)
+
+
+def expire(run: Run, rules: dict[str, Rule], stamp: float) -> None:
+    """Forget threshold windows that have emptied."""
+    for key, state in list(run.step.of_kind("threshold")):
+        rule = rules.get(key.rule)
+        if rule is None or rule.threshold is None or not isinstance(state, Window):
+            continue
+        if not state.times or state.times[-1] <= stamp - rule.threshold.seconds:
+            run.step.delete(key)
