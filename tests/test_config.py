@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import config, configfile, units
+from monitor import configfile, units
 from monitor.yamldoc import SourceErrors
 
 GOOD = """\
