@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 from monitor import providers
 from monitor.assembly import build_schedules, load_config_rules
 from monitor.config import Config
-from monitor.loops import TICK_SECONDS, RuleClock, RuleFileWatcher, Watchdog
-from monitor.notify.delivery import IDLE_CHECK, RetryPolicy, Worker
+from monitor.loops import TICK_SECONDS, WEB_CHECK, RuleClock, RuleFileWatcher, Watchdog, WebWatch
+from monitor.notify.delivery import IDLE_CHECK, RetryPolicy, Worker, drain
 from monitor.notify.sender import Sender, warm_up
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller
@@ -32,7 +32,7 @@ from monitor.rules.engine import Engine
 from monitor.rules.match import Rule
 from monitor.rules.state import RuleState
 from monitor.store import Store, StoreError, open_store
-from monitor.supervisor import STORE_SLACK, Heartbeat, Supervisor
+from monitor.supervisor import STORE_SLACK, Supervisor
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
 from monitor.web import Readiness, build_app
@@ -40,8 +40,6 @@ from monitor.yamldoc import SourceErrors
 
 log = structlog.get_logger("monitor.app")
 
-WEB_CHECK = 5.0
-"""How often the HTTP server is checked to be serving."""
 EXIT_UNHEALTHY = 3
 """The exit status when callmon stopped because it could not work (store gone, loop hung)."""
 
@@ -247,7 +245,7 @@ class Daemon:
                 start(intake, "rules", clock.run, period=TICK_SECONDS + STORE_SLACK)
                 start(intake, "rule-files", files.run, period=TICK_SECONDS * 5)
                 start(intake, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
-                start(intake, "web", lambda beat: self._web(site, beat), period=WEB_CHECK)
+                start(intake, "web", WebWatch(site).run, period=WEB_CHECK)
                 log.info(
                     "callmon running",
                     providers=len(self.pollers),
@@ -259,46 +257,12 @@ class Daemon:
                     on_ready()
                 await self.stopping.wait()
                 intake.cancel_scope.cancel()
-            await self._drain(store, workers)
+            await drain(store, workers, self.config.shutdown_grace)
             delivery.cancel_scope.cancel()
 
     def _give_up(self, problems: list[str]) -> None:
         self.exit_code = EXIT_UNHEALTHY
         self.stopping.set()
-
-    async def _web(self, site: web.TCPSite, beat: Heartbeat) -> None:
-        """Watch the HTTP server: when it stops serving, serve again (raising until it can)."""
-        while True:
-            server: Any = site._server
-            if server is None or not server.is_serving():
-                log.warning("HTTP server stopped serving; starting it again")
-                await site.start()
-            beat()
-            await anyio.sleep(WEB_CHECK)
-
-    async def _drain(self, store: Store, workers: list[Worker]) -> None:
-        """Give the workers the grace period to send what is due and finish what is in flight;
-        whatever is left stays queued in the store for the next start."""
-        with anyio.move_on_after(self.config.shutdown_grace):
-            # The workers keep sending; this only watches the outbox until nothing is due.
-            with contextlib.suppress(StoreError):
-                while await self._anything_due(store, workers):  # noqa: ASYNC110
-                    await anyio.sleep(0.1)
-            for worker in workers:
-                worker.stop()
-            while any(w.running for w in workers):  # noqa: ASYNC110
-                await anyio.sleep(0.05)
-        if any(w.sending for w in workers):
-            log.warning("grace period over with a send in flight; it stays queued")
-
-    @staticmethod
-    async def _anything_due(store: Store, workers: list[Worker]) -> bool:
-        now = time.time()
-        for worker in workers:
-            due = await store.next_due(worker.notifier, worker.target)
-            if due is not None and due <= now:
-                return True
-        return False
 
 
 def install_signals(daemon: Daemon) -> None:

@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import structlog
+from aiohttp import web
 
 from monitor.pipeline import Pipeline
 from monitor.rules.loader import rule_files
@@ -23,6 +25,8 @@ log = structlog.get_logger("monitor.loops")
 
 TICK_SECONDS = 1.0
 """How often timers, groups, digests, silences and the store are looked at."""
+WEB_CHECK = 5.0
+"""How often the HTTP server is checked to be serving."""
 SENT_RETENTION = 7 * 86400.0
 """Delivered messages are kept this long (their idempotency keys with them)."""
 
@@ -161,3 +165,19 @@ class Watchdog:
         )
         self._give_up(problems)
         return True
+
+
+class WebWatch:
+    """Watches the HTTP server: when it stops serving, it serves again (raising until it can)."""
+
+    def __init__(self, site: web.TCPSite) -> None:
+        self._site = site
+
+    async def run(self, beat: Heartbeat) -> None:
+        while True:
+            server: Any = self._site._server
+            if server is None or not server.is_serving():
+                log.warning("HTTP server stopped serving; starting it again")
+                await self._site.start()
+            beat()
+            await anyio.sleep(WEB_CHECK)

@@ -126,7 +126,7 @@ async def recorded(sim: Simulator, tmp_path: Path) -> Path:
         while clock.now <= at(60):
             for action in steps.get(clock.now, []):
                 action()
-            client._next_status = 0.0  # the doors' status is polled with every call poll
+            client.doors.due_now()  # the doors' status is polled with every call poll
             await poller.poll_once()
             clock.now += timedelta(seconds=5)
     recorder.close()

@@ -72,3 +72,62 @@ async def test_a_failed_head_holds_back_its_queue_to_keep_order(tmp_path: Path) 
     assert await store.pending_count("chat") == 0
     assert [i.status for i in await store.outbox()] == ["sent", "sent"]
     await store.close()
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "store"
+
+
+async def test_a_store_written_by_callmon_0_1_0_is_upgraded_and_reads_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """tests/fixtures/store/callmon-0.1.0.db was written by the 0.1.0 release's own code."""
+    import shutil
+    import sqlite3
+
+    from monitor.rules.state import RuleState, Timer
+
+    path = tmp_path / "old.db"
+    shutil.copy(FIXTURES / "callmon-0.1.0.db", path)
+    store = SqliteStore(str(path))
+    state = await store.load_provider("front-door")
+    assert state.calls["1001"].state is CallState.RINGING
+    assert state.cursor["provider"] == {"doors": [158, 180]}
+    rules, unreadable = RuleState.load(await store.load_rule_state())
+    assert unreadable == []
+    timers = [v for v in rules.entries.values() if isinstance(v, Timer)]
+    assert timers[0].event.call is not None
+    assert timers[0].event.call.intercom is not None  # 0.1.0 nested the event as JSON text
+    assert [(i.status, i.attempts) for i in await store.outbox()] == [
+        ("sent", 1),
+        ("dead", 0),
+        ("pending", 1),
+    ]
+    (silence,) = await store.silences()
+    assert silence.matchers == (("call.intercom.id", "180"),)
+    await store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    db.close()
+
+
+async def test_a_store_written_by_a_newer_callmon_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from monitor.store import StoreError
+
+    path = tmp_path / "new.db"
+    await SqliteStore(str(path)).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE schema_version SET version = 99")
+    db.commit()
+    db.close()
+    try:
+        SqliteStore(str(path))
+    except StoreError as exc:
+        message = str(exc)
+    else:
+        message = "opened"
+    assert message == (
+        f"cannot open store {path}: the store is at schema version 99, newer than this "
+        "callmon's 2: upgrade callmon, or use a store it wrote"
+    )

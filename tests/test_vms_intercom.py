@@ -281,7 +281,7 @@ async def test_a_door_going_offline_and_back_is_two_intercom_events(
     tracker = fresh_tracker()
 
     async def events() -> list[tuple[str, str | None, str]]:
-        client._next_status = 0.0  # status is due on every poll here
+        client.doors.due_now()  # status is due on every poll here
         diff = tracker.diff(await client.poll(tracker), datetime.now(UTC))
         tracker.apply(diff)
         return [(str(e.kind), e.from_state, e.to_state) for e in diff.events]

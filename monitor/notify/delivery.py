@@ -271,3 +271,28 @@ class Worker:
                 await self._sleep(STORE_RETRY.delay(failures, rng=lambda: 0.5))
                 continue
             return True
+
+
+async def drain(store: Store, workers: list[Worker], grace: float) -> None:
+    """Give the workers `grace` seconds to send what is due and finish what is in flight (on
+    SIGTERM); whatever is left stays queued in the store for the next start."""
+    with anyio.move_on_after(grace):
+        # The workers keep sending; this only watches the outbox until nothing is due.
+        with contextlib.suppress(StoreError):
+            while await _anything_due(store, workers):  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        for worker in workers:
+            worker.stop()
+        while any(w.running for w in workers):  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+    if any(w.sending for w in workers):
+        log.warning("grace period over with a send in flight; it stays queued")
+
+
+async def _anything_due(store: Store, workers: list[Worker]) -> bool:
+    now = time.time()
+    for worker in workers:
+        due = await store.next_due(worker.notifier, worker.target)
+        if due is not None and due <= now:
+            return True
+    return False

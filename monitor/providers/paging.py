@@ -80,29 +80,8 @@ async def read_newest_first(
         reach = mark if stop is None else max(stop, mark)  # the budget goes to the backlog
     out = NewestFirst()
     seen: set[str] = set()
-    number, lowest, top_done = first, None, False
-    while out.pages < budget:
-        found = await page(number)
-        out.pages += 1
-        reached = False
-        for call in found.calls:
-            if call.id in seen:
-                continue  # pushed down a page by newer calls while we paged
-            seen.add(call.id)
-            out.calls.append(call)
-            k = key(call)
-            if k is not None:
-                if stop is not None and k <= stop:
-                    out.at_or_under_stop.add(call.id)
-                if reach is not None and k <= reach:
-                    reached = True
-                lowest = k if lowest is None else min(lowest, k)
-            if seen_before is not None and seen_before(call):
-                reached = True
-        if reached or not found.more or not found.calls or not deep:
-            top_done = True
-            break
-        number += 1
+    top = await _read_top(page, out, seen, key, first, stop, reach, budget, deep, seen_before)
+    number, lowest, top_done = top.number, top.lowest, top.done
     new_backfill: dict[str, float | None] | None = None
     if not top_done and deep and lowest is not None and (mark is None or lowest > mark):
         # The budget ran out among new calls: the next polls read on from here down to the
@@ -116,8 +95,57 @@ async def read_newest_first(
         new_backfill = dict(backfill) if backfill else None
     out.backfill = new_backfill
     if new_backfill is not None:
-        _deferred(provider, out, new_backfill, per_page, found.total)
+        _deferred(provider, out, new_backfill, per_page, top.total)
     return out
+
+
+@dataclass(slots=True)
+class _Top:
+    number: int
+    """The page the top read ended on (the next to read, when it ran out of budget)."""
+    lowest: float | None = None
+    done: bool = False
+    total: int | None = None
+
+
+async def _read_top(
+    page: Callable[[int], Awaitable[Page]],
+    out: NewestFirst,
+    seen: set[str],
+    key: Key,
+    first: int,
+    stop: float | None,
+    reach: float | None,
+    budget: int,
+    deep: bool,
+    seen_before: Callable[[Call], bool] | None,
+) -> _Top:
+    """Read from the newest page down to a page that reaches `reach` (or seen calls)."""
+    top = _Top(first)
+    while out.pages < budget:
+        found = await page(top.number)
+        out.pages += 1
+        top.total = found.total
+        reached = False
+        for call in found.calls:
+            if call.id in seen:
+                continue  # pushed down a page by newer calls while we paged
+            seen.add(call.id)
+            out.calls.append(call)
+            k = key(call)
+            if k is not None:
+                if stop is not None and k <= stop:
+                    out.at_or_under_stop.add(call.id)
+                if reach is not None and k <= reach:
+                    reached = True
+                top.lowest = k if top.lowest is None else min(top.lowest, k)
+            if seen_before is not None and seen_before(call):
+                reached = True
+        if reached or not found.more or not found.calls or not deep:
+            top.done = True
+            return top
+        top.number += 1
+    return top
 
 
 async def _continue(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from datetime import UTC, tzinfo
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -18,7 +17,6 @@ from monitor.model import Call, CallState, Intercom, PollResult
 from monitor.providers.base import (
     AuthError,
     LazyJson,
-    ProviderError,
     RequestRejected,
     Skips,
     TrackedView,
@@ -30,6 +28,7 @@ from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Page, read_newest_first
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
+from monitor.providers.vms_doors import DoorStatus
 from monitor.redaction import basic_forms
 from monitor.units import Duration, check_zone
 
@@ -37,12 +36,7 @@ log = structlog.get_logger("monitor.providers.vms_intercom")
 
 TYPE = "vms-intercom"
 CALLS_PATH = "/api/v1/intercom/calls"
-SHOWS_PATH = "/api/v1/intercom/shows"
 TOKEN_PATH = "/api/v1/token"
-SHOWS_BATCH = 25
-"""The documented maximum of ids per `/intercom/shows` request."""
-STATUS_BATCHES_PER_POLL = 2
-"""Door-status requests one poll makes at most; more doors are asked about in turn."""
 STATES = {
     "ring": CallState.RINGING,
     "answered": CallState.ANSWERED,
@@ -115,14 +109,6 @@ class _Page(msgspec.Struct):
     meta: _Meta | None = None
 
 
-class _Door(msgspec.Struct):
-    id: int
-    title: str | None = None
-    address: str | None = None
-    is_online: bool | None = None
-    timetable: dict[str, Any] | None = None
-
-
 class _Token(msgspec.Struct):
     access_token: str
 
@@ -149,11 +135,6 @@ class VmsIntercom:
             UTC if settings.naive_timezone == "UTC" else ZoneInfo(settings.naive_timezone)
         )
         self._only = frozenset(settings.intercoms) if settings.intercoms else None
-        self._status_interval = settings.status_interval or settings.poll_interval
-        self._next_status = 0.0
-        self._status_failing = False
-        self._status_offset = 0
-        self._doors_full = False
         headers = {
             "Accept": "application/json",
             "X-Client": settings.client,
@@ -164,6 +145,14 @@ class VmsIntercom:
             headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
         self.http = HttpClient.for_provider(settings, session, observe, headers)
         self._skips = Skips(self.name)
+        self.doors = DoorStatus(
+            self.name,
+            self.http,
+            self._base,
+            only=settings.intercoms,
+            max_doors=settings.max_doors,
+            interval=settings.status_interval or settings.poll_interval,
+        )
 
     async def poll(self, view: TrackedView) -> PollResult:
         """One poll; with a login configured, a token is fetched first and renewed on a 401."""
@@ -228,7 +217,7 @@ class VmsIntercom:
         seen = {call.id for call in read.calls}
         result.calls = [call for call in read.calls if self._wanted(call)]
         await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
-        doors = self._watched(view, result.calls)
+        doors = self.doors.watched(view.cursor, result.calls)
         ids = [k for k in map(_id_key, read.calls) if k is not None]
         newest = max([*ids, *([mark] if mark is not None else [])], default=None)
         result.cursor = {"doors": sorted(doors)}
@@ -236,64 +225,8 @@ class VmsIntercom:
             result.cursor["high_id"] = int(newest)
         if read.backfill is not None:
             result.cursor["backfill"] = read.backfill
-        if doors and time.monotonic() >= self._next_status:
-            self._next_status = time.monotonic() + self._status_interval
-            try:
-                result.intercoms = await self._status(self._next_doors(sorted(doors)))
-            except ProviderError as exc:  # door status must never stop call monitoring
-                if not self._status_failing:
-                    log.warning("intercom status unavailable", provider=self.name, error=str(exc))
-                    result.skipped += 1
-                self._status_failing = True
-            else:
-                self._status_failing = False
+        await self.doors.poll(doors, result)
         return result
-
-    def _watched(self, view: TrackedView, calls: list[Call]) -> set[int]:
-        """The doors whose status is polled: the configured ones, or every door seen in a
-        call, up to `max_doors` (the rest are not watched, and said so once)."""
-        if self._only is not None:
-            return set(self._only)
-        doors = set(view.cursor.get("doors", ()))
-        for call in calls:
-            if call.intercom is None or call.intercom.id in doors:
-                continue
-            if len(doors) >= self._settings.max_doors:
-                if not self._doors_full:
-                    log.warning(
-                        "more doors than max_doors; the others' status is not watched",
-                        provider=self.name,
-                        max_doors=self._settings.max_doors,
-                    )
-                self._doors_full = True
-                continue
-            doors.add(call.intercom.id)
-        return doors
-
-    def _next_doors(self, doors: list[int]) -> list[int]:
-        """The next doors to ask about: a few batches per poll, in turn, so that the call
-        list always comes first in the request budget however many doors there are."""
-        per_poll = SHOWS_BATCH * STATUS_BATCHES_PER_POLL
-        if len(doors) <= per_poll:
-            return doors
-        start = self._status_offset % len(doors)
-        chosen = (doors[start:] + doors[:start])[:per_poll]
-        self._status_offset = start + per_poll
-        return chosen
-
-    async def _status(self, doors: list[int]) -> list[Intercom]:
-        """Online status and timetable of the watched doors, 25 ids per request."""
-        found: list[Intercom] = []
-        for i in range(0, len(doors), SHOWS_BATCH):
-            batch = doors[i : i + SHOWS_BATCH]
-            resp = await self.http.get(
-                self._base + SHOWS_PATH, [("ids[]", str(door)) for door in batch]
-            )
-            listed = decode_body(self.name, "intercom list", resp.body, list[_Door])
-            found.extend(
-                Intercom(d.id, d.title, d.address, d.is_online, d.timetable) for d in listed
-            )
-        return found
 
     def _wanted(self, call: Call) -> bool:
         return self._only is None or (call.intercom is not None and call.intercom.id in self._only)

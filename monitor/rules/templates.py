@@ -8,7 +8,8 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError
 
-from monitor.rules.sandbox import BoundedSandbox, certain_violations, render_bounded
+from monitor.rules.bounds import certain_violations
+from monitor.rules.sandbox import BoundedSandbox, render_bounded
 
 
 class TemplateError(Exception):

@@ -1,0 +1,122 @@
+"""The store's operations on a SQL database, whatever the backend: each runs one program of
+`monitor.store.sql` in one transaction, through the backend's `_run`."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TypeVar
+
+from monitor.model import Silence, StateKey
+from monitor.store import sql
+from monitor.store.base import Changes, Delivery, OutboxItem, ProviderState, StoreHealth
+
+T = TypeVar("T")
+
+
+class SqlStore(ABC):
+    """The `Store` on a SQL database; a backend supplies `_run`, `check` and `close`."""
+
+    health: StoreHealth
+
+    @abstractmethod
+    async def _run(self, what: str, program: sql.Program[T], *, write: bool = False) -> T:
+        """Run `program` in one transaction (a write one with `write`); any database error
+        becomes a `StoreError` that names `what`."""
+
+    @abstractmethod
+    async def check(self) -> None:
+        """Raise `StoreError` when the store cannot be written (or is not the one opened)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the store cleanly."""
+
+    # --- calls, cursors, rule state
+
+    async def load_provider(self, provider: str) -> ProviderState:
+        return await self._run(f"read the state of {provider}", sql.load_provider(provider))
+
+    async def load_rule_state(self) -> dict[StateKey, str]:
+        return await self._run("read rule state", sql.load_rule_state())
+
+    async def commit(self, changes: Changes) -> int:
+        calls = changes.calls
+        what = f"commit the poll of {calls.provider}" if calls else "store rule state"
+        return await self._run(what, sql.commit(changes), write=True)
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> int:
+        """Queue deliveries on their own (for tools and tests)."""
+        return await self.commit(Changes(deliveries=deliveries))
+
+    # --- the outbox
+
+    async def due(self, notifier: str, target: int, now: float, limit: int) -> list[OutboxItem]:
+        return await self._run("read the outbox", sql.due(notifier, target, now, limit))
+
+    async def next_due(self, notifier: str, target: int) -> float | None:
+        return await self._run("read the outbox", sql.next_due(notifier, target))
+
+    async def mark_sent(self, item_id: int, now: float) -> None:
+        await self._run("record a sent notification", sql.mark_sent(item_id, now), write=True)
+
+    async def mark_failed(self, item_id: int, retry_at: float, error: str) -> None:
+        program = sql.mark_failed(item_id, retry_at, error)
+        await self._run("record a failed delivery", program, write=True)
+
+    async def mark_dead(self, item_id: int, error: str) -> None:
+        await self._run("dead-letter a notification", sql.mark_dead(item_id, error), write=True)
+
+    async def oldest_pending(self, notifier: str) -> float | None:
+        return await self._run("read the outbox", sql.oldest_pending(notifier))
+
+    async def pending_count(self, notifier: str) -> int:
+        return await self._run("read the outbox", sql.pending_count(notifier))
+
+    async def outbox(self, *, status: str | None = None) -> list[OutboxItem]:
+        """Every outbox entry, optionally of one status, oldest first."""
+        return await self._run("read the outbox", sql.outbox(status))
+
+    async def outbox_select(self, *, dead: bool, notifier: str | None = None) -> list[OutboxItem]:
+        """Undelivered (or, with `dead`, dead-lettered) entries, oldest first."""
+        program = sql.outbox("dead" if dead else "pending", notifier)
+        return await self._run("read the outbox", program)
+
+    async def outbox_retry(self, *, dead: bool, notifier: str | None = None) -> int:
+        """Make entries due now (dead ones revived with a fresh `max_age`); how many."""
+        program = sql.outbox_retry(dead, notifier, time.time())
+        return await self._run("retry notifications", program, write=True)
+
+    async def outbox_purge(self, *, dead: bool, notifier: str | None = None) -> int:
+        """Delete undelivered (or dead-lettered) entries; returns how many."""
+        program = sql.outbox_purge(dead, notifier)
+        return await self._run("purge notifications", program, write=True)
+
+    async def prune_sent(self, before: float) -> int:
+        """Forget delivered entries decided before `before` (their keys are no longer needed)."""
+        program = sql.prune_sent(before)
+        return await self._run("prune sent notifications", program, write=True)
+
+    # --- silences
+
+    async def add_silence(
+        self,
+        rule: str,
+        matchers: Sequence[tuple[str, str]],
+        starts: float,
+        ends: float,
+        comment: str,
+    ) -> int:
+        """Store a silence; returns its id."""
+        program = sql.add_silence(rule, matchers, starts, ends, comment)
+        return await self._run("add a silence", program, write=True)
+
+    async def silences(self, now: float | None = None) -> list[Silence]:
+        """Silences not yet expired at `now` (every one when None), oldest first."""
+        return await self._run("read silences", sql.silences(now))
+
+    async def remove_silence(self, silence_id: int) -> bool:
+        """Delete a silence; False when there was none with that id."""
+        program = sql.remove_silence(silence_id)
+        return await self._run("remove a silence", program, write=True) > 0
