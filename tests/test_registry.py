@@ -51,7 +51,8 @@ async def test_a_registered_provider_is_complete(
         client = build(settings, session)
     assert (client.type, client.name) == (kind, entry["name"])
     # The canonical states it reports, for `check`; rules may name its type.
-    assert plugin.states and plugin.states <= set(CallState)
+    assert plugin.states
+    assert plugin.states <= set(CallState)
     assert provider_traits()[kind].states == {s.value for s in plugin.states}
     assert provider_context(notifiers=None, providers=None).provider_types is not None
     assert kind in (provider_context(notifiers=None, providers=None).provider_types or ())
