@@ -4,115 +4,93 @@ rates (`30/m`) and timezones, each as a pydantic type that reports a clear error
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+@dataclass(frozen=True)
+class _Unit:
+    """A quantity written as a number and a suffix: what each suffix multiplies by."""
+
+    name: str
+    suffixes: Mapping[str | None, float]
+    examples: str
+    separator: str = r"\s*"
+
+    @property
+    def pattern(self) -> str:
+        names = "|".join(re.escape(s) for s in self.suffixes if s)
+        optional = "?" if None in self.suffixes else ""
+        return rf"^\s*(\d+(?:\.\d+)?){self.separator}({names}){optional}\s*$"
+
+    def parse(self, value: Any) -> float:
+        """The quantity in the base unit; a `ValueError` that says how to write one."""
+        if isinstance(value, bool):
+            raise ValueError(f"expected a {self.name} such as {self.examples}")
+        if isinstance(value, int | float):
+            number = float(value)
+        else:
+            match = re.match(self.pattern, str(value))
+            if not match:
+                raise ValueError(f"invalid {self.name} {value!r}: write it as {self.examples}")
+            number = float(match.group(1)) * self.suffixes[match.group(2)]
+        if number <= 0:
+            raise ValueError(f"{self.name} must be positive, got {value!r}")
+        return number
+
+    def schema(self, description: str, *, integer: bool = False) -> WithJsonSchema:
+        """How editors see the type: the written form, or a positive number."""
+        number = {"type": "integer" if integer else "number", "exclusiveMinimum": 0}
+        written = {"type": "string", "pattern": self.pattern}
+        return WithJsonSchema({"anyOf": [written, number], "description": description})
+
+
+_DURATION = _Unit(
+    "duration",
+    {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0},
+    "500ms, 5s, 10m or 1h",
+)
+_SIZE = _Unit(
+    "size",
+    {None: 1, "B": 1, "KB": 1e3, "KiB": 1024, "MB": 1e6, "MiB": 1024**2, "GB": 1e9, "GiB": 1024**3},
+    "64KiB, 32MiB or 1GB",
+)
+_RATE = _Unit("rate", {"s": 1.0, "m": 1 / 60, "h": 1 / 3600}, "1/s, 30/m or 100/h", r"\s*/\s*")
 
 
 def parse_duration(value: Any) -> float:
     """Seconds from `500ms`, `5s`, `10m`, `1h`, `1d` or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 500ms, 5s, 10m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"invalid duration {value!r}: write it as 500ms, 5s, 10m or 1h")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {value!r}")
-    return seconds
+    return _DURATION.parse(value)
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `64KiB`, `32MiB`, `1GB` or a bare number of bytes."""
+    return int(_SIZE.parse(value))
+
+
+def parse_rate(value: Any) -> float:
+    """Messages per second from `1/s`, `30/m`, `100/h` or a bare number (per second)."""
+    return _RATE.parse(value)
 
 
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"},
-                {"type": "number", "exclusiveMinimum": 0},
-            ],
-            "description": "a duration: 500ms, 5s, 10m, 1h, 1d, or seconds",
-        }
-    ),
+    _DURATION.schema("a duration: 500ms, 5s, 10m, 1h, 1d, or seconds"),
 ]
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
-_SIZE_UNITS = {
-    None: 1,
-    "B": 1,
-    "KB": 1000,
-    "KiB": 1024,
-    "MB": 1000**2,
-    "MiB": 1024**2,
-    "GB": 1000**3,
-    "GiB": 1024**3,
-}
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from `64KiB`, `32MiB`, `1GB` or a bare number of bytes."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 64KiB or 32MiB")
-    match = _SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"invalid size {value!r}: write it as 64KiB, 32MiB or 1GB")
-    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
-    if size <= 0:
-        raise ValueError(f"size must be positive, got {value!r}")
-    return size
-
-
 Size = Annotated[
     int,
     BeforeValidator(parse_size),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)?$"},
-                {"type": "integer", "exclusiveMinimum": 0},
-            ],
-            "description": "a size in bytes, or written as 64KiB, 32MiB, 1GB",
-        }
-    ),
+    _SIZE.schema("a size in bytes, or written as 64KiB, 32MiB, 1GB", integer=True),
 ]
-
-
-def parse_rate(value: Any) -> float:
-    """Messages per second from `1/s`, `30/m`, `100/h` or a bare number (per second)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a rate such as 1/s or 30/m")
-    if isinstance(value, int | float):
-        rate = float(value)
-    else:
-        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$", str(value))
-        if not match:
-            raise ValueError(f"invalid rate {value!r}: write it as 1/s, 30/m or 100/h")
-        rate = float(match.group(1)) / _UNITS[match.group(2)]
-    if rate <= 0:
-        raise ValueError(f"rate must be positive, got {value!r}")
-    return rate
-
-
 Rate = Annotated[
     float,
     BeforeValidator(parse_rate),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": r"^\d+(\.\d+)?/(s|m|h)$"},
-                {"type": "number", "exclusiveMinimum": 0},
-            ],
-            "description": "messages per second, or written as 1/s, 30/m, 100/h",
-        }
-    ),
+    _RATE.schema("messages per second, or written as 1/s, 30/m, 100/h"),
 ]
 
 

@@ -21,15 +21,16 @@ from yarl import URL
 
 from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
-    LazyJson,
     ProviderError,
     Skips,
     TrackedView,
     decode_body,
     follow_open_calls,
     iso,
+    new_call,
     not_after,
     parse_time,
+    parse_times,
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Page, read_newest_first
@@ -203,8 +204,7 @@ class Bandwidth:
         return msgspec.structs.replace(call, raw={**call.raw, "hangupCause": cause})
 
     async def _one(self, call_id: str) -> bytes | None:
-        resp = await self.http.get_unless_gone(f"{self._url}{call_id}")
-        return None if resp is None else resp.body
+        return await self.http.get_unless_gone(f"{self._url}{call_id}")
 
     def _decode(self, raw: bytes) -> Call:
         """One Catapult call → `Call`; raises on a call that cannot be read."""
@@ -212,21 +212,19 @@ class Bandwidth:
         state = canonical(rec.state, rec.activeTime is not None)
         if state is None:
             raise ValueError(f"state: unknown value {rec.state[:40]!r}")
-        created = parse_time(rec.startTime, field="startTime")
-        answered = parse_time(rec.activeTime, field="activeTime")
-        ended = parse_time(rec.endTime, field="endTime")
-        return Call(
-            id=rec.id,
+        times = parse_times(
+            ("startTime", rec.startTime), ("activeTime", rec.activeTime), ("endTime", rec.endTime)
+        )
+        return new_call(
+            raw,
             state=state,
+            times=times,
+            id=rec.id,
             raw_status=rec.state,
-            created_at=created,
-            answered_at=answered,
-            ended_at=ended if state.terminal else None,
             direction=rec.direction if rec.direction in ("in", "out") else None,
             from_number=rec.from_,
             to_number=rec.to,
             marker=f"{rec.state}|{rec.activeTime or ''}|{rec.endTime or ''}",
-            raw=LazyJson(raw),
         )
 
 

@@ -8,14 +8,14 @@ one decision of whether a failed request is worth repeating within the same poll
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 import structlog
 
-from monitor.model import Call, PollResult
+from monitor.model import Call, CallState, PollResult
 
 T = TypeVar("T")
 
@@ -215,6 +215,39 @@ def parse_time(value: str | None, zone: tzinfo = UTC, field: str = "time") -> da
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ValueError(f"{field}: invalid timestamp {value[:40]!r}") from None
+
+
+def known_state(states: Mapping[str, CallState], value: str, field: str) -> CallState:
+    """The canonical state of an API's status; a `ValueError` naming the field when unmapped."""
+    state = states.get(value)
+    if state is None:
+        raise ValueError(f"{field}: unknown value {value[:40]!r}")
+    return state
+
+
+def parse_times(*fields: tuple[str, str | None], zone: tzinfo = UTC) -> list[datetime | None]:
+    """Several timestamps, each given as (field name, text) so that an error names its field."""
+    return [parse_time(text, zone, name) for name, text in fields]
+
+
+def new_call(
+    raw: bytes | msgspec.Raw,
+    *,
+    state: CallState,
+    times: Sequence[datetime | None],
+    **fields: Any,
+) -> Call:
+    """A `Call` from a record: `times` are (created, answered, ended), the end kept only for a
+    call that is over; the record itself travels along, decoded when a template reads it."""
+    created, answered, ended = times
+    return Call(
+        state=state,
+        created_at=created,
+        answered_at=answered,
+        ended_at=ended if state.terminal else None,
+        raw=LazyJson(raw),
+        **fields,
+    )
 
 
 CLOCK_SLACK = timedelta(seconds=60)

@@ -17,14 +17,16 @@ from pydantic import Field, SecretStr
 from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     CLOCK_SLACK,
-    LazyJson,
     Skips,
     TrackedView,
     decode_body,
     follow_open_calls,
     iso,
+    known_state,
+    new_call,
     not_after,
     parse_time,
+    parse_times,
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Drain, drain_deferred
@@ -159,30 +161,24 @@ class Bird:
         return result
 
     async def _one(self, call_id: str) -> bytes | None:
-        resp = await self.http.get_unless_gone(f"{self._url}/{call_id}")
-        return None if resp is None else resp.body
+        return await self.http.get_unless_gone(f"{self._url}/{call_id}")
 
     def _decode(self, raw: bytes) -> Call:
         """One ChannelCall → `Call`; raises on a call that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
-        state = STATES.get(rec.status)
-        if state is None:
-            raise ValueError(f"status: unknown value {rec.status[:40]!r}")
-        created = parse_time(rec.createdAt, field="createdAt")
-        answered = parse_time(rec.answeredAt, field="answeredAt")
-        ended = parse_time(rec.endedAt, field="endedAt")
-        return Call(
+        times = parse_times(
+            ("createdAt", rec.createdAt), ("answeredAt", rec.answeredAt), ("endedAt", rec.endedAt)
+        )
+        return new_call(
+            raw,
+            state=known_state(STATES, rec.status, "status"),
+            times=times,
             id=rec.id,
-            state=state,
             raw_status=rec.status,
-            created_at=created,
-            answered_at=answered,
-            ended_at=ended if state.terminal else None,
             direction=DIRECTIONS.get(rec.direction or ""),
             from_number=rec.from_,
             to_number=rec.to,
             marker=f"{rec.status}|{rec.updatedAt or ''}",
-            raw=LazyJson(raw),
         )
 
 

@@ -17,14 +17,16 @@ from pydantic import Field, SecretStr
 from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     CLOCK_SLACK,
-    LazyJson,
     RequestRejected,
     Skips,
     TrackedView,
     decode_body,
     iso,
+    known_state,
+    new_call,
     not_after,
     parse_time,
+    parse_times,
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Drain, drain_deferred
@@ -159,11 +161,8 @@ class Cinnox:
     def _decode(self, raw: bytes) -> Call:
         """One call-log record → a final `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Record)
-        state = STATES.get(rec.status)
-        if state is None:
-            raise ValueError(f"status: unknown value {rec.status[:40]!r}")
-        created = parse_time(rec.callDate, field="callDate")
-        ended = parse_time(rec.callEndTime, field="callEndTime")
+        state = known_state(STATES, rec.status, "status")
+        created, ended = parse_times(("callDate", rec.callDate), ("callEndTime", rec.callEndTime))
         answered = None
         if state is CallState.ENDED and ended is not None and rec.callDuration is not None:
             try:
@@ -171,17 +170,15 @@ class Cinnox:
             except (OverflowError, ValueError):
                 raise ValueError(f"callDuration: out of range: {rec.callDuration!r}") from None
         caller = rec.callerInfo.phoneNumber if rec.callerInfo else None
-        return Call(
-            id=rec.hid,
+        return new_call(
+            raw,
             state=state,
+            times=(created, answered, ended),
+            id=rec.hid,
             raw_status=rec.status,
-            created_at=created,
-            answered_at=answered,
-            ended_at=ended,
             from_number=None if caller is None else str(caller),
             to_number=None if rec.virtualNumber is None else str(rec.virtualNumber),
             marker=rec.status,
-            raw=LazyJson(raw),
         )
 
 

@@ -114,10 +114,10 @@ class HttpClient:
         """POST a JSON body once (logins are not repeated within a poll)."""
         return await self._once("POST", url, None, dict(body))
 
-    async def get_unless_gone(self, url: str) -> Response | None:
-        """GET one record; None when the API says it does not exist (404)."""
+    async def get_unless_gone(self, url: str) -> bytes | None:
+        """GET one record's body; None when the API says it does not exist (404)."""
         try:
-            return await self.get(url)
+            return (await self.get(url)).body
         except RequestRejected as exc:
             if exc.status == 404:
                 return None

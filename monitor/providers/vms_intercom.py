@@ -16,13 +16,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from monitor.model import Call, CallState, Intercom, PollResult
 from monitor.providers.base import (
     AuthError,
-    LazyJson,
     RequestRejected,
     Skips,
     TrackedView,
     decode_body,
     follow_open_calls,
-    parse_time,
+    known_state,
+    new_call,
+    parse_times,
 )
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import Page, read_newest_first
@@ -241,40 +242,39 @@ class VmsIntercom:
         return Page(calls, more=page < last, total=total)
 
     async def _one(self, call_id: str) -> bytes | msgspec.Raw | None:
-        resp = await self.http.get_unless_gone(f"{self._base}{CALLS_PATH}/{call_id}")
-        if resp is None:
+        body = await self.http.get_unless_gone(f"{self._base}{CALLS_PATH}/{call_id}")
+        if body is None:
             return None
         # Laravel's `{data: {...}}` resource shape, or the bare object: accept both.
         with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            return msgspec.json.decode(resp.body, type=_One).data
-        return resp.body
+            return msgspec.json.decode(body, type=_One).data
+        return body
 
     def _decode(self, raw: bytes) -> Call:
         """One record → `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
-        state = STATES.get(rec.status)
-        if state is None:
-            raise ValueError(f"status: unknown value {rec.status[:40]!r}")
-        created = parse_time(rec.created_at, self._zone, "created_at")
-        answered = parse_time(rec.started_at, self._zone, "started_at")
-        ended = parse_time(rec.ended_at, self._zone, "ended_at")
+        state = known_state(STATES, rec.status, "status")
+        created, answered, ended = parse_times(
+            ("created_at", rec.created_at),
+            ("started_at", rec.started_at),
+            ("ended_at", rec.ended_at),
+            zone=self._zone,
+        )
         intercom = None
         if rec.intercom is not None:
             ic = rec.intercom
             intercom = Intercom(ic.id, ic.title, ic.address, ic.is_online)
         if state is CallState.ENDED and ended is None:
             ended = answered
-        return Call(
-            id=str(rec.id),
+        return new_call(
+            raw,
             state=state,
+            times=(created, answered, ended),
+            id=str(rec.id),
             raw_status=rec.status,
-            created_at=created,
-            answered_at=answered,
-            ended_at=ended if state.terminal else None,
             direction="in",
             intercom=intercom,
             marker=rec.status,  # every change of a VMS call is a change of its status
-            raw=LazyJson(raw),
         )
 
 
