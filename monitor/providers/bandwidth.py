@@ -22,7 +22,6 @@ from yarl import URL
 from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     ProviderError,
-    Skips,
     TrackedView,
     decode_body,
     follow_open_calls,
@@ -32,7 +31,8 @@ from monitor.providers.base import (
     parse_time,
     parse_times,
 )
-from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.client import ApiClient
+from monitor.providers.http import RequestObserver
 from monitor.providers.paging import Page, read_newest_first
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
@@ -96,7 +96,7 @@ def canonical(state: str, answered: bool) -> CallState | None:
     return None
 
 
-class Bandwidth:
+class Bandwidth(ApiClient[BandwidthProvider]):
     """A client for one Bandwidth user's calls."""
 
     type = TYPE
@@ -107,21 +107,15 @@ class Bandwidth:
         session: aiohttp.ClientSession,
         observe: RequestObserver | None = None,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
-        credentials = aiohttp.encode_basic_auth(
-            settings.api_token.get_secret_value(), settings.api_secret.get_secret_value()
-        )
-        self.http = HttpClient.for_provider(
-            settings,
-            session,
-            observe,
-            {"Accept": "application/json", "Authorization": credentials},
-        )
-        self._url = f"{settings.base_url.rstrip('/')}/v1/users/{settings.user_id}/calls/"
+        super().__init__(settings, session, observe)
+        self._url = f"{self._base}/v1/users/{settings.user_id}/calls/"
         self._origin = URL(self._url).origin()
-        self._skips = Skips(self.name)
         self._foreign_link_seen = False
+
+    def headers(self, settings: BandwidthProvider) -> dict[str, str]:
+        token, secret = settings.api_token, settings.api_secret
+        credentials = aiohttp.encode_basic_auth(token.get_secret_value(), secret.get_secret_value())
+        return {"Authorization": credentials}
 
     async def poll(self, view: TrackedView) -> PollResult:
         """Newest first down to the high-water mark minus the overlap; then open calls, causes."""

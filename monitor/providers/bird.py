@@ -17,7 +17,6 @@ from pydantic import Field, SecretStr
 from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     CLOCK_SLACK,
-    Skips,
     TrackedView,
     decode_body,
     follow_open_calls,
@@ -28,7 +27,8 @@ from monitor.providers.base import (
     parse_time,
     parse_times,
 )
-from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.client import ApiClient
+from monitor.providers.http import RequestObserver
 from monitor.providers.paging import Drain, drain_deferred
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
@@ -83,7 +83,7 @@ class _Page(msgspec.Struct):
     nextPageToken: str | None = None
 
 
-class Bird:
+class Bird(ApiClient[BirdProvider]):
     """A client for one Bird channel."""
 
     type = TYPE
@@ -94,20 +94,13 @@ class Bird:
         session: aiohttp.ClientSession,
         observe: RequestObserver | None = None,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
-        token = settings.token.get_secret_value()
-        self.http = HttpClient.for_provider(
-            settings,
-            session,
-            observe,
-            {"Authorization": f"{settings.auth_scheme} {token}", "Accept": "application/json"},
-        )
+        super().__init__(settings, session, observe)
         self._url = (
-            f"{settings.base_url.rstrip('/')}/workspaces/{settings.workspace_id}"
-            f"/channels/{settings.channel_id}/calls"
+            f"{self._base}/workspaces/{settings.workspace_id}/channels/{settings.channel_id}/calls"
         )
-        self._skips = Skips(self.name)
+
+    def headers(self, settings: BirdProvider) -> dict[str, str]:
+        return {"Authorization": f"{settings.auth_scheme} {settings.token.get_secret_value()}"}
 
     async def poll(self, view: TrackedView) -> PollResult:
         """Drain the window since the high-water mark; follow open calls that left it.

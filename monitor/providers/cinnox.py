@@ -18,7 +18,6 @@ from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
     CLOCK_SLACK,
     RequestRejected,
-    Skips,
     TrackedView,
     decode_body,
     iso,
@@ -28,7 +27,8 @@ from monitor.providers.base import (
     parse_time,
     parse_times,
 )
-from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.client import ApiClient
+from monitor.providers.http import RequestObserver
 from monitor.providers.paging import Drain, drain_deferred
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
@@ -81,7 +81,7 @@ class _Body(msgspec.Struct):
     result: list[msgspec.Raw] | None = None
 
 
-class Cinnox:
+class Cinnox(ApiClient[CinnoxProvider]):
     """A client for one CINNOX app."""
 
     type = TYPE
@@ -92,19 +92,11 @@ class Cinnox:
         session: aiohttp.ClientSession,
         observe: RequestObserver | None = None,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
-        self.http = HttpClient.for_provider(
-            settings,
-            session,
-            observe,
-            {
-                "Authorization": f"Bearer {settings.token.get_secret_value()}",
-                "Accept": "application/json",
-            },
-        )
-        self._url = f"{settings.base_url.rstrip('/')}/v1/api/apps/{settings.app_id}/data/call-log"
-        self._skips = Skips(self.name)
+        super().__init__(settings, session, observe)
+        self._url = f"{self._base}/v1/api/apps/{settings.app_id}/data/call-log"
+
+    def headers(self, settings: CinnoxProvider) -> dict[str, str]:
+        return {"Authorization": f"Bearer {settings.token.get_secret_value()}"}
 
     async def poll(self, view: TrackedView) -> PollResult:
         """Read the window [newest callDate - lookback, now] page by page.

@@ -17,7 +17,6 @@ from monitor.model import Call, CallState, Intercom, PollResult
 from monitor.providers.base import (
     AuthError,
     RequestRejected,
-    Skips,
     TrackedView,
     decode_body,
     follow_open_calls,
@@ -25,7 +24,8 @@ from monitor.providers.base import (
     new_call,
     parse_times,
 )
-from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.client import ApiClient
+from monitor.providers.http import RequestObserver
 from monitor.providers.paging import Page, read_newest_first
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
@@ -118,7 +118,7 @@ class _One(msgspec.Struct):
     data: msgspec.Raw
 
 
-class VmsIntercom:
+class VmsIntercom(ApiClient[VmsIntercomProvider]):
     """A client for one VMS account."""
 
     type = TYPE
@@ -129,23 +129,12 @@ class VmsIntercom:
         session: aiohttp.ClientSession,
         observe: RequestObserver | None = None,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
-        self._base = settings.base_url.rstrip("/")
+        super().__init__(settings, session, observe)
         self._zone: tzinfo = (
             UTC if settings.naive_timezone == "UTC" else ZoneInfo(settings.naive_timezone)
         )
         self._only = frozenset(settings.intercoms) if settings.intercoms else None
-        headers = {
-            "Accept": "application/json",
-            "X-Client": settings.client,
-            "X-UUID": settings.device_id,
-        }
         self._has_token = settings.token is not None
-        if settings.token is not None:
-            headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
-        self.http = HttpClient.for_provider(settings, session, observe, headers)
-        self._skips = Skips(self.name)
         self.doors = DoorStatus(
             self.name,
             self.http,
@@ -154,6 +143,12 @@ class VmsIntercom:
             max_doors=settings.max_doors,
             interval=settings.status_interval or settings.poll_interval,
         )
+
+    def headers(self, settings: VmsIntercomProvider) -> dict[str, str]:
+        headers = {"X-Client": settings.client, "X-UUID": settings.device_id}
+        if settings.token is not None:
+            headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
+        return headers
 
     async def poll(self, view: TrackedView) -> PollResult:
         """One poll; with a login configured, a token is fetched first and renewed on a 401."""
