@@ -32,7 +32,6 @@ from monitor.providers.base import (
     parse_times,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.http import RequestObserver
 from monitor.providers.paging import Page, read_newest_first
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
@@ -101,13 +100,7 @@ class Bandwidth(ApiClient[BandwidthProvider]):
 
     type = TYPE
 
-    def __init__(
-        self,
-        settings: BandwidthProvider,
-        session: aiohttp.ClientSession,
-        observe: RequestObserver | None = None,
-    ) -> None:
-        super().__init__(settings, session, observe)
+    def setup(self, settings: BandwidthProvider) -> None:
         self._url = f"{self._base}/v1/users/{settings.user_id}/calls/"
         self._origin = URL(self._url).origin()
         self._foreign_link_seen = False

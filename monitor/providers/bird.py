@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
-import aiohttp
 import msgspec
 from pydantic import Field, SecretStr
 
@@ -28,7 +27,6 @@ from monitor.providers.base import (
     parse_times,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.http import RequestObserver
 from monitor.providers.paging import Drain, drain_deferred
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
@@ -88,13 +86,7 @@ class Bird(ApiClient[BirdProvider]):
 
     type = TYPE
 
-    def __init__(
-        self,
-        settings: BirdProvider,
-        session: aiohttp.ClientSession,
-        observe: RequestObserver | None = None,
-    ) -> None:
-        super().__init__(settings, session, observe)
+    def setup(self, settings: BirdProvider) -> None:
         self._url = (
             f"{self._base}/workspaces/{settings.workspace_id}/channels/{settings.channel_id}/calls"
         )

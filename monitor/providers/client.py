@@ -30,6 +30,10 @@ class ApiClient(Generic[S]):
         headers = {"Accept": "application/json", **self.headers(settings)}
         self.http = HttpClient.for_provider(settings, session, observe, headers)
         self._skips = Skips(self.name)
+        self.setup(settings)
+
+    def setup(self, settings: S) -> None:
+        """What else the client keeps (its URLs, its own state)."""
 
     def headers(self, settings: S) -> Mapping[str, str]:
         """The headers of every request: credentials, the API's own."""

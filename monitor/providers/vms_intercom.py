@@ -8,7 +8,6 @@ from datetime import UTC, tzinfo
 from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import msgspec
 import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -25,7 +24,6 @@ from monitor.providers.base import (
     parse_times,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.http import RequestObserver
 from monitor.providers.paging import Page, read_newest_first
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
@@ -123,13 +121,7 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
 
     type = TYPE
 
-    def __init__(
-        self,
-        settings: VmsIntercomProvider,
-        session: aiohttp.ClientSession,
-        observe: RequestObserver | None = None,
-    ) -> None:
-        super().__init__(settings, session, observe)
+    def setup(self, settings: VmsIntercomProvider) -> None:
         self._zone: tzinfo = (
             UTC if settings.naive_timezone == "UTC" else ZoneInfo(settings.naive_timezone)
         )

@@ -9,15 +9,12 @@ per second: more draws 429 with `X-RateLimit-Reset` (epoch milliseconds).
 from __future__ import annotations
 
 import base64
-import itertools
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from monitor.simulator.common import Clock, RateLimit, rfc3339
-from monitor.simulator.faults import Faults
+from monitor.simulator.common import FakeApi, RateLimit, guarded, rfc3339
 
 
 @dataclass
@@ -69,45 +66,36 @@ class CatapultCall:
 
 
 @dataclass
-class BandwidthApi:
+class BandwidthApi(FakeApi):
     """The fake user's calls and routes."""
 
-    clock: Clock
     user_id: str = "u-simulated0001"
     api_token: str = "t-sim-token"
     api_secret: str = "sim-secret"
     list_limit: RateLimit = field(default_factory=lambda: RateLimit(1, 1.0))
-    faults: Faults = field(default_factory=Faults)
     calls: dict[str, CatapultCall] = field(default_factory=dict)
-    rng: random.Random = field(default_factory=random.Random)
     name: str = "bandwidth"
-    list_requests: int = 0
-    requests: int = 0
-    _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
-
-    def _now(self, at: float | None) -> float:
-        return self.clock() if at is None else at
 
     def start_call(self, at: float | None = None) -> str:
         incoming = self.rng.random() < 0.7
-        ours, theirs = "+19195550100", f"+1919555{next(self._numbers) % 10000:04d}"
+        ours, theirs = "+19195550100", f"+1919555{self.number() % 10000:04d}"
         call = CatapultCall(
             id=f"c-{self.rng.getrandbits(80):020x}",
             direction="in" if incoming else "out",
             from_=theirs if incoming else ours,
             to=ours if incoming else theirs,
-            started=self._now(at),
+            started=self.at(at),
         )
         self.calls[call.id] = call
         return call.id
 
     def answer(self, call_id: str, at: float | None = None) -> None:
         call = self.calls[call_id]
-        call.state, call.active = "active", self._now(at)
+        call.state, call.active = "active", self.at(at)
 
     def _end(self, call_id: str, state: str, cause: str, at: float | None) -> None:
         call = self.calls[call_id]
-        call.state, call.ended, call.cause = state, self._now(at), cause
+        call.state, call.ended, call.cause = state, self.at(at), cause
 
     def hang_up(self, call_id: str, at: float | None = None) -> None:
         self._end(call_id, "completed", "NORMAL_CLEARING", at)
@@ -126,10 +114,10 @@ class BandwidthApi:
     def routes(self) -> list[web.RouteDef]:
         base = "/v1/users/{user}/calls"
         return [
-            web.get(base, self._list),
-            web.get(base + "/", self._list),
-            web.get(base + "/{call}", self._one),
-            web.get(base + "/{call}/events", self._events),
+            web.get(base, guarded(self._guard, self._list)),
+            web.get(base + "/", guarded(self._guard, self._list)),
+            web.get(base + "/{call}", guarded(self._guard, self._one)),
+            web.get(base + "/{call}/events", guarded(self._guard, self._events)),
         ]
 
     async def _guard(self, request: web.Request) -> web.StreamResponse | None:
@@ -147,9 +135,6 @@ class BandwidthApi:
         return None
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        denied = await self._guard(request)
-        if denied is not None:
-            return denied
         reset = self.list_limit.check()
         if reset is not None:
             return _error(
@@ -189,23 +174,15 @@ class BandwidthApi:
         return web.json_response([c.as_json(base) for c in chunk], headers=headers)
 
     async def _one(self, request: web.Request) -> web.StreamResponse:
-        denied = await self._guard(request)
-        if denied is not None:
-            return denied
         call = self.calls.get(request.match_info["call"])
         if call is None:
-            return _error(404, "not-found", "call-not-found", "The call was not found")
+            return _NOT_FOUND()
         base = f"{request.url.origin()}/v1/users/{self.user_id}/calls"
         return web.json_response(call.as_json(base))
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        denied = await self._guard(request)
-        if denied is not None:
-            return denied
         call = self.calls.get(request.match_info["call"])
-        if call is None:
-            return _error(404, "not-found", "call-not-found", "The call was not found")
-        return web.json_response(call.events())
+        return _NOT_FOUND() if call is None else web.json_response(call.events())
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:
@@ -225,3 +202,7 @@ def _error(
 ) -> web.Response:
     body = {"category": category, "code": code, "message": message, "details": []}
     return web.json_response(body, status=status, headers=headers)
+
+
+def _NOT_FOUND() -> web.Response:
+    return _error(404, "not-found", "call-not-found", "The call was not found")

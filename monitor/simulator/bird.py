@@ -10,16 +10,13 @@ client pages shift records between pages, as a live list does.
 from __future__ import annotations
 
 import base64
-import itertools
-import random
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from monitor.simulator.common import Clock, RateLimit, parse_rfc3339, rfc3339
-from monitor.simulator.faults import Faults
+from monitor.simulator.common import FakeApi, RateLimit, guarded, parse_rfc3339, rfc3339
 
 
 @dataclass
@@ -65,32 +62,23 @@ class BirdCall:
 
 
 @dataclass
-class BirdApi:
+class BirdApi(FakeApi):
     """The fake channel's state and routes."""
 
-    clock: Clock
     access_key: str = "sim-bird-key"
     workspace_id: str = "0f5c2ad8-5d5b-4a8e-9d43-2a2c1d3e0001"
     channel_id: str = "6a1f4e57-3c2b-4b7d-8e2f-1b2c3d4e0002"
     scheme: str = "AccessKey"
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(50, 1.0))
-    faults: Faults = field(default_factory=Faults)
     calls: dict[str, BirdCall] = field(default_factory=dict)
-    rng: random.Random = field(default_factory=random.Random)
     name: str = "bird"
-    list_requests: int = 0
-    requests: int = 0
-    _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     # --- the line the traffic drives
 
-    def _now(self, at: float | None) -> float:
-        return self.clock() if at is None else at
-
     def start_call(self, at: float | None = None) -> str:
-        now = self._now(at)
+        now = self.at(at)
         incoming = self.rng.random() < 0.8
-        ours, theirs = "+31201234567", f"+316{next(self._numbers):08d}"
+        ours, theirs = "+31201234567", f"+316{self.number():08d}"
         call = BirdCall(
             id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
             direction="incoming" if incoming else "outgoing",
@@ -105,37 +93,40 @@ class BirdApi:
 
     def _set(self, call_id: str, status: str, at: float | None, **times: float) -> BirdCall:
         call = self.calls[call_id]
-        call.status, call.updated = status, self._now(at)
+        call.status, call.updated = status, self.at(at)
         for key, value in times.items():
             setattr(call, key, value)
         return call
 
     def answer(self, call_id: str, at: float | None = None) -> None:
-        self._set(call_id, "ongoing", at, answered=self._now(at))
+        self._set(call_id, "ongoing", at, answered=self.at(at))
 
     def hang_up(self, call_id: str, at: float | None = None) -> None:
-        call = self._set(call_id, "completed", at, ended=self._now(at))
+        call = self._set(call_id, "completed", at, ended=self.at(at))
         call.hangup_source, call.hangup_cause = "callee", 16
 
     def no_answer(self, call_id: str, at: float | None = None) -> None:
         status = "no-answer" if self.rng.random() < 0.7 else "cancelled"
-        call = self._set(call_id, status, at, ended=self._now(at))
+        call = self._set(call_id, status, at, ended=self.at(at))
         call.hangup_source = "system" if status == "no-answer" else "caller"
         call.hangup_cause = 19 if status == "no-answer" else 487
 
     def reject(self, call_id: str, at: float | None = None) -> None:
-        call = self._set(call_id, "busy", at, ended=self._now(at))
+        call = self._set(call_id, "busy", at, ended=self.at(at))
         call.hangup_source, call.hangup_cause = "callee", 17
 
     def fail(self, call_id: str, at: float | None = None) -> None:
-        call = self._set(call_id, "failed", at, ended=self._now(at))
+        call = self._set(call_id, "failed", at, ended=self.at(at))
         call.hangup_source, call.hangup_cause = "system", 41
 
     # --- HTTP
 
     def routes(self) -> list[web.RouteDef]:
         base = "/workspaces/{workspace}/channels/{channel}/calls"
-        return [web.get(base, self._list), web.get(base + "/{call}", self._one)]
+        return [
+            web.get(base, guarded(self._guard, self._list)),
+            web.get(base + "/{call}", guarded(self._guard, self._one)),
+        ]
 
     async def _guard(self, request: web.Request) -> web.StreamResponse | None:
         self.requests += 1
@@ -156,9 +147,6 @@ class BirdApi:
         return None
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        denied = await self._guard(request)
-        if denied is not None:
-            return denied
         self.list_requests += 1
         query = request.query
         try:
@@ -187,9 +175,6 @@ class BirdApi:
         return web.json_response(body)
 
     async def _one(self, request: web.Request) -> web.StreamResponse:
-        denied = await self._guard(request)
-        if denied is not None:
-            return denied
         call = self.calls.get(request.match_info["call"])
         if call is None:
             return _error(404, "NotFound", "Call not found")

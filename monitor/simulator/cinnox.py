@@ -8,15 +8,12 @@ records turn up late and shift the offsets of a client that is paging, newest `c
 
 from __future__ import annotations
 
-import itertools
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from monitor.simulator.common import Clock, RateLimit, parse_rfc3339, rfc3339
-from monitor.simulator.faults import Faults
+from monitor.simulator.common import FakeApi, RateLimit, parse_rfc3339, rfc3339
 
 BAD_QUERY = 6451000
 
@@ -72,45 +69,36 @@ class CinnoxCall:
 
 
 @dataclass
-class CinnoxApi:
+class CinnoxApi(FakeApi):
     """The fake app's call log and routes."""
 
-    clock: Clock
     token: str = "sim-cinnox-token"
     app_id: str = "sim-app"
     virtual_number: int = 85230001234
     late: tuple[float, float] = (0.5, 3.0)
     """Seconds after a call ends before its record shows (drawn uniformly)."""
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(20, 1.0))
-    faults: Faults = field(default_factory=Faults)
     calls: dict[str, CinnoxCall] = field(default_factory=dict)
-    rng: random.Random = field(default_factory=random.Random)
     name: str = "cinnox"
-    list_requests: int = 0
-    requests: int = 0
-    _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
-
-    def _now(self, at: float | None) -> float:
-        return self.clock() if at is None else at
 
     def start_call(self, at: float | None = None) -> str:
         hid = f"{self.rng.getrandbits(96):024x}"
         self.calls[hid] = CinnoxCall(
             hid=hid,
             call_id=f"{self.rng.getrandbits(64):016x}",
-            caller=f"+8529{next(self._numbers):07d}",
-            started=self._now(at),
+            caller=f"+8529{self.number():07d}",
+            started=self.at(at),
         )
         return hid
 
     def _finish(self, hid: str, status: str, at: float | None, bye: str, party: str) -> None:
         call = self.calls[hid]
-        call.status, call.ended = status, self._now(at)
+        call.status, call.ended = status, self.at(at)
         call.bye_reason, call.release_party = bye, party
         call.published = call.ended + self.rng.uniform(*self.late)
 
     def answer(self, call_id: str, at: float | None = None) -> None:
-        self.calls[call_id].answered = self._now(at)
+        self.calls[call_id].answered = self.at(at)
 
     def hang_up(self, call_id: str, at: float | None = None) -> None:
         self._finish(call_id, "Call Ended", at, "Normal call clearing", "Caller")

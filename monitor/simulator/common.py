@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+
+from aiohttp import web
+
+from monitor.simulator.faults import Faults
 
 Clock = Callable[[], float]
 
@@ -81,3 +88,37 @@ class RateLimit:
             return time.time() + self.per - (now - self._times[0])
         self._times.append(now)
         return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Check = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+
+
+@dataclass
+class FakeApi:
+    """What every fake API keeps: its clock, injected faults, randomness, request counters."""
+
+    clock: Clock
+    faults: Faults = field(default_factory=Faults)
+    rng: random.Random = field(default_factory=random.Random)
+    requests: int = 0
+    list_requests: int = 0
+    _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def at(self, moment: float | None) -> float:
+        """`moment`, or now when None (the traffic generator passes times for history)."""
+        return self.clock() if moment is None else moment
+
+    def number(self) -> int:
+        """The next caller number's digits."""
+        return next(self._numbers)
+
+
+def guarded(check: Check, handler: Handler) -> Handler:
+    """`handler`, answered instead by `check` (a fault, a refused credential) when it objects."""
+
+    async def guarded_handler(request: web.Request) -> web.StreamResponse:
+        refused = await check(request)
+        return refused if refused is not None else await handler(request)
+
+    return guarded_handler

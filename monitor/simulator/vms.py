@@ -8,7 +8,6 @@ It serves `/api/v1/intercom/calls` as a Laravel paginator (newest first, `links`
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.simulator.faults import Faults
+from monitor.simulator.common import Check, FakeApi, guarded
 
 CLIENTS = frozenset({"ios-cctv", "android-cctv", "thick-legal", "web"})
 NAIVE = "%Y-%m-%d %H:%M:%S"
@@ -109,19 +108,15 @@ class VmsCall:
 
 
 @dataclass
-class VmsApi:
+class VmsApi(FakeApi):
     """The fake platform's state and its HTTP routes."""
 
     clock: Callable[[], float]
     token: str = "sim-vms-token"
     doors: dict[int, Door] = field(default_factory=dict)
     calls: dict[int, VmsCall] = field(default_factory=dict)
-    faults: Faults = field(default_factory=Faults)
     wrap_single: bool = True
-    rng: random.Random = field(default_factory=random.Random)
     name: str = "vms-intercom"
-    requests: int = 0
-    list_requests: int = 0
     shows_requests: int = 0
     logins: int = 0
     users: dict[str, str] = field(default_factory=lambda: {"callmon": "sim-password"})
@@ -167,11 +162,23 @@ class VmsApi:
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
         return [
-            web.get(f"{prefix}/api/v1/intercom/calls", self._list),
-            web.get(f"{prefix}/api/v1/intercom/calls/{{id}}", self._one),
-            web.get(f"{prefix}/api/v1/intercom/shows", self._shows),
+            web.get(f"{prefix}/api/v1/intercom/calls", guarded(self._guard("vms"), self._list)),
+            web.get(
+                f"{prefix}/api/v1/intercom/calls/{{id}}", guarded(self._guard("vms"), self._one)
+            ),
+            web.get(
+                f"{prefix}/api/v1/intercom/shows", guarded(self._guard("vms-shows"), self._shows)
+            ),
             web.post(f"{prefix}/api/v1/token", self._login),
         ]
+
+    def _guard(self, api: str) -> Check:
+        """A fault injected for `api`, or a refusal of the request's credentials, if any."""
+
+        async def check(request: web.Request) -> web.StreamResponse | None:
+            return await self.faults.apply(api, request) or self._check(request)
+
+        return check
 
     def _check(self, request: web.Request) -> web.Response | None:
         self.requests += 1
@@ -182,12 +189,6 @@ class VmsApi:
         return None
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.faults.apply("vms", request)
-        if fault is not None:
-            return fault
-        denied = self._check(request)
-        if denied is not None:
-            return denied
         self.list_requests += 1
         try:
             page = int(request.query.get("page", "1"))
@@ -231,12 +232,6 @@ class VmsApi:
         return web.json_response(body)
 
     async def _one(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.faults.apply("vms", request)
-        if fault is not None:
-            return fault
-        denied = self._check(request)
-        if denied is not None:
-            return denied
         try:
             call = self.calls[int(request.match_info["id"])]
         except (KeyError, ValueError):
@@ -245,12 +240,6 @@ class VmsApi:
         return web.json_response({"data": record} if self.wrap_single else record)
 
     async def _shows(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.faults.apply("vms-shows", request)
-        if fault is not None:
-            return fault
-        denied = self._check(request)
-        if denied is not None:
-            return denied
         try:
             ids = [int(v) for v in request.query.getall("ids[]", [])]
         except ValueError:
