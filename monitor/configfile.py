@@ -55,9 +55,7 @@ def interpolate(doc: Document, environ: Mapping[str, str]) -> list[SourceError]:
 def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
     """Replace `token_file: PATH` (and the like) in each provider by the file's contents."""
     errors: list[SourceError] = []
-    providers = doc.data.get("providers") if isinstance(doc.data, dict) else None
-    if not isinstance(providers, list):
-        return errors
+    providers = _providers(doc.data)
     for i, provider in enumerate(providers):
         if not isinstance(provider, dict):
             continue
@@ -111,7 +109,7 @@ def resolve_paths(doc: Document, base_dir: Path) -> None:
         path = store[len("sqlite:///") :]
         if not path.startswith("/"):
             data["store"] = f"sqlite:///{(base_dir / path).absolute()}"
-    for provider in data.get("providers") or []:
+    for provider in _providers(data):
         if isinstance(provider, dict):
             ca = provider.get("verify_tls")
             if isinstance(ca, str) and ca and not Path(ca).is_absolute():
@@ -130,7 +128,7 @@ def from_document(
     errors += read_secret_files(doc, base_dir)
     resolve_paths(doc, base_dir)
     names_seen: dict[str, int] = {}
-    for i, p in enumerate(doc.data.get("providers") or []):
+    for i, p in enumerate(_providers(doc.data)):
         if isinstance(p, dict) and isinstance(p.get("name"), str):
             if p["name"] in names_seen:
                 errors.append(
@@ -149,3 +147,10 @@ def from_document(
         default = (base_dir / store[len("sqlite:///") :]).absolute()
         store = f"sqlite:///{default}"  # the default, likewise
     return config.model_copy(update={"rules": rules, "store": store})
+
+
+def _providers(data: Any) -> list[Any]:
+    """The `providers` list of a parsed config, or nothing when it is not a list (validation
+    then says what is wrong with it, at its position)."""
+    providers = data.get("providers") if isinstance(data, dict) else None
+    return providers if isinstance(providers, list) else []

@@ -217,6 +217,12 @@ def parse_time(value: str | None, zone: tzinfo = UTC, field: str = "time") -> da
         raise ValueError(f"{field}: invalid timestamp {value[:40]!r}") from None
 
 
+def statuses(**by_state: tuple[str, ...]) -> dict[str, CallState]:
+    """An API's statuses → canonical states, written as PROVIDERS.md's table reads: each
+    canonical state (by name) with the statuses that mean it."""
+    return {status: CallState(state) for state, names in by_state.items() for status in names}
+
+
 def known_state(states: Mapping[str, CallState], value: str, field: str) -> CallState:
     """The canonical state of an API's status; a `ValueError` naming the field when unmapped."""
     state = states.get(value)

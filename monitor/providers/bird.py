@@ -7,44 +7,37 @@ calls still in progress that fell out of the window.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
 import msgspec
 from pydantic import Field, SecretStr
 
-from monitor.model import Call, CallState, PollResult
+from monitor.model import Call, PollResult
 from monitor.providers.base import (
-    CLOCK_SLACK,
     TrackedView,
     decode_body,
     follow_open_calls,
-    iso,
     known_state,
     new_call,
-    not_after,
-    parse_time,
     parse_times,
+    statuses,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.paging import Drain, drain_deferred
+from monitor.providers.paging import Drain, read_window
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
 from monitor.units import Duration
 
 TYPE = "bird"
-STATES = {
-    "accepted": CallState.RINGING,
-    "scheduled": CallState.RINGING,
-    "starting": CallState.RINGING,
-    "ringing": CallState.RINGING,
-    "ongoing": CallState.ANSWERED,
-    "completed": CallState.ENDED,
-    "no-answer": CallState.MISSED,
-    "cancelled": CallState.MISSED,
-    "busy": CallState.REJECTED,
-    "failed": CallState.FAILED,
-}
+STATES = statuses(
+    ringing=("accepted", "scheduled", "starting", "ringing"),
+    answered=("ongoing",),
+    ended=("completed",),
+    missed=("no-answer", "cancelled"),
+    rejected=("busy",),
+    failed=("failed",),
+)
 DIRECTIONS = {"incoming": "in", "outgoing": "out"}
 
 
@@ -100,49 +93,34 @@ class Bird(ApiClient[BirdProvider]):
         A window holding more pages than one poll reads is continued by the next polls from
         its `nextPageToken`; the mark moves once the window is drained.
         """
-        now = datetime.now(UTC)
-        mark = parse_time(view.cursor.get("high_water"), field="high_water")
-        drain = Drain.resumed(view.cursor)
-        if drain is None:
-            start = (
-                mark - timedelta(seconds=self._settings.overlap)
-                if mark
-                else (now - timedelta(seconds=self._settings.lookback))
-            )
-            drain = Drain(iso(start), iso(now + CLOCK_SLACK))
+        settings = self._settings
         result = PollResult()
-        seen: set[str] = set()
-        newest = parse_time(drain.newest, field="newest") or mark
-        for _ in range(self._settings.page_budget):
-            params: dict[str, str | int] = {
-                "limit": self._settings.limit,
-                "startAt": drain.start,
-                "endAt": drain.end,
-            }
+
+        def start(mark: datetime | None, now: datetime) -> datetime:
+            if mark is not None:
+                return mark - timedelta(seconds=settings.overlap)
+            return now - timedelta(seconds=settings.lookback)
+
+        async def page(drain: Drain) -> tuple[list[msgspec.Raw], str | None]:
+            params = {"limit": settings.limit, "startAt": drain.start, "endAt": drain.end}
             if drain.token:
                 params["pageToken"] = str(drain.token)
             resp = await self.http.get(self._url, params)
-            page = decode_body(self.name, "call list page", resp.body, _Page)
-            for raw in page.results:
-                call = self._skips.read(self._decode, raw, result)
-                if call is None or call.id in seen:
-                    continue
-                seen.add(call.id)
-                result.calls.append(call)
-                if call.created_at and (newest is None or call.created_at > newest):
-                    newest = call.created_at
-            drain.token = page.nextPageToken or None
-            if drain.token is None:
-                break
+            found = decode_body(self.name, "call list page", resp.body, _Page)
+            return found.results, found.nextPageToken or None
+
+        window = await read_window(
+            page,
+            provider=self.name,
+            cursor=view.cursor,
+            mark_key="high_water",
+            start=start,
+            read=lambda raw: self._skips.read(self._decode, raw, result),
+            budget=settings.page_budget,
+        )
+        result.calls, result.cursor = window.calls, window.cursor
+        seen = {call.id for call in window.calls}
         await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
-        newest = not_after(newest, now, self.name)
-        if drain.token is None:
-            result.cursor = {"high_water": iso(newest)} if newest else {}
-        else:  # the mark stays until the window is drained
-            drain.newest = iso(newest) if newest else None
-            result.cursor = {"high_water": iso(mark)} if mark else {}
-            result.cursor["resume"] = drain.stored()
-            drain_deferred(self.name, len(result.calls), drain)
         return result
 
     async def _one(self, call_id: str) -> bytes | None:

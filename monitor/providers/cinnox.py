@@ -7,7 +7,7 @@ is final: a new one is one event from nothing straight to its final state.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
 import msgspec
@@ -15,34 +15,27 @@ from pydantic import Field, SecretStr
 
 from monitor.model import Call, CallState, PollResult
 from monitor.providers.base import (
-    CLOCK_SLACK,
     RequestRejected,
     TrackedView,
     decode_body,
-    iso,
     known_state,
     new_call,
-    not_after,
-    parse_time,
     parse_times,
+    statuses,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.paging import Drain, drain_deferred
+from monitor.providers.paging import Drain, read_window
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
 from monitor.units import Duration
 
 TYPE = "cinnox"
-STATES = {
-    "Call Ended": CallState.ENDED,
-    "Not Answered": CallState.MISSED,
-    "Cancelled": CallState.MISSED,
-    "Abandoned": CallState.MISSED,
-    "Declined": CallState.REJECTED,
-    "Busy": CallState.REJECTED,
-    "Unreachable": CallState.FAILED,
-    "Call Failed": CallState.FAILED,
-}
+STATES = statuses(
+    ended=("Call Ended",),
+    missed=("Not Answered", "Cancelled", "Abandoned"),
+    rejected=("Declined", "Busy"),
+    failed=("Unreachable", "Call Failed"),
+)
 
 
 class CinnoxProvider(ProviderSettings):
@@ -96,50 +89,38 @@ class Cinnox(ApiClient[CinnoxProvider]):
         A window holding more pages than one poll reads is continued by the next polls from the
         offset reached; the mark moves once the window is drained.
         """
-        now = datetime.now(UTC)
-        mark = parse_time(view.cursor.get("last_call_date"), field="last_call_date")
-        drain = Drain.resumed(view.cursor)
-        if drain is None:
-            start = (mark or now) - timedelta(seconds=self._settings.lookback)
-            drain = Drain(iso(start), iso(now + CLOCK_SLACK), 0)
-        limit = self._settings.limit
+        settings = self._settings
         result = PollResult()
-        seen: set[str] = set()
-        newest = parse_time(drain.newest, field="newest") or mark
-        offset = int(drain.token or 0)
-        for _ in range(self._settings.page_budget):
+
+        def start(mark: datetime | None, now: datetime) -> datetime:
+            return (mark or now) - timedelta(seconds=settings.lookback)
+
+        async def page(drain: Drain) -> tuple[list[msgspec.Raw], int | None]:
+            offset, limit = int(drain.token or 0), settings.limit
             params = {"startAt": drain.start, "endAt": drain.end, "offset": offset, "limit": limit}
             try:
                 resp = await self.http.get(self._url, params)
             except RequestRejected as exc:
-                raise RequestRejected(
-                    str(exc).replace("request rejected", "API error"), status=exc.status
-                ) from None
+                message = str(exc).replace("request rejected", "API error")
+                raise RequestRejected(message, status=exc.status) from None
             body = decode_body(self.name, f"call-log page at offset {offset}", resp.body, _Body)
             if body.code != 0:
                 message = (body.message or "no message")[:200]
                 raise RequestRejected(f"provider {self.name}: API error {body.code}: {message}")
             records = body.result or []
-            for raw in records:
-                call = self._skips.read(self._decode, raw, result)
-                if call is None or call.id in seen:
-                    continue  # unreadable, or shifted to the next page by a late record
-                seen.add(call.id)
-                result.calls.append(call)
-                if call.created_at and (newest is None or call.created_at > newest):
-                    newest = call.created_at
-            offset += limit
-            if len(records) < limit:
-                offset = -1
-                break
-        newest = not_after(newest, now, self.name)
-        if offset < 0:
-            result.cursor = {"last_call_date": iso(newest)} if newest else {}
-        else:  # the mark stays until the window is drained
-            drain.token, drain.newest = offset, iso(newest) if newest else None
-            result.cursor = {"last_call_date": iso(mark)} if mark else {}
-            result.cursor["resume"] = drain.stored()
-            drain_deferred(self.name, len(result.calls), drain)
+            return records, (offset + limit if len(records) >= limit else None)
+
+        window = await read_window(
+            page,
+            provider=self.name,
+            cursor=view.cursor,
+            mark_key="last_call_date",
+            start=start,
+            read=lambda raw: self._skips.read(self._decode, raw, result),
+            budget=settings.page_budget,
+            first_token=0,
+        )
+        result.calls, result.cursor = window.calls, window.cursor
         return result
 
     def _decode(self, raw: bytes) -> Call:

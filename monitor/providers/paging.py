@@ -16,13 +16,15 @@ Either way the mark moves only once the whole backlog is read, and the log says 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from monitor.model import Call
+from monitor.providers.base import CLOCK_SLACK, iso, not_after, parse_time
 
 log = structlog.get_logger("monitor.providers")
 
@@ -224,6 +226,62 @@ class Drain:
 
     def stored(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "token": self.token, "newest": self.newest}
+
+
+WindowPage = Callable[[Drain], Awaitable[tuple[Sequence[Any], str | int | None]]]
+"""Fetches the page of the window at the drain's token: its raw records and the next token
+(None: the window is drained)."""
+
+
+@dataclass(slots=True)
+class Window:
+    """What a window drain read: its calls (deduplicated), and the cursor to store."""
+
+    calls: list[Call]
+    cursor: dict[str, Any]
+
+
+async def read_window(
+    page: WindowPage,
+    *,
+    provider: str,
+    cursor: Mapping[str, Any],
+    mark_key: str,
+    start: Callable[[datetime | None, datetime], datetime],
+    read: Callable[[Any], Call | None],
+    budget: int,
+    first_token: str | int | None = None,
+) -> Window:
+    """Drain the window from `start(mark, now)` to now (or the one a previous poll left
+    unfinished) for at most `budget` pages; the mark (`cursor[mark_key]`, the newest call
+    time seen) moves only once the window is drained, and never past the present."""
+    now = datetime.now(UTC)
+    mark = parse_time(cursor.get(mark_key), field=mark_key)
+    drain = Drain.resumed(cursor)
+    if drain is None:
+        drain = Drain(iso(start(mark, now)), iso(now + CLOCK_SLACK), first_token)
+    newest = parse_time(drain.newest, field="newest") or mark
+    calls: list[Call] = []
+    seen: set[str] = set()
+    for _ in range(budget):
+        records, drain.token = await page(drain)
+        for raw in records:
+            call = read(raw)
+            if call is None or call.id in seen:
+                continue  # unreadable, or shifted to the next page by a late record
+            seen.add(call.id)
+            calls.append(call)
+            if call.created_at and (newest is None or call.created_at > newest):
+                newest = call.created_at
+        if drain.token is None:
+            break
+    newest = not_after(newest, now, provider)
+    if drain.token is None:
+        return Window(calls, {mark_key: iso(newest)} if newest else {})
+    drain.newest = iso(newest) if newest else None  # the mark stays until the window is drained
+    stored = {mark_key: iso(mark)} if mark else {}
+    drain_deferred(provider, len(calls), drain)
+    return Window(calls, {**stored, "resume": drain.stored()})
 
 
 def drain_deferred(provider: str, read: int, drain: Drain) -> None:

@@ -22,6 +22,7 @@ from monitor.providers.base import (
     known_state,
     new_call,
     parse_times,
+    statuses,
 )
 from monitor.providers.client import ApiClient
 from monitor.providers.paging import Page, read_newest_first
@@ -36,12 +37,7 @@ log = structlog.get_logger("monitor.providers.vms_intercom")
 TYPE = "vms-intercom"
 CALLS_PATH = "/api/v1/intercom/calls"
 TOKEN_PATH = "/api/v1/token"
-STATES = {
-    "ring": CallState.RINGING,
-    "answered": CallState.ANSWERED,
-    "ended": CallState.ENDED,
-    "missed": CallState.MISSED,
-}
+STATES = statuses(ringing=("ring",), answered=("answered",), ended=("ended",), missed=("missed",))
 
 
 class VmsIntercomProvider(ProviderSettings):
