@@ -103,28 +103,12 @@ class Pipeline:
         provider = tracker.provider
 
         async def on_result(result: PollResult, now: datetime, backlog: bool) -> bool:
-            try:
-                await self.process(tracker, result, now, backlog=backlog)
-            except StoreError as exc:
-                log.error(
-                    "store write failed; the poll will be repeated",
-                    provider=provider,
-                    error=str(exc),
-                )
-                return False
-            return True
+            step = self.process(tracker, result, now, backlog=backlog)
+            return await self._kept(step, provider, "the poll will be repeated")
 
         async def on_health(event: Event, now: datetime) -> bool:
-            try:
-                await self.emit([event], now)
-            except StoreError as exc:
-                log.error(
-                    "store write failed; the health change is stored later",
-                    provider=provider,
-                    error=str(exc),
-                )
-                return False
-            return True
+            step = self.emit([event], now)
+            return await self._kept(step, provider, "the health change is stored later")
 
         return on_result, on_health
 
@@ -140,6 +124,16 @@ class Pipeline:
             for alert in alerts
             for target in range(self._targets.get(alert.notifier, 0))
         ]
+
+    @staticmethod
+    async def _kept(step: Awaitable[object], provider: str, retry: str) -> bool:
+        """Whether the step was stored; a store failure is logged, and the caller retries."""
+        try:
+            await step
+        except StoreError as exc:
+            log.error(f"store write failed; {retry}", provider=provider, error=str(exc))
+            return False
+        return True
 
     async def process(
         self, tracker: Tracker, result: PollResult, now: datetime, *, backlog: bool = False

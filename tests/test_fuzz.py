@@ -156,7 +156,7 @@ def read_page(kind: str, body: bytes) -> list[Call]:
     shape, records = PAGES[kind]
     raws = records(decode_body("p", "call list page 1", body, shape))
     skips, result = Skips("p"), PollResult()
-    calls = [c for raw in raws if (c := skips.read(provider._decode, raw, result)) is not None]
+    calls = [c for raw in raws if (c := skips.read(provider.decode, raw, result)) is not None]
     assert len(calls) + result.skipped <= len(raws)
     return calls
 

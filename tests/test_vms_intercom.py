@@ -193,7 +193,7 @@ async def test_a_single_call_may_come_bare_or_wrapped(
         sim.vms.wrap_single = wrap
         raw = await client._one(str(call.id))
         assert raw is not None
-        assert client._decode(raw).state is CallState.RINGING
+        assert client.decode(raw).state is CallState.RINGING
     assert await client._one("999999") is None
 
 

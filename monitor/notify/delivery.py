@@ -118,6 +118,7 @@ class Worker:
         """(id, attempts) of a failed attempt the store could not record, for its backoff."""
         self.sending = False
         self.running = False
+        self._log = log.bind(notifier=notifier, target=sender.display)
 
     @property
     def timeout(self) -> float:
@@ -146,11 +147,8 @@ class Worker:
                 except StoreError as exc:
                     self._store_failures += 1
                     delay = STORE_RETRY.delay(self._store_failures, rng=lambda: 0.5)
-                    log.warning(
-                        "store unavailable; delivery waits for it",
-                        notifier=self.notifier,
-                        error=str(exc),
-                        retry_in=delay,
+                    self._log.warning(
+                        "store unavailable; delivery waits for it", error=str(exc), retry_in=delay
                     )
                     await self._pause(delay)
                 else:
@@ -189,10 +187,8 @@ class Worker:
         if decide(item, self._clock(), self._max_age) is Decision.DEAD_LETTER:
             await self._store.mark_dead(item.id, f"undelivered after {self._max_age:g} s")
             self._telemetry.notifications.labels(self.notifier, "dropped").inc()
-            log.error(
+            self._log.error(
                 "notification dead-lettered: undelivered for too long",
-                notifier=self.notifier,
-                target=self._sender.display,
                 rule=item.rule,
                 title=item.title,
                 attempts=item.attempts,
@@ -220,7 +216,7 @@ class Worker:
             since = item.event_at if item.event_at is not None else item.created_at
             self._telemetry.delivery_seconds.labels(self.notifier).observe(max(0.0, now - since))
             if self._failing:
-                log.info("notifier recovered", notifier=self.notifier, target=self._sender.display)
+                self._log.info("notifier recovered")
                 self._failing = False
             return await self._record_sent(item, now)
         attempts = item.attempts + 1
@@ -229,12 +225,8 @@ class Worker:
         delay = self._policy.delay(attempts)
         self._telemetry.notifications.labels(self.notifier, "failed").inc()
         if not self._failing:
-            log.warning(
-                "notifier failing; messages stay queued",
-                notifier=self.notifier,
-                target=self._sender.display,
-                reason=result.reason,
-                detail=result.detail,
+            self._log.warning(
+                "notifier failing; messages stay queued", reason=result.reason, detail=result.detail
             )
             self._failing = True
         try:
@@ -256,18 +248,10 @@ class Worker:
             except StoreError as exc:
                 failures += 1
                 if self._stopping:
-                    log.warning(
-                        "a sent message could not be recorded; it may be sent once more",
-                        notifier=self.notifier,
-                        error=str(exc),
-                    )
+                    self._log.warning("a sent message may be sent once more", error=str(exc))
                     return False
                 if failures == 1:
-                    log.warning(
-                        "a sent message cannot be recorded yet; retrying",
-                        notifier=self.notifier,
-                        error=str(exc),
-                    )
+                    self._log.warning("a sent message cannot be recorded yet", error=str(exc))
                 await self._sleep(STORE_RETRY.delay(failures, rng=lambda: 0.5))
                 continue
             return True

@@ -139,7 +139,7 @@ class Bandwidth(ApiClient[BandwidthProvider]):
             if call.id not in read.at_or_under_stop or view.knows(call.id):
                 result.calls.append(call)  # older unknown calls are history from before
         seen = {call.id for call in read.calls}
-        await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
+        await follow_open_calls(view, seen, self._one, self.decode, result, self._skips)
         if self._settings.hangup_causes and view.baselined:
             result.calls = [await self._with_cause(c, view, result) for c in result.calls]
         starts = [c.created_at for c in result.calls if c.created_at is not None]
@@ -156,7 +156,7 @@ class Bandwidth(ApiClient[BandwidthProvider]):
         records = decode_body(
             self.name, f"call list page {number + 1}", resp.body, list[msgspec.Raw]
         )
-        calls = [c for raw in records if (c := self._skips.read(self._decode, raw, result))]
+        calls = [c for raw in records if (c := self._skips.read(self.decode, raw, result))]
         more = resp.next_url is not None and bool(records)
         if more and URL(resp.next_url or "").origin() != self._origin:
             # Pages are read by their documented `page` parameter on the configured API, so
@@ -193,7 +193,7 @@ class Bandwidth(ApiClient[BandwidthProvider]):
     async def _one(self, call_id: str) -> bytes | None:
         return await self.http.get_unless_gone(f"{self._url}{call_id}")
 
-    def _decode(self, raw: bytes) -> Call:
+    def decode(self, raw: bytes) -> Call:
         """One Catapult call → `Call`; raises on a call that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
         state = canonical(rec.state, rec.activeTime is not None)

@@ -24,7 +24,7 @@ from monitor.providers.base import (
     statuses,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.paging import Drain, read_window
+from monitor.providers.paging import Drain
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
 from monitor.units import Duration
@@ -109,24 +109,14 @@ class Bird(ApiClient[BirdProvider]):
             found = decode_body(self.name, "call list page", resp.body, _Page)
             return found.results, found.nextPageToken or None
 
-        window = await read_window(
-            page,
-            provider=self.name,
-            cursor=view.cursor,
-            mark_key="high_water",
-            start=start,
-            read=lambda raw: self._skips.read(self._decode, raw, result),
-            budget=settings.page_budget,
-        )
-        result.calls, result.cursor = window.calls, window.cursor
-        seen = {call.id for call in window.calls}
-        await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
+        seen = await self.read_window(page, view, result, mark_key="high_water", start=start)
+        await follow_open_calls(view, seen, self._one, self.decode, result, self._skips)
         return result
 
     async def _one(self, call_id: str) -> bytes | None:
         return await self.http.get_unless_gone(f"{self._url}/{call_id}")
 
-    def _decode(self, raw: bytes) -> Call:
+    def decode(self, raw: bytes) -> Call:
         """One ChannelCall → `Call`; raises on a call that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
         times = parse_times(

@@ -24,7 +24,7 @@ from monitor.providers.base import (
     statuses,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.paging import Drain, read_window
+from monitor.providers.paging import Drain
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
 from monitor.units import Duration
@@ -110,20 +110,12 @@ class Cinnox(ApiClient[CinnoxProvider]):
             records = body.result or []
             return records, (offset + limit if len(records) >= limit else None)
 
-        window = await read_window(
-            page,
-            provider=self.name,
-            cursor=view.cursor,
-            mark_key="last_call_date",
-            start=start,
-            read=lambda raw: self._skips.read(self._decode, raw, result),
-            budget=settings.page_budget,
-            first_token=0,
+        await self.read_window(
+            page, view, result, mark_key="last_call_date", start=start, first_token=0
         )
-        result.calls, result.cursor = window.calls, window.cursor
         return result
 
-    def _decode(self, raw: bytes) -> Call:
+    def decode(self, raw: bytes) -> Call:
         """One call-log record → a final `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Record)
         state = known_state(STATES, rec.status, "status")

@@ -3,14 +3,16 @@ headers) and the memory of the records it skipped. A client module adds the API 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from monitor.model import PollResult
+from monitor.model import Call, PollResult
 from monitor.providers.base import Skips, TrackedView
 from monitor.providers.http import HttpClient, RequestObserver
+from monitor.providers.paging import WindowPage, read_window
 from monitor.providers.settings import ProviderSettings
 
 S = TypeVar("S", bound=ProviderSettings)
@@ -41,4 +43,32 @@ class ApiClient(Generic[S]):
 
     async def poll(self, view: TrackedView) -> PollResult:
         """Fetch every call that is new or may have changed since the view was taken."""
+        raise NotImplementedError
+
+    async def read_window(
+        self,
+        page: WindowPage,
+        view: TrackedView,
+        result: PollResult,
+        *,
+        mark_key: str,
+        start: Callable[[datetime | None, datetime], datetime],
+        first_token: str | int | None = None,
+    ) -> set[str]:
+        """Drain the API's time window (see `paging.read_window`) into `result`; the ids read."""
+        window = await read_window(
+            page,
+            provider=self.name,
+            cursor=view.cursor,
+            mark_key=mark_key,
+            start=start,
+            read=lambda raw: self._skips.read(self.decode, raw, result),
+            budget=self._settings.page_budget,
+            first_token=first_token,
+        )
+        result.calls, result.cursor = window.calls, window.cursor
+        return {call.id for call in window.calls}
+
+    def decode(self, raw: bytes) -> Call:
+        """One record of the API → `Call`; raises on a record that cannot be read."""
         raise NotImplementedError

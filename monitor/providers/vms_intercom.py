@@ -200,7 +200,7 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         )
         seen = {call.id for call in read.calls}
         result.calls = [call for call in read.calls if self._wanted(call)]
-        await follow_open_calls(view, seen, self._one, self._decode, result, self._skips)
+        await follow_open_calls(view, seen, self._one, self.decode, result, self._skips)
         doors = self.doors.watched(view.cursor, result.calls)
         ids = [k for k in map(_id_key, read.calls) if k is not None]
         newest = max([*ids, *([mark] if mark is not None else [])], default=None)
@@ -219,7 +219,7 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         params = {"page": page, "per_page": self._settings.per_page}
         resp = await self.http.get(self._base + CALLS_PATH, params)
         body = decode_body(self.name, f"call list page {page}", resp.body, _Page)
-        calls = [c for raw in body.data if (c := self._skips.read(self._decode, raw, result))]
+        calls = [c for raw in body.data if (c := self._skips.read(self.decode, raw, result))]
         last = body.meta.last_page if body.meta else page
         total = body.meta.total if body.meta else None
         return Page(calls, more=page < last, total=total)
@@ -233,7 +233,7 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
             return msgspec.json.decode(body, type=_One).data
         return body
 
-    def _decode(self, raw: bytes) -> Call:
+    def decode(self, raw: bytes) -> Call:
         """One record → `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
         state = known_state(STATES, rec.status, "status")
