@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,22 +35,16 @@ Health = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
 """The providers that are down, and when each up provider last answered a poll."""
 
 
+@dataclass
 class RuleClock:
     """Once a second: the silences in force, due timers, groups and digests, outbox gauges."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        telemetry: Telemetry,
-        notifiers: Iterable[str],
-        providers: Health,
-    ) -> None:
-        self._pipeline = pipeline
-        self._telemetry = telemetry
-        self._notifiers = list(notifiers)
-        self._providers = providers
-        self._silences: frozenset[int] = frozenset()
-        self._next_prune = 0.0
+    _pipeline: Pipeline
+    _telemetry: Telemetry
+    _notifiers: Iterable[str]
+    _providers: Health
+    _silences: frozenset[int] = frozenset()
+    _next_prune: float = 0.0
 
     async def run(self, beat: Heartbeat) -> None:
         while True:
@@ -117,24 +112,17 @@ class RuleFileWatcher:
                 self._reload()
 
 
+@dataclass
 class Watchdog:
     """Checks the store every second; when the daemon has not been able to work for `limit`
     seconds (a failing store, a hung loop), it calls `give_up`."""
 
-    def __init__(
-        self,
-        store: Store,
-        supervisor: Supervisor,
-        limit: float,
-        give_up: Callable[[list[str]], None],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._supervisor = supervisor
-        self._limit = limit
-        self._give_up = give_up
-        self._clock = clock
-        self._since: float | None = None
+    _store: Store
+    _supervisor: Supervisor
+    _limit: float
+    _give_up: Callable[[list[str]], None]
+    _clock: Callable[[], float] = time.monotonic
+    _since: float | None = None
 
     async def run(self, beat: Heartbeat) -> None:
         while True:
@@ -167,11 +155,11 @@ class Watchdog:
         return True
 
 
+@dataclass
 class WebWatch:
     """Watches the HTTP server: when it stops serving, it serves again (raising until it can)."""
 
-    def __init__(self, site: web.TCPSite) -> None:
-        self._site = site
+    _site: web.TCPSite
 
     async def run(self, beat: Heartbeat) -> None:
         while True:

@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 from monitor import configfile, yamldoc
 from monitor.model import Call, PollResult
 from monitor.providers.bandwidth import Bandwidth, BandwidthProvider
-from monitor.providers.base import BadResponse, Skips, decode_body
+from monitor.providers.base import BadResponse, decode_body
 from monitor.providers.bird import Bird, BirdProvider
 from monitor.providers.bird import _Page as BirdPage
 from monitor.providers.cinnox import Cinnox, CinnoxProvider
 from monitor.providers.cinnox import _Body as CinnoxBody
+from monitor.providers.records import Skips
 from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.providers.vms_intercom import _Page as VmsPage
 from monitor.rules.loader import Context, load_document

@@ -20,16 +20,14 @@ from pydantic import Field, SecretStr
 from yarl import URL
 
 from monitor.model import Call, CallState, PollResult
+from monitor.providers import records
 from monitor.providers.base import (
     ProviderError,
     TrackedView,
     decode_body,
     follow_open_calls,
     iso,
-    new_call,
     not_after,
-    parse_time,
-    parse_times,
 )
 from monitor.providers.client import ApiClient
 from monitor.providers.paging import Page, read_newest_first
@@ -113,7 +111,7 @@ class Bandwidth(ApiClient[BandwidthProvider]):
     async def poll(self, view: TrackedView) -> PollResult:
         """Newest first down to the high-water mark minus the overlap; then open calls, causes."""
         now = datetime.now(UTC)
-        mark = parse_time(view.cursor.get("high_water"), field="high_water")
+        mark = records.parse_time(view.cursor.get("high_water"), field="high_water")
         if mark is not None:
             floor = mark - timedelta(seconds=self._settings.overlap)
         else:
@@ -199,10 +197,10 @@ class Bandwidth(ApiClient[BandwidthProvider]):
         state = canonical(rec.state, rec.activeTime is not None)
         if state is None:
             raise ValueError(f"state: unknown value {rec.state[:40]!r}")
-        times = parse_times(
+        times = records.parse_times(
             ("startTime", rec.startTime), ("activeTime", rec.activeTime), ("endTime", rec.endTime)
         )
-        return new_call(
+        return records.new_call(
             raw,
             state=state,
             times=times,

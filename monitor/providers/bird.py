@@ -14,14 +14,11 @@ import msgspec
 from pydantic import Field, SecretStr
 
 from monitor.model import Call, PollResult
+from monitor.providers import records
 from monitor.providers.base import (
     TrackedView,
     decode_body,
     follow_open_calls,
-    known_state,
-    new_call,
-    parse_times,
-    statuses,
 )
 from monitor.providers.client import ApiClient
 from monitor.providers.paging import Drain
@@ -30,7 +27,7 @@ from monitor.providers.settings import ProviderSettings
 from monitor.units import Duration
 
 TYPE = "bird"
-STATES = statuses(
+STATES = records.statuses(
     ringing=("accepted", "scheduled", "starting", "ringing"),
     answered=("ongoing",),
     ended=("completed",),
@@ -119,12 +116,12 @@ class Bird(ApiClient[BirdProvider]):
     def decode(self, raw: bytes) -> Call:
         """One ChannelCall → `Call`; raises on a call that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
-        times = parse_times(
+        times = records.parse_times(
             ("createdAt", rec.createdAt), ("answeredAt", rec.answeredAt), ("endedAt", rec.endedAt)
         )
-        return new_call(
+        return records.new_call(
             raw,
-            state=known_state(STATES, rec.status, "status"),
+            state=records.known_state(STATES, rec.status, "status"),
             times=times,
             id=rec.id,
             raw_status=rec.status,

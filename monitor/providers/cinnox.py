@@ -14,14 +14,11 @@ import msgspec
 from pydantic import Field, SecretStr
 
 from monitor.model import Call, CallState, PollResult
+from monitor.providers import records
 from monitor.providers.base import (
     RequestRejected,
     TrackedView,
     decode_body,
-    known_state,
-    new_call,
-    parse_times,
-    statuses,
 )
 from monitor.providers.client import ApiClient
 from monitor.providers.paging import Drain
@@ -30,7 +27,7 @@ from monitor.providers.settings import ProviderSettings
 from monitor.units import Duration
 
 TYPE = "cinnox"
-STATES = statuses(
+STATES = records.statuses(
     ended=("Call Ended",),
     missed=("Not Answered", "Cancelled", "Abandoned"),
     rejected=("Declined", "Busy"),
@@ -118,8 +115,10 @@ class Cinnox(ApiClient[CinnoxProvider]):
     def decode(self, raw: bytes) -> Call:
         """One call-log record → a final `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Record)
-        state = known_state(STATES, rec.status, "status")
-        created, ended = parse_times(("callDate", rec.callDate), ("callEndTime", rec.callEndTime))
+        state = records.known_state(STATES, rec.status, "status")
+        created, ended = records.parse_times(
+            ("callDate", rec.callDate), ("callEndTime", rec.callEndTime)
+        )
         answered = None
         if state is CallState.ENDED and ended is not None and rec.callDuration is not None:
             try:
@@ -127,7 +126,7 @@ class Cinnox(ApiClient[CinnoxProvider]):
             except (OverflowError, ValueError):
                 raise ValueError(f"callDuration: out of range: {rec.callDuration!r}") from None
         caller = rec.callerInfo.phoneNumber if rec.callerInfo else None
-        return new_call(
+        return records.new_call(
             raw,
             state=state,
             times=(created, answered, ended),

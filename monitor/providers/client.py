@@ -10,9 +10,10 @@ from typing import ClassVar, Generic, TypeVar
 import aiohttp
 
 from monitor.model import Call, PollResult
-from monitor.providers.base import Skips, TrackedView
+from monitor.providers.base import TrackedView
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import WindowPage, read_window
+from monitor.providers.records import Skips
 from monitor.providers.settings import ProviderSettings
 
 S = TypeVar("S", bound=ProviderSettings)

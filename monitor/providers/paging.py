@@ -24,7 +24,8 @@ from typing import Any
 import structlog
 
 from monitor.model import Call
-from monitor.providers.base import CLOCK_SLACK, iso, not_after, parse_time
+from monitor.providers.base import CLOCK_SLACK, iso, not_after
+from monitor.providers.records import parse_time
 
 log = structlog.get_logger("monitor.providers")
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import msgspec
 import structlog
 
 from monitor.model import Call, Intercom, PollResult
@@ -26,14 +25,6 @@ SHOWS_BATCH = 25
 """The documented maximum of ids per `/intercom/shows` request."""
 STATUS_BATCHES_PER_POLL = 2
 """Door-status requests one poll makes at most; more doors are asked about in turn."""
-
-
-class _Door(msgspec.Struct):
-    id: int
-    title: str | None = None
-    address: str | None = None
-    is_online: bool | None = None
-    timetable: dict[str, Any] | None = None
 
 
 class DoorStatus:
@@ -114,8 +105,5 @@ class DoorStatus:
         for i in range(0, len(doors), SHOWS_BATCH):
             batch = doors[i : i + SHOWS_BATCH]
             resp = await self._http.get(self._url, [("ids[]", str(door)) for door in batch])
-            listed = decode_body(self._provider, "intercom list", resp.body, list[_Door])
-            found.extend(
-                Intercom(d.id, d.title, d.address, d.is_online, d.timetable) for d in listed
-            )
+            found.extend(decode_body(self._provider, "intercom list", resp.body, list[Intercom]))
         return found

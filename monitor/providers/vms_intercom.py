@@ -13,16 +13,13 @@ import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.model import Call, CallState, Intercom, PollResult
+from monitor.providers import records
 from monitor.providers.base import (
     AuthError,
     RequestRejected,
     TrackedView,
     decode_body,
     follow_open_calls,
-    known_state,
-    new_call,
-    parse_times,
-    statuses,
 )
 from monitor.providers.client import ApiClient
 from monitor.providers.paging import Page, read_newest_first
@@ -37,7 +34,9 @@ log = structlog.get_logger("monitor.providers.vms_intercom")
 TYPE = "vms-intercom"
 CALLS_PATH = "/api/v1/intercom/calls"
 TOKEN_PATH = "/api/v1/token"
-STATES = statuses(ringing=("ring",), answered=("answered",), ended=("ended",), missed=("missed",))
+STATES = records.statuses(
+    ringing=("ring",), answered=("answered",), ended=("ended",), missed=("missed",)
+)
 
 
 class VmsIntercomProvider(ProviderSettings):
@@ -77,20 +76,13 @@ class VmsIntercomProvider(ProviderSettings):
         return self
 
 
-class _Intercom(msgspec.Struct):
-    id: int
-    title: str | None = None
-    address: str | None = None
-    is_online: bool | None = None
-
-
 class _Call(msgspec.Struct):
     id: int
     status: str
     created_at: str | None = None  # `2022-02-04 15:53:04`: no zone, see `naive_timezone`
     started_at: str | None = None
     ended_at: str | None = None
-    intercom: _Intercom | None = None
+    intercom: Intercom | None = None
 
 
 class _Meta(msgspec.Struct):
@@ -236,27 +228,23 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
     def decode(self, raw: bytes) -> Call:
         """One record → `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
-        state = known_state(STATES, rec.status, "status")
-        created, answered, ended = parse_times(
+        state = records.known_state(STATES, rec.status, "status")
+        created, answered, ended = records.parse_times(
             ("created_at", rec.created_at),
             ("started_at", rec.started_at),
             ("ended_at", rec.ended_at),
             zone=self._zone,
         )
-        intercom = None
-        if rec.intercom is not None:
-            ic = rec.intercom
-            intercom = Intercom(ic.id, ic.title, ic.address, ic.is_online)
         if state is CallState.ENDED and ended is None:
             ended = answered
-        return new_call(
+        return records.new_call(
             raw,
             state=state,
             times=(created, answered, ended),
             id=str(rec.id),
             raw_status=rec.status,
             direction="in",
-            intercom=intercom,
+            intercom=rec.intercom,
             marker=rec.status,  # every change of a VMS call is a change of its status
         )
 
