@@ -12,6 +12,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -44,36 +45,24 @@ def backoff(interval: float, failures: int, cap: float, retry_after: float | Non
     return max(delay, retry_after or 0.0)
 
 
+@dataclass
 class Poller:
     """Polls one provider until cancelled."""
 
-    def __init__(
-        self,
-        provider: Provider,
-        settings: ProviderSettings,
-        view: TrackedView,
-        on_result: OnResult,
-        on_health: OnHealth,
-        telemetry: Telemetry,
-        *,
-        clock: Clock = utcnow,
-        jitter: float = 0.1,
-        redact: Callable[[str], str] = redactor.redact,
-    ) -> None:
-        self.provider = provider
-        self.settings = settings
-        self.view = view
-        self._on_result = on_result
-        self._on_health = on_health
-        self.telemetry = telemetry
-        self._clock = clock
-        self._jitter = jitter
-        self._redact = redact
-        self.up: bool | None = None
-        self.failures = 0
-        self.last_success: datetime | None = None
-        self.last_error: str | None = None
-        """Why the last poll failed (secrets removed), until a poll succeeds."""
+    provider: Provider
+    settings: ProviderSettings
+    view: TrackedView
+    _on_result: OnResult
+    _on_health: OnHealth
+    telemetry: Telemetry
+    clock: Clock = field(default=utcnow, kw_only=True)
+    jitter: float = field(default=0.1, kw_only=True)
+    redact: Callable[[str], str] = field(default=redactor.redact, kw_only=True)
+    up: bool | None = field(default=None, init=False)
+    failures: int = field(default=0, init=False)
+    last_success: datetime | None = field(default=None, init=False)
+    last_error: str | None = field(default=None, init=False)
+    """Why the last poll failed (secrets removed), until a poll succeeds."""
 
     @property
     def deadline(self) -> float:
@@ -93,7 +82,7 @@ class Poller:
         while True:
             started = time.monotonic()
             delay = await self.poll_once()
-            delay -= random.uniform(0.0, delay * self._jitter)
+            delay -= random.uniform(0.0, delay * self.jitter)
             wait = max(0.0, delay - (time.monotonic() - started))
             if beat is not None:
                 beat(wait + self.deadline + STORE_SLACK)
@@ -123,7 +112,7 @@ class Poller:
             return await self._failed(message, "internal_error", None)
         finally:
             self.telemetry.poll_duration.labels(name).observe(time.perf_counter() - started)
-        now = self._clock()
+        now = self.clock()
         if not await self._on_result(result, now, self.up is False):
             return self.settings.poll_interval  # not kept: the next poll makes it again
         self.failures = 0
@@ -140,11 +129,11 @@ class Poller:
     async def _failed(self, message: str, reason: str, retry_after: float | None) -> float:
         name = self.settings.name
         # The API's own words may echo a credential (a 401 quoting the request's header).
-        message = self.last_error = self._redact(message)
+        message = self.last_error = self.redact(message)
         self.failures += 1
         self.telemetry.provider_up.labels(name).set(0)
         if self.up is not False:
-            if await self._health(False, message, self._clock()):
+            if await self._health(False, message, self.clock()):
                 log.warning("provider down", provider=name, reason=reason, error=message)
         else:
             log.debug("poll failed", provider=name, reason=reason, error=message)

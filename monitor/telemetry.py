@@ -3,130 +3,108 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor import __version__
 
-RING_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180)
-TALK_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
-POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-DELIVERY_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400)
+RING = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180)
+TALK = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+POLL = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+DELIVERY = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400)
+"""Histogram buckets, seconds: ring time to 3 minutes, talk time to an hour, poll duration from
+5 ms to 30 s, delivery from 250 ms to a day."""
 OUTCOMES = ("sent", "retried", "failed", "dropped")
 M = TypeVar("M", Counter, Gauge, Histogram)
+HELP = {
+    "build_info": "callmon's version and Python",
+    "call_transitions_total": "Call state transitions seen",
+    "calls_active": "Calls ringing or answered now",
+    "call_ring_seconds": "Time from ring to answer or to the end of an unanswered call",
+    "call_talk_seconds": "Time from answer to end",
+    "intercom_calls_total": "Finished intercom calls per door, answered or not",
+    "intercom_online": "1 when the intercom is online",
+    "provider_up": "1 when the provider's last poll succeeded",
+    "provider_requests_total": "HTTP requests to providers by status code",
+    "poll_duration_seconds": "Duration of a whole poll",
+    "last_poll_success_timestamp_seconds": "When the last poll succeeded",
+    "provider_records_skipped_total": "Malformed records skipped",
+    "rule_fired_total": "Alerts decided, by rule",
+    "alerts_silenced_total": "Alerts a silence kept from being sent, by rule",
+    "rule_errors_total": "Templates that failed to render (a fallback text was sent instead)",
+    "rule_reloads_total": "Rule reloads by outcome (success, failure)",
+    "notifications_total": "Notification attempts by outcome",
+    "notification_delivery_seconds": "From the event (provider time) to the target's acceptance",
+    "notification_oldest_pending_age_seconds": "Age of the oldest undelivered notification",
+    "notification_queue_depth": "Notifications waiting to be delivered",
+    "task_restarts_total": "Long-lived loops that failed and were restarted, by loop",
+}
+"""Each metric's help text, by its name after `callmon_`."""
 DOOR_LIMIT = 200
 """Doors per provider with series of their own unless a provider says otherwise."""
 
 
+class Metric(Generic[M]):
+    """One metric of `Telemetry`, declared in one line: its kind, name (after `callmon_`) and
+    label names; its help is in `HELP`. It is made on the instance's registry when first read,
+    and then kept in the instance, so that reading it costs an attribute lookup."""
+
+    def __init__(self, kind: type[M], name: str, labels: str, **options: Any) -> None:
+        self._kind: type[M] = kind
+        self._name, self._labels, self._options = name, labels.split(), options
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self._attribute = attribute
+
+    def __get__(self, telemetry: Telemetry, owner: type | None = None) -> M:
+        made: M = self._kind(
+            f"callmon_{self._name}",
+            HELP[self._name],
+            self._labels,
+            registry=telemetry.registry,
+            **self._options,
+        )
+        telemetry.__dict__[self._attribute] = made
+        return made
+
+
 class Telemetry:
-    """The metrics of SPEC's table (prefix `callmon_`)."""
+    """The metrics of SPEC's table (prefix `callmon_`), made on an injected registry."""
+
+    build_info = Metric(Gauge, "build_info", "version python")
+    transitions = Metric(Counter, "call_transitions_total", "provider from_state to_state")
+    calls_active = Metric(Gauge, "calls_active", "provider state")
+    ring_seconds = Metric(Histogram, "call_ring_seconds", "provider outcome", buckets=RING)
+    talk_seconds = Metric(Histogram, "call_talk_seconds", "provider", buckets=TALK)
+    intercom_calls = Metric(Counter, "intercom_calls_total", "provider intercom outcome")
+    intercom_online = Metric(Gauge, "intercom_online", "provider intercom")
+    provider_up = Metric(Gauge, "provider_up", "provider")
+    requests = Metric(Counter, "provider_requests_total", "provider code")
+    poll_duration = Metric(Histogram, "poll_duration_seconds", "provider", buckets=POLL)
+    last_success = Metric(Gauge, "last_poll_success_timestamp_seconds", "provider")
+    records_skipped = Metric(Counter, "provider_records_skipped_total", "provider")
+    rule_fired = Metric(Counter, "rule_fired_total", "rule")
+    silenced = Metric(Counter, "alerts_silenced_total", "rule")
+    rule_errors = Metric(Counter, "rule_errors_total", "rule")
+    rule_reloads = Metric(Counter, "rule_reloads_total", "outcome")
+    notifications = Metric(Counter, "notifications_total", "notifier outcome")
+    delivery_seconds = Metric(
+        Histogram, "notification_delivery_seconds", "notifier", buckets=DELIVERY
+    )
+    oldest_pending = Metric(Gauge, "notification_oldest_pending_age_seconds", "notifier")
+    queue_depth = Metric(Gauge, "notification_queue_depth", "notifier")
+    task_restarts = Metric(Counter, "task_restarts_total", "task")
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._doors: dict[str, set[str]] = {}
         self._door_limits: dict[str, int] = {}
-        gauge = self._maker(Gauge)
-        self.build_info = gauge("build_info", "callmon's version and Python", "version python")
+        for name, value in vars(Telemetry).items():
+            if isinstance(value, Metric):
+                getattr(self, name)  # every metric exists from the start
         self.build_info.labels(__version__, platform.python_version()).set(1)
-        self._calls()
-        self._providers()
-        self._rules()
-        self._delivery()
-
-    def _calls(self) -> None:
-        counter, gauge, histogram = self._maker(Counter), self._maker(Gauge), self._maker(Histogram)
-        self.transitions = counter(
-            "call_transitions_total", "Call state transitions seen", "provider from_state to_state"
-        )
-        self.calls_active = gauge("calls_active", "Calls ringing or answered now", "provider state")
-        self.ring_seconds = histogram(
-            "call_ring_seconds",
-            "Time from ring to answer or to the end of an unanswered call",
-            "provider outcome",
-            buckets=RING_BUCKETS,
-        )
-        self.talk_seconds = histogram(
-            "call_talk_seconds", "Time from answer to end", "provider", buckets=TALK_BUCKETS
-        )
-        self.intercom_calls = counter(
-            "intercom_calls_total",
-            "Finished intercom calls per door, answered or not",
-            "provider intercom outcome",
-        )
-        self.intercom_online = gauge(
-            "intercom_online", "1 when the intercom is online", "provider intercom"
-        )
-
-    def _providers(self) -> None:
-        counter, gauge, histogram = self._maker(Counter), self._maker(Gauge), self._maker(Histogram)
-        self.provider_up = gauge(
-            "provider_up", "1 when the provider's last poll succeeded", "provider"
-        )
-        self.requests = counter(
-            "provider_requests_total", "HTTP requests to providers by status code", "provider code"
-        )
-        self.poll_duration = histogram(
-            "poll_duration_seconds", "Duration of a whole poll", "provider", buckets=POLL_BUCKETS
-        )
-        self.last_success = gauge(
-            "last_poll_success_timestamp_seconds", "When the last poll succeeded", "provider"
-        )
-        self.records_skipped = counter(
-            "provider_records_skipped_total", "Malformed records skipped", "provider"
-        )
-
-    def _rules(self) -> None:
-        counter = self._maker(Counter)
-        self.rule_fired = counter("rule_fired_total", "Alerts decided, by rule", "rule")
-        self.silenced = counter(
-            "alerts_silenced_total", "Alerts a silence kept from being sent, by rule", "rule"
-        )
-        self.rule_errors = counter(
-            "rule_errors_total",
-            "Templates that failed to render (a fallback text was sent instead), by rule",
-            "rule",
-        )
-        self.rule_reloads = counter(
-            "rule_reloads_total", "Rule reloads by outcome (success, failure)", "outcome"
-        )
-
-    def _delivery(self) -> None:
-        counter, gauge, histogram = self._maker(Counter), self._maker(Gauge), self._maker(Histogram)
-        self.notifications = counter(
-            "notifications_total", "Notification attempts by outcome", "notifier outcome"
-        )
-        self.delivery_seconds = histogram(
-            "notification_delivery_seconds",
-            "Time from the event (the provider's time) until the target accepted the message",
-            "notifier",
-            buckets=DELIVERY_BUCKETS,
-        )
-        self.oldest_pending = gauge(
-            "notification_oldest_pending_age_seconds",
-            "Age of the oldest undelivered notification (0 when none waits)",
-            "notifier",
-        )
-        self.queue_depth = gauge(
-            "notification_queue_depth", "Notifications waiting to be delivered", "notifier"
-        )
-        self.task_restarts = counter(
-            "task_restarts_total",
-            "Long-lived loops that failed and were restarted, by loop",
-            "task",
-        )
-
-    def _maker(self, kind: type[M]) -> Callable[..., M]:
-        """A constructor of `kind` metrics on this registry: name without the prefix, help,
-        label names separated by spaces."""
-
-        def make(name: str, help_text: str, labels: str, **options: Any) -> M:
-            return kind(
-                f"callmon_{name}", help_text, labels.split(), registry=self.registry, **options
-            )
-
-        return make
 
     def door(self, provider: str, door: str) -> str:
         """A door's label value: its id, or `other` past the provider's door limit, so that

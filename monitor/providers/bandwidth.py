@@ -30,7 +30,7 @@ from monitor.providers.base import (
     not_after,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.paging import Page, read_newest_first
+from monitor.providers.paging import Page
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
 from monitor.redaction import basic_forms
@@ -116,22 +116,14 @@ class Bandwidth(ApiClient[BandwidthProvider]):
             floor = mark - timedelta(seconds=self._settings.overlap)
         else:
             floor = now - timedelta(seconds=self._settings.lookback)
-        result = PollResult()
+        result, size = PollResult(), self._settings.size
 
         async def page(number: int) -> Page:
             return await self._page(number, result)
 
-        read = await read_newest_first(
-            page,
-            provider=self.name,
-            first=0,
-            key=_start_key,
-            mark=None if mark is None else mark.timestamp(),
-            stop=floor.timestamp(),
-            backfill=view.cursor.get("backfill"),
-            budget=self._settings.page_budget,
-            deep=view.baselined,
-            per_page=self._settings.size,
+        stamp = None if mark is None else mark.timestamp()
+        read = await self.read_newest_first(
+            page, view, first=0, key=_start_key, mark=stamp, stop=floor.timestamp(), per_page=size
         )
         for call in read.calls:
             if call.id not in read.at_or_under_stop or view.knows(call.id):

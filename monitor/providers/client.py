@@ -3,7 +3,7 @@ headers) and the memory of the records it skipped. A client module adds the API 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import ClassVar, Generic, TypeVar
 
@@ -12,7 +12,14 @@ import aiohttp
 from monitor.model import Call, PollResult
 from monitor.providers.base import TrackedView
 from monitor.providers.http import HttpClient, RequestObserver
-from monitor.providers.paging import WindowPage, read_window
+from monitor.providers.paging import (
+    Key,
+    NewestFirst,
+    Page,
+    WindowPage,
+    read_newest_first,
+    read_window,
+)
 from monitor.providers.records import Skips
 from monitor.providers.settings import ProviderSettings
 
@@ -69,6 +76,34 @@ class ApiClient(Generic[S]):
         )
         result.calls, result.cursor = window.calls, window.cursor
         return {call.id for call in window.calls}
+
+    async def read_newest_first(
+        self,
+        page: Callable[[int], Awaitable[Page]],
+        view: TrackedView,
+        *,
+        first: int,
+        key: Key,
+        mark: float | None,
+        per_page: int,
+        stop: float | None = None,
+        seen_before: Callable[[Call], bool] | None = None,
+    ) -> NewestFirst:
+        """Read a newest-first list down to the mark, then on with the stored backfill (see
+        `paging.read_newest_first`); a baseline reads only the newest page."""
+        return await read_newest_first(
+            page,
+            provider=self.name,
+            first=first,
+            key=key,
+            mark=mark,
+            stop=stop,
+            backfill=view.cursor.get("backfill"),
+            budget=self._settings.page_budget,
+            deep=view.baselined,
+            per_page=per_page,
+            seen_before=seen_before,
+        )
 
     def decode(self, raw: bytes) -> Call:
         """One record of the API → `Call`; raises on a record that cannot be read."""

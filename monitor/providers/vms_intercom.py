@@ -22,7 +22,7 @@ from monitor.providers.base import (
     follow_open_calls,
 )
 from monitor.providers.client import ApiClient
-from monitor.providers.paging import Page, read_newest_first
+from monitor.providers.paging import Page
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
 from monitor.providers.vms_doors import DoorStatus
@@ -178,15 +178,12 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         async def page(number: int) -> Page:
             return await self._page(number, result)
 
-        read = await read_newest_first(
+        read = await self.read_newest_first(
             page,
-            provider=self.name,
+            view,
             first=1,
             key=_id_key,
             mark=mark,
-            backfill=view.cursor.get("backfill"),
-            budget=self._settings.page_budget,
-            deep=view.baselined,
             per_page=self._settings.per_page,
             seen_before=None if mark is not None else seen_before,
         )
