@@ -1,4 +1,9 @@
-"""Durable state: tracked calls, cursors and the outbox. SQLite is the embedded default."""
+"""Durable state: tracked calls, cursors, rule state, silences and the outbox.
+
+`base` is the interface the rest of callmon sees (`Store`, `Changes`, the errors); `schema` the
+versioned tables and their upgrades; `sql` what each operation does, as programs of statements
+written once for every backend; `database` runs those programs in transactions; `sqlite` is the
+embedded backend. The store imports only the model."""
 
 from __future__ import annotations
 
