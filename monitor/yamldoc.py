@@ -107,12 +107,34 @@ def _check_bounds(text: str, path: str) -> None:
                 sizes[anchor] = values - start
         elif isinstance(event, ScalarEvent):
             values += 1
+            _check_text(path, event)
             if event.anchor is not None:
                 sizes[event.anchor] = 1
         elif isinstance(event, AliasEvent):
             values += sizes.get(event.anchor or "", 1)
         if values > MAX_VALUES:
             raise _at(path, event, f"aliases expand to more than {MAX_VALUES} values")
+
+
+def _check_text(path: str, event: ScalarEvent) -> None:
+    """An escape such as `"\\ud800"` makes a surrogate, which no UTF-8 text (a log line, an
+    alert, the store) can hold: refuse it here, where its position is known. YAML, unlike JSON,
+    does not join a pair of them, so the error shows the `\\U` escape to write instead."""
+    value = event.value
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        pair = value[exc.start : exc.start + 2]
+        try:
+            char = pair.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            code = f"\\u{ord(pair[0]):04x}"
+            message = f"{code} is half of a surrogate pair, not a character"
+        else:
+            message = f"write \\U{ord(char):08x} (or the character itself), not a surrogate pair"
+        raise _at(path, event, message) from None
 
 
 def _at(path: str, event: Event, message: str) -> SourceError:

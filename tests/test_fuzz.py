@@ -280,5 +280,7 @@ RULE_DOCUMENTS = (
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(text=RULE_DOCUMENTS)
+# found by this test (make fuzz): a lone surrogate escape crashed the rule's fingerprint
+@example(text='{"rules":[{"name":"r","notify":["chat"],"when":{},"title":"\\ud80000cdu"}]}')
 def test_a_rule_file_of_anything_is_a_positioned_error_at_worst(text: str) -> None:
     assert all(e.startswith("r.yaml:") for e in problems(load_rules, text))

@@ -327,6 +327,28 @@ def test_check_refuses_yaml_that_would_exhaust_memory_with_a_position(
     ), line
 
 
+@pytest.mark.parametrize(
+    ("escaped", "reason"),
+    [
+        ("\\ud800x", "\\ud800 is half of a surrogate pair, not a character"),
+        ("\\ud83d\\ude00", "write \\U0001f600 (or the character itself), not a surrogate pair"),
+    ],
+)
+def test_check_refuses_a_surrogate_escape_with_a_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], escaped: str, reason: str
+) -> None:
+    """Found by `make fuzz`: a `\\ud800` escape reached the rule's fingerprint as text UTF-8
+    cannot hold, and crashed the loader. YAML does not join surrogate pairs as JSON does."""
+    (tmp_path / "rules").mkdir()
+    text = rule_file("r", "placeholder").replace('"placeholder"', f'"{escaped}"')
+    (tmp_path / "rules" / "r.yaml").write_text(text)
+    (tmp_path / "callmon.yaml").write_text(CONFIG)
+    assert main(["check", "-c", str(tmp_path / "callmon.yaml")]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{tmp_path / 'rules' / 'r.yaml'}:"), line
+    assert line.endswith(reason), line
+
+
 def test_every_render_bomb_fails_alone_and_the_alert_still_goes_out() -> None:
     """Each template that can only fail at render time, against a real event: the engine
     returns every alert (a fallback text where the template failed) and names each failure."""
