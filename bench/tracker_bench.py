@@ -117,7 +117,7 @@ def bench_decode() -> None:
     def decode() -> None:
         page = msgspec.json.decode(body, type=_Page)
         for raw in page.data:
-            client._decode(raw)
+            client.decode(raw)
 
     seconds = best_of(decode)
     print(f"  decode, 500-record page (msgspec, slim types)  {seconds / PAGE * 1e6:7.2f} µs/call")

@@ -189,8 +189,10 @@ class Bandwidth(ApiClient[BandwidthProvider]):
         state = canonical(rec.state, rec.activeTime is not None)
         if state is None:
             raise ValueError(f"state: unknown value {rec.state[:40]!r}")
-        times = records.parse_times(
-            ("startTime", rec.startTime), ("activeTime", rec.activeTime), ("endTime", rec.endTime)
+        times = (
+            records.parse_time(rec.startTime, field="startTime"),
+            records.parse_time(rec.activeTime, field="activeTime"),
+            records.parse_time(rec.endTime, field="endTime"),
         )
         return records.new_call(
             raw,

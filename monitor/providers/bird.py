@@ -116,8 +116,10 @@ class Bird(ApiClient[BirdProvider]):
     def decode(self, raw: bytes) -> Call:
         """One ChannelCall → `Call`; raises on a call that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
-        times = records.parse_times(
-            ("createdAt", rec.createdAt), ("answeredAt", rec.answeredAt), ("endedAt", rec.endedAt)
+        times = (
+            records.parse_time(rec.createdAt, field="createdAt"),
+            records.parse_time(rec.answeredAt, field="answeredAt"),
+            records.parse_time(rec.endedAt, field="endedAt"),
         )
         return records.new_call(
             raw,

@@ -116,9 +116,8 @@ class Cinnox(ApiClient[CinnoxProvider]):
         """One call-log record → a final `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Record)
         state = records.known_state(STATES, rec.status, "status")
-        created, ended = records.parse_times(
-            ("callDate", rec.callDate), ("callEndTime", rec.callEndTime)
-        )
+        created = records.parse_time(rec.callDate, field="callDate")
+        ended = records.parse_time(rec.callEndTime, field="callEndTime")
         answered = None
         if state is CallState.ENDED and ended is not None and rec.callDuration is not None:
             try:

@@ -5,14 +5,14 @@ rule that an unreadable record is skipped alone (reported once, counted) while t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import msgspec
 import structlog
 
-from monitor.model import Call, CallState, PollResult
+from monitor.model import Call, CallState, Intercom, PollResult
 
 
 class Skips:
@@ -140,26 +140,35 @@ def known_state(states: Mapping[str, CallState], value: str, field: str) -> Call
     return state
 
 
-def parse_times(*fields: tuple[str, str | None], zone: tzinfo = UTC) -> list[datetime | None]:
-    """Several timestamps, each given as (field name, text) so that an error names its field."""
-    return [parse_time(text, zone, name) for name, text in fields]
-
-
 def new_call(
     raw: bytes | msgspec.Raw,
     *,
+    id: str,
     state: CallState,
-    times: Sequence[datetime | None],
-    **fields: Any,
+    raw_status: str,
+    times: tuple[datetime | None, datetime | None, datetime | None],
+    direction: str | None = None,
+    from_number: str | None = None,
+    to_number: str | None = None,
+    intercom: Intercom | None = None,
+    marker: str = "",
 ) -> Call:
     """A `Call` from a record: `times` are (created, answered, ended), the end kept only for a
-    call that is over; the record itself travels along, decoded when a template reads it."""
+    call that is over; the record itself travels along, decoded when a template reads it.
+    (Every argument is named here, not passed on as `**fields`: that costs a microsecond a
+    call, a third of decoding one.)"""
     created, answered, ended = times
     return Call(
-        state=state,
-        created_at=created,
-        answered_at=answered,
-        ended_at=ended if state.terminal else None,
-        raw=LazyJson(raw),
-        **fields,
+        id,
+        state,
+        raw_status,
+        created,
+        answered,
+        ended if state.terminal else None,
+        direction,
+        from_number,
+        to_number,
+        intercom,
+        marker,
+        LazyJson(raw),
     )

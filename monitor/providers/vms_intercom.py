@@ -226,12 +226,10 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         """One record → `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
         state = records.known_state(STATES, rec.status, "status")
-        created, answered, ended = records.parse_times(
-            ("created_at", rec.created_at),
-            ("started_at", rec.started_at),
-            ("ended_at", rec.ended_at),
-            zone=self._zone,
-        )
+        zone = self._zone
+        created = records.parse_time(rec.created_at, zone, "created_at")
+        answered = records.parse_time(rec.started_at, zone, "started_at")
+        ended = records.parse_time(rec.ended_at, zone, "ended_at")
         if state is CallState.ENDED and ended is None:
             ended = answered
         return records.new_call(

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import partial
 from typing import Any
 
 from monitor.model import Alert, Event, StateKey
@@ -24,7 +25,7 @@ Timetables = Mapping[tuple[str, int], Schedule]
 """Each door's own timetable: (provider, door id) → schedule."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What one step decided: alerts to queue, state to store, rules that fired."""
 
@@ -39,7 +40,7 @@ class Outcome:
         return bool(self.alerts or self.changes)
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """One step: its state changes, its time, what is in force, and its outcome."""
 
@@ -51,7 +52,7 @@ class Run:
     silencer: Silencer
     backlog: bool = False
     out: Outcome = field(default_factory=Outcome)
-    held: defaultdict[str, list[Item]] = field(default_factory=lambda: defaultdict(list))
+    held: defaultdict[str, list[Item]] = field(default_factory=partial(defaultdict, list))
     """Call alerts held back for a backlog summary, per rule."""
     _views: dict[int, Mapping[str, Any]] = field(default_factory=dict)
 
