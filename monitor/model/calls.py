@@ -132,14 +132,19 @@ class Event(msgspec.Struct, frozen=True):
 
     kind: EventKind
     provider: str
+    """The provider's name in the config; `provider_type` is its API."""
     provider_type: str
     to_state: str
+    """The state entered (`up`/`down`, `online`/`offline` for providers and doors)."""
     at: datetime
     from_state: str | None = None
+    """The state left; None for a call first seen."""
     inferred: bool = False
+    """The step was implied, not observed (ringing → ended between polls implies answered)."""
     call: Call | None = None
     intercom: Intercom | None = None
     reason: str | None = None
+    """Why a provider went down, secrets removed."""
 
     def as_dict(self) -> dict[str, Any]:
         """The event as the nested fields rules and templates read (SPEC "Events")."""

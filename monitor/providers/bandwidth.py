@@ -39,6 +39,7 @@ from monitor.units import Duration
 log = structlog.get_logger("monitor.providers.bandwidth")
 
 TYPE = "bandwidth"
+TIMES = ("startTime", "activeTime", "endTime")
 
 
 class BandwidthProvider(ProviderSettings):
@@ -189,11 +190,7 @@ class Bandwidth(ApiClient[BandwidthProvider]):
         state = canonical(rec.state, rec.activeTime is not None)
         if state is None:
             raise ValueError(f"state: unknown value {rec.state[:40]!r}")
-        times = (
-            records.parse_time(rec.startTime, field="startTime"),
-            records.parse_time(rec.activeTime, field="activeTime"),
-            records.parse_time(rec.endTime, field="endTime"),
-        )
+        times = records.call_times(TIMES, rec.startTime, rec.activeTime, rec.endTime)
         return records.new_call(
             raw,
             state=state,

@@ -36,6 +36,7 @@ STATES = records.statuses(
     failed=("failed",),
 )
 DIRECTIONS = {"incoming": "in", "outgoing": "out"}
+TIMES = ("createdAt", "answeredAt", "endedAt")
 
 
 class BirdProvider(ProviderSettings):
@@ -116,11 +117,7 @@ class Bird(ApiClient[BirdProvider]):
     def decode(self, raw: bytes) -> Call:
         """One ChannelCall → `Call`; raises on a call that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
-        times = (
-            records.parse_time(rec.createdAt, field="createdAt"),
-            records.parse_time(rec.answeredAt, field="answeredAt"),
-            records.parse_time(rec.endedAt, field="endedAt"),
-        )
+        times = records.call_times(TIMES, rec.createdAt, rec.answeredAt, rec.endedAt)
         return records.new_call(
             raw,
             state=records.known_state(STATES, rec.status, "status"),

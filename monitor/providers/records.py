@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from monitor.model import Call, CallState, Intercom, PollResult
+from monitor.model import TERMINAL_STATES, Call, CallState, Intercom, PollResult
 
 
 class Skips:
@@ -140,6 +140,22 @@ def known_state(states: Mapping[str, CallState], value: str, field: str) -> Call
     return state
 
 
+def call_times(
+    names: tuple[str, str, str],
+    created: str | None,
+    answered: str | None,
+    ended: str | None,
+    zone: tzinfo = UTC,
+) -> tuple[datetime | None, datetime | None, datetime | None]:
+    """A record's (created, answered, ended) timestamps; `names` are the API's field names, for
+    the error of a malformed one."""
+    return (
+        parse_time(created, zone, names[0]),
+        parse_time(answered, zone, names[1]),
+        parse_time(ended, zone, names[2]),
+    )
+
+
 def new_call(
     raw: bytes | msgspec.Raw,
     *,
@@ -164,7 +180,7 @@ def new_call(
         raw_status,
         created,
         answered,
-        ended if state.terminal else None,
+        ended if state in TERMINAL_STATES else None,
         direction,
         from_number,
         to_number,

@@ -37,6 +37,7 @@ TOKEN_PATH = "/api/v1/token"
 STATES = records.statuses(
     ringing=("ring",), answered=("answered",), ended=("ended",), missed=("missed",)
 )
+TIMES = ("created_at", "started_at", "ended_at")
 
 
 class VmsIntercomProvider(ProviderSettings):
@@ -226,10 +227,9 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         """One record → `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
         state = records.known_state(STATES, rec.status, "status")
-        zone = self._zone
-        created = records.parse_time(rec.created_at, zone, "created_at")
-        answered = records.parse_time(rec.started_at, zone, "started_at")
-        ended = records.parse_time(rec.ended_at, zone, "ended_at")
+        created, answered, ended = records.call_times(
+            TIMES, rec.created_at, rec.started_at, rec.ended_at, self._zone
+        )
         if state is CallState.ENDED and ended is None:
             ended = answered
         return records.new_call(

@@ -74,27 +74,33 @@ class Rule:
 
     name: str
     source: str
+    """The file it was read from, for messages."""
     kinds: frozenset[str]
+    """Event kinds it looks at; the other filters are None where `when` left them open."""
     providers: frozenset[str] | None
     provider_types: frozenset[str] | None
     from_states: frozenset[str | None] | None
     to_states: frozenset[str] | None
     where: tuple[tuple[Getter, Predicate], ...]
+    """Each `where` field as a getter and the test its value must pass."""
     notify: tuple[str, ...]
     severity: Severity
     title: Template
     body: Template
     hold_for: float | None = None
+    """`for:` in seconds: the state must be held this long before the rule fires."""
     resolve: bool = False
     threshold: KeyedWindow | None = None
     throttle: KeyedWindow | None = None
     group: KeyedWindow | None = None
     during: str | None = None
+    """Schedule names: the gate (`during` or `outside`) and the quiet hours."""
     outside: str | None = None
     quiet: str | None = None
     summary_title: Template | None = None
     summary_body: Template | None = None
     line: int = 1
+    """Where the rule starts in its file."""
     col: int = 1
     fingerprint: str = ""
     """A digest of the rule as written, so a reload can tell a changed rule from the same one."""

@@ -17,13 +17,23 @@ class _Model(BaseModel):
 class When(_Model):
     """Which events a rule looks at."""
 
-    kind: Literal["transition", "timer", "intercom", "provider"] | None = None
-    provider: str | list[str] | None = None
-    provider_type: str | list[str] | None = None
-    from_: str | list[str | None] | None = Field(default=None, alias="from")
-    to: str | list[str] | None = None
-    state: str | list[str] | None = None
-    where: dict[str, Any] = Field(default_factory=dict)
+    kind: Literal["transition", "timer", "intercom", "provider"] | None = Field(
+        None, description="The kind of event (default: any)"
+    )
+    provider: str | list[str] | None = Field(None, description="Provider names from the config")
+    provider_type: str | list[str] | None = Field(
+        None, description="Provider types (vms-intercom, bird, cinnox, bandwidth)"
+    )
+    from_: str | list[str | None] | None = Field(
+        None, alias="from", description="The state left (null: a call first seen)"
+    )
+    to: str | list[str] | None = Field(None, description="The state entered")
+    state: str | list[str] | None = Field(
+        None, description="A state held (with `for:`), not a transition"
+    )
+    where: dict[str, Any] = Field(
+        default_factory=dict, description="Event fields and what each must be (see Events)"
+    )
 
 
 class Threshold(_Model):
@@ -59,20 +69,31 @@ class Summary(_Model):
 class RuleSpec(_Model):
     """One rule as written."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=100,
+        description="Unique among all rule files: letters, digits, `_`, `.`, `-`",
+    )
     when: When
-    notify: list[str] = Field(min_length=1)
+    notify: list[str] = Field(min_length=1, description="Notifier names from the config")
     severity: Severity = Severity.WARNING
-    title: str = "{{ rule }}: {{ provider }} {{ call.id or intercom.id or '' }} {{ to }}"
-    body: str = ""
-    for_: Duration | None = Field(default=None, alias="for")
-    resolve: bool = False
+    title: str = Field(
+        "{{ rule }}: {{ provider }} {{ call.id or intercom.id or '' }} {{ to }}",
+        description="Jinja2 template of the alert's title",
+    )
+    body: str = Field("", description="Jinja2 template of the alert's body")
+    for_: Duration | None = Field(
+        None, alias="for", description="Fire only once the state was held this long (`90s`)"
+    )
+    resolve: bool = Field(False, description="Send a follow-up when the state is left")
     threshold: Threshold | None = None
     throttle: Throttle | None = None
     group: Group | None = None
-    during: str | None = None
-    outside: str | None = None
-    quiet: str | None = None
+    during: str | None = Field(None, description="A schedule: alert only inside it")
+    outside: str | None = Field(None, description="A schedule: alert only outside it")
+    quiet: str | None = Field(
+        None, description="A schedule: hold alerts inside it, send one digest when it ends"
+    )
     summary: Summary = Field(default_factory=Summary)
 
     @model_validator(mode="after")
