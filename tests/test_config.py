@@ -102,6 +102,23 @@ def test_secrets_can_come_from_files(tmp_path: Path) -> None:
     assert cfg.providers[0].token.get_secret_value() == "from-file"
 
 
+def test_relative_paths_are_relative_to_the_config_not_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 5 of #10: a relative store or CA bundle followed the current directory."""
+    site = tmp_path / "etc"
+    site.mkdir()
+    (site / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    text = GOOD.replace("sqlite:////var/lib/callmon/state.db", "sqlite:///state.db").replace(
+        "poll_interval: 5s", "poll_interval: 5s\n    verify_tls: ca.pem"
+    )
+    path = write(site, text)
+    monkeypatch.chdir(tmp_path)
+    cfg = configfile.load(path, {"VMS_TOKEN": "x"})
+    assert cfg.store == f"sqlite:///{site / 'state.db'}"
+    assert cfg.providers[0].verify_tls == str(site / "ca.pem")
+
+
 def test_token_and_token_file_together_are_an_error(tmp_path: Path) -> None:
     text = GOOD.replace("token: ${VMS_TOKEN}", "token: x\n    token_file: nope")
     path = write(tmp_path, text)
