@@ -63,6 +63,16 @@ async def wait_ready(port: int, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.1)
 
 
+async def start_daemon(
+    daemon_factory: Callable[..., DaemonProcess], config: str, port: int, token: str
+) -> DaemonProcess:
+    """A daemon process on `config`, started and answering `/readyz` on `port`."""
+    daemon = daemon_factory(config, VMS_TOKEN=token)
+    await daemon.start()
+    await wait_ready(port)
+    return daemon
+
+
 async def test_missed_call_notified_once_across_a_sigkill_restart(
     sim: Simulator,
     receiver: Receiver,
@@ -72,11 +82,9 @@ async def test_missed_call_notified_once_across_a_sigkill_restart(
     sim.vms.token = SECRET
     sim.traffic.seed_history(30)  # already final before the first start: baseline, no alerts
     port = free_port()
-    daemon = daemon_factory(
-        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=SECRET
+    daemon = await start_daemon(
+        daemon_factory, config_for(sim, receiver, port, tmp_path / "state.db"), port, SECRET
     )
-    await daemon.start()
-    await wait_ready(port)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
 
     call = sim.vms.ring(158)
@@ -115,11 +123,9 @@ async def test_sigterm_stops_gracefully_with_exit_0(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    daemon = daemon_factory(
-        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=sim.vms.token
+    daemon = await start_daemon(
+        daemon_factory, config_for(sim, receiver, port, tmp_path / "state.db"), port, sim.vms.token
     )
-    await daemon.start()
-    await wait_ready(port)
     assert await daemon.terminate() == 0
     assert '"event": "stopped"' in daemon.logs()
 
@@ -133,11 +139,9 @@ async def test_provider_outage_is_one_alert_and_one_recovery(
     from monitor.simulator.faults import Fault
 
     port = free_port()
-    daemon = daemon_factory(
-        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=sim.vms.token
+    daemon = await start_daemon(
+        daemon_factory, config_for(sim, receiver, port, tmp_path / "state.db"), port, sim.vms.token
     )
-    await daemon.start()
-    await wait_ready(port)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     sim.vms.faults.add(Fault("status", status=503), times=6)  # 2 polls of 3 attempts each
     await wait_for(lambda: len(receiver.received) >= 2, timeout=30)
@@ -244,9 +248,7 @@ async def test_a_for_timer_fires_from_the_running_daemon(
     config = config_for(sim, receiver, port, tmp_path / "state.db").replace(
         f"rules: [{ROOT / 'rules'}]", f"rules: [{rules}]"
     )
-    daemon = daemon_factory(config, VMS_TOKEN=sim.vms.token)
-    await daemon.start()
-    await wait_ready(port)
+    daemon = await start_daemon(daemon_factory, config, port, sim.vms.token)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     sim.vms.ring(180)
     answered = sim.vms.ring(158)
@@ -278,9 +280,7 @@ async def test_rules_reload_on_edit_reject_a_broken_edit_and_silences_apply(
     config = config_for(sim, receiver, port, tmp_path / "state.db").replace(
         f"rules: [{ROOT / 'rules'}]", f"rules: [{rules}]"
     )
-    daemon = daemon_factory(config, VMS_TOKEN=sim.vms.token)
-    await daemon.start()
-    await wait_ready(port)
+    daemon = await start_daemon(daemon_factory, config, port, sim.vms.token)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
 
     async def miss_at(door: int, expect: int) -> None:
@@ -348,9 +348,7 @@ async def test_a_timer_survives_a_kill_but_not_a_call_answered_meanwhile(
     config = config_for(sim, receiver, port, tmp_path / "state.db").replace(
         f"rules: [{ROOT / 'rules'}]", f"rules: [{rules}]"
     )
-    daemon = daemon_factory(config, VMS_TOKEN=sim.vms.token)
-    await daemon.start()
-    await wait_ready(port)
+    daemon = await start_daemon(daemon_factory, config, port, sim.vms.token)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     answered_meanwhile = sim.vms.ring(158)
     still_ringing = sim.vms.ring(180)
@@ -382,9 +380,7 @@ async def test_a_store_deleted_under_the_daemon_makes_it_exit_3(
     that the orchestrator restarts it, rather than write into a deleted file."""
     port = free_port()
     text = config_for(sim, receiver, port, tmp_path / "state.db") + "unhealthy_exit_after: 2s\n"
-    daemon = daemon_factory(text, VMS_TOKEN=sim.vms.token)
-    await daemon.start()
-    await wait_ready(port)
+    daemon = await start_daemon(daemon_factory, text, port, sim.vms.token)
     for suffix in ("", "-wal", "-shm"):
         (tmp_path / f"state.db{suffix}").unlink(missing_ok=True)
 

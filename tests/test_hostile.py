@@ -29,7 +29,7 @@ from tests.conftest import (
     polls,
     wait_for,
 )
-from tests.test_e2e import wait_ready
+from tests.test_e2e import start_daemon, wait_ready
 
 HOOK_PASSWORD = "hookPa55word-7e1"
 
@@ -462,11 +462,9 @@ async def test_a_malformed_request_to_listen_is_one_json_line(
     from tests.test_e2e import config_for
 
     port = free_port()
-    daemon = daemon_factory(
-        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=sim.vms.token
+    daemon = await start_daemon(
+        daemon_factory, config_for(sim, receiver, port, tmp_path / "state.db"), port, sim.vms.token
     )
-    await daemon.start()
-    await wait_ready(port)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
     await writer.drain()

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from monitor.simulator.server import Simulator
 from monitor.telemetry import Telemetry
 from tests.conftest import ROOT, DaemonProcess, Receiver, free_port, wait_for
-from tests.test_e2e import config_for, metrics, wait_ready
+from tests.test_e2e import config_for, metrics, start_daemon
 
 DASHBOARDS = ROOT / "dashboards"
 
@@ -124,11 +124,9 @@ async def test_live_metrics_pass_promtool_and_a_real_prometheus_counts_the_misse
 ) -> None:
     promtool, prometheus = tool("promtool"), tool("prometheus")
     port = free_port()
-    daemon = daemon_factory(
-        config_for(sim, receiver, port, tmp_path / "state.db"), VMS_TOKEN=sim.vms.token
+    daemon = await start_daemon(
+        daemon_factory, config_for(sim, receiver, port, tmp_path / "state.db"), port, sim.vms.token
     )
-    await daemon.start()
-    await wait_ready(port)
     await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     for door in (158, 180, 158, 201, 180):
         sim.vms.miss(sim.vms.ring(door).id)
