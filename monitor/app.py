@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from monitor import providers
 from monitor.assembly import build_schedules, load_config_rules
 from monitor.config import Config
+from monitor.leadership import Leadership, Lease
 from monitor.loops import TICK_SECONDS, WEB_CHECK, RuleClock, RuleFileWatcher, Watchdog, WebWatch
 from monitor.notify.delivery import IDLE_CHECK, RetryPolicy, Worker, drain
 from monitor.notify.sender import Sender, warm_up
@@ -62,7 +63,9 @@ class Daemon:
         self.registry = registry or CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
         self.supervisor = Supervisor(self.telemetry, clock=clock)
-        self.readiness = Readiness(problems=self.problems, providers=self._provider_status)
+        self.readiness = Readiness(
+            problems=self.problems, providers=self._provider_status, role=lambda: self.role
+        )
         self.retry = retry or RetryPolicy()
         self.rules = list(rules)
         self.pollers: list[Poller] = []
@@ -74,6 +77,19 @@ class Daemon:
         """The store to use; opened from the config's `store` URL when not given."""
         self._clock = clock
         self.recorder = Recorder(record) if record else None
+        self.leadership: Leadership | None = None
+        """With a shared store: whether this replica leads (None: a single process, always)."""
+        self._clock_loop: RuleClock | None = None
+
+    @property
+    def role(self) -> str:
+        """`leader` or `standby`."""
+        leads = self.leadership is None or self.leadership.leading
+        return "leader" if leads else "standby"
+
+    def may_send(self) -> bool:
+        """Whether this replica may send a notification this instant."""
+        return self.leadership is None or self.leadership.holds()
 
     def _provider_status(self) -> dict[str, Any]:
         return {
@@ -133,7 +149,9 @@ class Daemon:
     async def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
         """Run until `stopping` is set; then stop polling, let sends finish, close the store.
 
-        `exit_code` is 3 afterwards when the daemon stopped because it could not work.
+        With a shared store (PostgreSQL), this replica leads only while it holds the lease and
+        stands by otherwise. `exit_code` is 3 afterwards when the daemon stopped because it
+        could not work.
         """
         config = self.config
         self.telemetry.declare(
@@ -145,10 +163,10 @@ class Daemon:
             host, port = config.listen_address()
             site = web.TCPSite(runner, host, port)
             await site.start()
-            store = self.store = self.store or open_store(config.store)
+            store = self.store = self.store or await open_store(config.store)
             self.readiness.store_open = True
             try:
-                await self._run(store, site, on_ready)
+                await self._serve(store, site, on_ready)
             finally:
                 self.readiness.store_open = False
                 with contextlib.suppress(StoreError):
@@ -159,11 +177,52 @@ class Daemon:
             await runner.cleanup()
             log.info("stopped", exit_code=self.exit_code)
 
-    async def _run(
+    async def _serve(
         self, store: Store, site: web.TCPSite, on_ready: Callable[[], None] | None
     ) -> None:
+        """The loops of every role (watchdog, web), and the leader's work: always with a store
+        of one process; while holding the lease with a shared one."""
+        start = self.supervisor.start
+        watchdog = Watchdog(
+            store, self.supervisor, self.config.unhealthy_exit_after, self._give_up, self._clock
+        )
+        async with anyio.create_task_group() as always:
+            start(always, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
+            start(always, "web", WebWatch(site).run, period=WEB_CHECK)
+            if not isinstance(store, Lease):
+                self.telemetry.leader.set(1)
+                await self._run(store, on_ready)
+            else:
+                leadership = self.leadership = Leadership(
+                    store, self.config.lease_ttl, on_change=self._leading
+                )
+                store.on_lease_lost = leadership.nudge
+                always.start_soon(store.listen, self._notified)
+                log.info("standing by", lease_ttl=self.config.lease_ttl)
+                if on_ready is not None:
+                    on_ready()
+                await leadership.run(lambda: self._run(store, None), self.stopping)
+            always.cancel_scope.cancel()
+
+    def _leading(self, leading: bool) -> None:
+        self.telemetry.leader.set(1 if leading else 0)
+
+    def _notified(self, topic: str) -> None:
+        """Another process changed the shared store: look at it now, not at the next tick."""
+        if topic == "outbox":
+            for workers in self.workers.values():
+                for worker in workers:
+                    worker.wake()
+        elif topic == "silences" and self._clock_loop is not None:
+            self._clock_loop.wake()
+        elif topic == "lease" and self.leadership is not None:
+            self.leadership.nudge()
+
+    async def _run(self, store: Store, on_ready: Callable[[], None] | None) -> None:
+        """The leader's work, from the stored state: poll, decide, send, until `stopping`."""
         config = self.config
         await anyio.to_thread.run_sync(warm_up)
+        self.pollers = []
         self._build_workers(store)
         state, unreadable = RuleState.load(await store.load_rule_state())
         for key in unreadable:
@@ -181,7 +240,7 @@ class Daemon:
         async with aiohttp.ClientSession() as session:
             for settings in config.providers:
                 await self._add_poller(store, self.pipeline, settings, session)
-            await self._supervise(store, site, on_ready)
+            await self._supervise(store, on_ready)
 
     def _build_workers(self, store: Store) -> None:
         for name, notifier in self.config.notifiers.items():
@@ -196,6 +255,7 @@ class Daemon:
                     policy=policy,
                     max_age=notifier.max_age,
                     min_interval=1.0 / notifier.rate_limit if notifier.rate_limit else 0.0,
+                    may_send=self.may_send,
                 )
                 for i, url in enumerate(notifier.urls)
             ]
@@ -221,44 +281,51 @@ class Daemon:
         on_result, on_health = pipeline.callbacks(tracker)
         self.pollers.append(Poller(client, settings, tracker, on_result, on_health, self.telemetry))
 
-    async def _supervise(
-        self, store: Store, site: web.TCPSite, on_ready: Callable[[], None] | None
-    ) -> None:
-        """Every loop under the supervisor; on stop, polling ends first, then delivery drains."""
+    async def _supervise(self, store: Store, on_ready: Callable[[], None] | None) -> None:
+        """Every loop of the leader under the supervisor; on stop, polling ends first, then
+        delivery drains. Cancelled (the lease lost), it stops at once."""
         assert self.pipeline is not None
         start = self.supervisor.start
         workers = [w for ws in self.workers.values() for w in ws]
-        clock = RuleClock(self.pipeline, self.telemetry, self.workers, self._provider_health)
-        files = RuleFileWatcher(self.config.rule_paths, self.reload_rules)
-        watchdog = Watchdog(
-            store, self.supervisor, self.config.unhealthy_exit_after, self._give_up, self._clock
+        clock = self._clock_loop = RuleClock(
+            self.pipeline, self.telemetry, self.workers, self._provider_health
         )
-        async with anyio.create_task_group() as delivery:
-            for worker in workers:
-                period = IDLE_CHECK + worker.timeout + STORE_SLACK
-                start(
-                    delivery, f"send:{worker.notifier}:{worker.target}", worker.run, period=period
-                )
-            async with anyio.create_task_group() as intake:
-                for poller in self.pollers:
-                    start(intake, f"poll:{poller.settings.name}", poller.run, period=poller.period)
-                start(intake, "rules", clock.run, period=TICK_SECONDS + STORE_SLACK)
-                start(intake, "rule-files", files.run, period=TICK_SECONDS * 5)
-                start(intake, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
-                start(intake, "web", WebWatch(site).run, period=WEB_CHECK)
-                log.info(
-                    "callmon running",
-                    providers=len(self.pollers),
-                    rules=len(self.rules),
-                    notifiers=len(self.workers),
-                    listen=self.config.listen,
-                )
-                if on_ready is not None:
-                    on_ready()
-                await self.stopping.wait()
-                intake.cancel_scope.cancel()
-            await drain(store, workers, self.config.shutdown_grace)
-            delivery.cancel_scope.cancel()
+        files = RuleFileWatcher(self.config.rule_paths, self.reload_rules)
+        names: list[str] = []
+        try:
+            async with anyio.create_task_group() as delivery:
+                for worker in workers:
+                    period = IDLE_CHECK + worker.timeout + STORE_SLACK
+                    name = f"send:{worker.notifier}:{worker.target}"
+                    names.append(start(delivery, name, worker.run, period=period).name)
+                async with anyio.create_task_group() as intake:
+                    for poller in self.pollers:
+                        name = f"poll:{poller.settings.name}"
+                        names.append(start(intake, name, poller.run, period=poller.period).name)
+                    names.append(
+                        start(intake, "rules", clock.run, period=TICK_SECONDS + STORE_SLACK).name
+                    )
+                    names.append(
+                        start(intake, "rule-files", files.run, period=TICK_SECONDS * 5).name
+                    )
+                    log.info(
+                        "callmon running",
+                        providers=len(self.pollers),
+                        rules=len(self.rules),
+                        notifiers=len(self.workers),
+                        listen=self.config.listen,
+                    )
+                    if on_ready is not None:
+                        on_ready()
+                    await self.stopping.wait()
+                    intake.cancel_scope.cancel()
+                await drain(store, workers, self.config.shutdown_grace)
+                delivery.cancel_scope.cancel()
+        finally:
+            # A standby has none of these loops: nothing to report about them.
+            self.supervisor.forget(names)
+            self._clock_loop = None
+            self.pipeline = None
 
     def _give_up(self, problems: list[str]) -> None:
         self.exit_code = EXIT_UNHEALTHY

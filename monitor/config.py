@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
@@ -83,6 +84,9 @@ class Config(Strict):
     unhealthy_exit_after: Duration = 60.0
     """A store failing (or a loop hung) this long makes callmon exit with status 3, so that the
     orchestrator restarts it."""
+    lease_ttl: Duration = Field(default=15.0, ge=1.0, le=3600.0)
+    """With a PostgreSQL store: how long a replica's leadership lasts without renewal, so how
+    soon a standby takes over from a leader that died."""
 
     @field_validator("timezone")
     @classmethod
@@ -92,12 +96,11 @@ class Config(Strict):
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
-        if re.match(r"^postgres(ql)?://", value):
+        if not re.match(r"^(sqlite:///.+|sqlite://|postgres(ql)?://\S*)$", value):
             raise ValueError(
-                "a PostgreSQL store is not available in this release; use sqlite:///PATH"
+                "store must be a SQLite URL such as sqlite:///callmon-state.db or a PostgreSQL "
+                "URL such as postgresql://callmon@db/callmon"
             )
-        if not re.match(r"^(sqlite:///.+|sqlite://)$", value):
-            raise ValueError("store must be a SQLite URL such as sqlite:///callmon-state.db")
         return value
 
     @property
@@ -113,6 +116,9 @@ class Config(Strict):
         """Every secret in the config, in every shape it may leak in: provider credentials
         (with their Basic encodings) and notifier URLs (with the tokens inside them)."""
         found = {s for p in self.providers for s in p.secrets()}
+        password = urlsplit(self.store).password
+        if password:
+            found.update((password, quote(password), unquote(password)))
         for notifier in self.notifiers.values():
             for url in notifier.urls:
                 found.update(url_forms(url.get_secret_value()))

@@ -3,10 +3,11 @@ and the watchdog. Each runs under the supervisor and beats its heartbeat."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,18 @@ class RuleClock:
     _providers: Health
     _silences: frozenset[int] = frozenset()
     _next_prune: float = 0.0
+    _woken: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        """Tick now: another process changed the silences."""
+        self._woken.set()
 
     async def run(self, beat: Heartbeat) -> None:
         while True:
             beat()
-            await anyio.sleep(TICK_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), TICK_SECONDS)
+            self._woken.clear()
             try:
                 await self.tick()
             except StoreError as exc:

@@ -12,7 +12,7 @@ those periods is reported as hung.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import anyio
@@ -127,6 +127,11 @@ class Supervisor:
             beat.running = False
             beat.error = None
             return
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Stop reporting on loops that were stopped on purpose (a leader standing by)."""
+        for name in names:
+            self.beats.pop(name, None)
 
     def problems(self) -> list[str]:
         """Every loop that is dead or hung, as one sentence each."""

@@ -40,6 +40,7 @@ HELP = {
     "notification_oldest_pending_age_seconds": "Age of the oldest undelivered notification",
     "notification_queue_depth": "Notifications waiting to be delivered",
     "task_restarts_total": "Long-lived loops that failed and were restarted, by loop",
+    "leader": "1 on the replica that leads (polls, decides, sends), 0 on a standby",
 }
 """Each metric's help text, by its name after `callmon_`."""
 DOOR_LIMIT = 200
@@ -96,6 +97,7 @@ class Telemetry:
     oldest_pending = Metric(Gauge, "notification_oldest_pending_age_seconds", "notifier")
     queue_depth = Metric(Gauge, "notification_queue_depth", "notifier")
     task_restarts = Metric(Counter, "task_restarts_total", "task")
+    leader = Metric(Gauge, "leader", "")
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry

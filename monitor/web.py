@@ -18,6 +18,8 @@ class Readiness:
     problems: Callable[[], list[str]] = field(default=lambda: [])
     """Every part of the daemon that is not working (a dead or hung loop, a failing store)."""
     providers: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
+    role: Callable[[], str] = field(default=lambda: "leader")
+    """`leader`, or `standby` on a replica that waits to take over (it is ready all the same)."""
 
     def reason(self) -> str | None:
         """Why the daemon is not ready, or None when it is."""
@@ -43,6 +45,7 @@ def build_app(registry: CollectorRegistry, readiness: Readiness) -> web.Applicat
         payload: dict[str, Any] = {
             "status": "ready" if reason is None else "not ready",
             "store": "open" if readiness.store_open else "closed",
+            "role": readiness.role(),
             "providers": readiness.providers(),
         }
         if reason is not None:

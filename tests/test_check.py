@@ -86,14 +86,14 @@ CASES: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None, str]] = [
         "config bad store",
         ("sqlite:///state.db", "mysql://db/callmon"),
         None,
-        "callmon.yaml:1:8: store: store must be a SQLite URL such as sqlite:///callmon-state.db",
+        "callmon.yaml:1:8: store: store must be a SQLite URL such as sqlite:///callmon-state.db "
+        "or a PostgreSQL URL such as postgresql://callmon@db/callmon",
     ),
     (
-        "config postgres store",
-        ("sqlite:///state.db", "postgresql://postgres@127.0.0.1/test"),
+        "config short lease",
+        ("timezone: Europe/Berlin", "timezone: Europe/Berlin\nlease_ttl: 100ms"),
         None,
-        "callmon.yaml:1:8: store: a PostgreSQL store is not available in this release; use "
-        "sqlite:///PATH",
+        "callmon.yaml:3:12: lease_ttl: Input should be greater than or equal to 1",
     ),
     (
         "config no notifier urls",

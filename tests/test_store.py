@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.model import Alert, CallState, Severity, Tracked
-from monitor.store import CallChanges, Changes, Delivery, SqliteStore
+from monitor.store import CallChanges, Changes, Delivery, SqliteStore, schema
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -106,7 +106,7 @@ async def test_a_store_written_by_callmon_0_1_0_is_upgraded_and_reads_as_it_was(
     assert silence.matchers == (("call.intercom.id", "180"),)
     await store.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(schema.VERSION,)]
     db.close()
 
 
@@ -129,5 +129,5 @@ async def test_a_store_written_by_a_newer_callmon_is_refused(tmp_path: Path) -> 
         message = "opened"
     assert message == (
         f"cannot open store {path}: the store is at schema version 99, newer than this "
-        "callmon's 2: upgrade callmon, or use a store it wrote"
+        f"callmon's {schema.VERSION}: upgrade callmon, or use a store it wrote"
     )

@@ -67,9 +67,8 @@ def using_store(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work` with the daemon's existing store (never a new, empty one), then close it."""
     from monitor.store import open_store
 
-    store = open_store(config.store, create=False)
-
     async def run() -> T:
+        store = await open_store(config.store, create=False)
         try:
             return await work(store)
         finally:

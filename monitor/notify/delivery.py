@@ -23,7 +23,7 @@ import structlog
 
 from monitor.model import Severity
 from monitor.notify.sender import Sender
-from monitor.store.base import OutboxItem, Store, StoreError
+from monitor.store.base import LeaseLost, OutboxItem, Store, StoreError
 from monitor.supervisor import Heartbeat
 from monitor.telemetry import Telemetry
 
@@ -97,6 +97,7 @@ class Worker:
         min_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
         wait: Waiter = wait_event,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self.notifier = notifier
         self.target = target
@@ -108,6 +109,7 @@ class Worker:
         self._min_interval = min_interval
         self._clock = clock
         self._wait = wait
+        self._may_send = may_send
         self._wake = asyncio.Event()
         self._failing = False
         self._store_failures = 0
@@ -144,6 +146,8 @@ class Worker:
                 self._wake.clear()
                 try:
                     await self._round()
+                except LeaseLost:
+                    await self._pause(IDLE_CHECK)  # the leader's work is being stopped
                 except StoreError as exc:
                     self._store_failures += 1
                     delay = STORE_RETRY.delay(self._store_failures, rng=lambda: 0.5)
@@ -197,6 +201,9 @@ class Worker:
         wait = self._last_send + self._min_interval - self._clock()
         if wait > 0:
             await self._sleep(wait)
+        if not self._may_send():
+            # A replica that may no longer lead (paused past its lease) sends nothing.
+            raise LeaseLost("this replica does not hold the lease: nothing is sent")
         self.sending = True
         try:
             # Shielded: a stop (SIGTERM) lets a send in flight finish and be recorded.
@@ -245,6 +252,10 @@ class Worker:
         while True:
             try:
                 await self._store.mark_sent(item.id, now)
+            except LeaseLost:
+                # The new leader sends it once more: the one documented window.
+                self._log.warning("a sent message may be sent once more: the lease was lost")
+                raise
             except StoreError as exc:
                 failures += 1
                 if self._stopping:

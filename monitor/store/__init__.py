@@ -3,7 +3,7 @@
 `base` is the interface the rest of callmon sees (`Store`, `Changes`, the errors); `schema` the
 versioned tables and their upgrades; `sql` what each operation does, as programs of statements
 written once for every backend; `database` runs those programs in transactions; `sqlite` is the
-embedded backend. The store imports only the model."""
+embedded backend and `postgres` the shared one. The store imports only the model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from monitor.store.base import (
     CallChanges,
     Changes,
     Delivery,
+    LeaseLost,
     OutboxItem,
     ProviderState,
     Store,
@@ -18,23 +19,34 @@ from monitor.store.base import (
     StoreHealth,
     StoreNotFound,
 )
+from monitor.store.database import SqlStore
 from monitor.store.sqlite import SqliteStore
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-def open_store(url: str, *, create: bool = True) -> SqliteStore:
+
+async def open_store(url: str, *, create: bool = True) -> SqlStore:
     """Open the store a config's `store` URL names; without `create`, a missing store is a
     `StoreNotFound` (tools never create an empty store where the daemon's should be)."""
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(url, create=create)
-    raise StoreError(f"store {url.split('://')[0]}:// is not supported yet; use sqlite:///PATH")
+    if url.startswith(POSTGRES_SCHEMES):
+        from monitor.store.postgres import PostgresStore  # psycopg only where it is used
+
+        return await PostgresStore.open(url, create=create)
+    raise StoreError(
+        f"store {url.split('://')[0]}:// is not supported; use sqlite:///PATH or postgresql://…"
+    )
 
 
 __all__ = [
     "CallChanges",
     "Changes",
     "Delivery",
+    "LeaseLost",
     "OutboxItem",
     "ProviderState",
+    "SqlStore",
     "SqliteStore",
     "Store",
     "StoreError",

@@ -22,6 +22,11 @@ class StoreNotFound(StoreError):
     """A tool expected an existing store and found none (it never creates an empty one)."""
 
 
+class LeaseLost(StoreError):
+    """A write of a replica that no longer leads: refused, nothing changed (another replica took
+    the lease over, or this one let it lapse)."""
+
+
 class StoreHealth:
     """Whether the store works, from the outcome of every operation: since when it fails."""
 
@@ -161,6 +166,11 @@ class Store(Protocol):
 
     async def pending_count(self, notifier: str) -> int:
         """How many deliveries of a notifier are still waiting."""
+        ...
+
+    async def listen(self, handle: Callable[[str], None]) -> None:
+        """Hand each topic other processes notify (`outbox`, `silences`, `lease`) to `handle`,
+        until cancelled (a store of one process never has any)."""
         ...
 
     async def check(self) -> None:

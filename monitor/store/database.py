@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
+
+import anyio
 
 from monitor.model import Silence, StateKey
 from monitor.store import sql
-from monitor.store.base import Changes, Delivery, OutboxItem, ProviderState, StoreHealth
+from monitor.store.base import Changes, Delivery, OutboxItem, ProviderState, StoreError, StoreHealth
 
 T = TypeVar("T")
 
@@ -32,6 +34,15 @@ class SqlStore(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Close the store cleanly."""
+
+    async def listen(self, handle: Callable[[str], None]) -> None:
+        """Hand what other processes notify (`outbox`, `silences`, `lease`) to `handle`, until
+        cancelled. A SQLite store is used by one process: nothing ever comes."""
+        await anyio.sleep_forever()
+
+    async def _renumber(self) -> None:
+        """After a copy that kept its ids, make new ids follow them (SQLite does by itself)."""
+        return
 
     # --- calls, cursors, rule state
 
@@ -115,6 +126,22 @@ class SqlStore(ABC):
     async def silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at `now` (every one when None), oldest first."""
         return await self._run("read silences", sql.silences(now))
+
+    # --- copying
+
+    async def copy_from(self, source: SqlStore) -> int:
+        """Copy every row of `source` into this store, which must be fresh (no calls, silences
+        or notifications); returns how many rows were copied."""
+        busy = await self._run("read the destination", sql.occupied())
+        if busy:
+            raise StoreError(
+                f"the destination already holds {', '.join(busy)}: a copy only goes into a new, "
+                "empty store"
+            )
+        tables = await source._run("read the whole store", sql.dump())
+        copied = await self._run("write the copy", sql.load(tables), write=True)
+        await self._renumber()
+        return copied
 
     async def remove_silence(self, silence_id: int) -> bool:
         """Delete a silence; False when there was none with that id."""

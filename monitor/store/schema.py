@@ -9,10 +9,10 @@ Version 1 is callmon 0.1.0's layout, which had no version table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
-VERSION = 2
+VERSION = 3
 """The schema this callmon writes."""
 
 
@@ -37,7 +37,19 @@ POSTGRES = Dialect(
     "",
 )
 
-TABLES = """
+LEASE_TABLE = """
+CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token {bigint} NOT NULL,
+    expires_at {real} NOT NULL
+);
+"""
+"""The one row of leadership among replicas (PostgreSQL): who leads, its fencing token, and until
+when (seconds since the epoch on the database's clock). A single process never writes it."""
+
+TABLES = (
+    """
 CREATE TABLE IF NOT EXISTS calls (
     provider TEXT NOT NULL,
     call_id TEXT NOT NULL,
@@ -84,6 +96,8 @@ CREATE TABLE IF NOT EXISTS rule_state (
     PRIMARY KEY (rule, kind, key)
 ){without_rowid};
 """
+    + LEASE_TABLE
+)
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 
@@ -99,14 +113,21 @@ def statements(text: str, dialect: Dialect) -> list[str]:
     return [s.strip() for s in filled.split(";") if s.strip()]
 
 
-Columns = Callable[[str], set[str]]
-"""The column names of a table (empty when it does not exist)."""
+@dataclass(frozen=True)
+class ColumnsOf:
+    """A question `upgrade` asks the store mid-way: the column names of a table as it is now."""
+
+    table: str
 
 
-def upgrade(version: int | None, dialect: Dialect, columns: Columns) -> Iterator[str]:
+Steps = Generator[str | ColumnsOf, set[str] | None, None]
+"""Statements to run in turn; a `ColumnsOf` is answered with the table's column names."""
+
+
+def upgrade(version: int | None, dialect: Dialect) -> Steps:
     """The statements that bring a store at `version` (None: empty, or written by 0.1.0) to
-    `VERSION`, each to run before the next is asked for (`columns` reads the store as it is
-    then); raises `ValueError` for a store newer than this program."""
+    `VERSION`, each to run before the next is asked for; raises `ValueError` for a store newer
+    than this program."""
     if version is not None and version > VERSION:
         raise ValueError(
             f"the store is at schema version {version}, newer than this callmon's {VERSION}: "
@@ -116,12 +137,14 @@ def upgrade(version: int | None, dialect: Dialect, columns: Columns) -> Iterator
     if version is None:
         # Empty, or written by callmon 0.1.0: the tables as they are now (adding what is
         # missing), and 0.1.0's one later column.
-        yield from statements(TABLES, dialect)
-        if "event_at" not in columns("outbox"):  # asked once the tables exist
+        for statement in statements(TABLES, dialect):
+            yield statement
+        if "event_at" not in ((yield ColumnsOf("outbox")) or set()):
             yield "ALTER TABLE outbox ADD COLUMN event_at " + dialect.real
         version = 1
     for step in range(version + 1, VERSION + 1):
-        yield from statements(MIGRATIONS.get(step, ""), dialect)
+        for statement in statements(MIGRATIONS.get(step, ""), dialect):
+            yield statement
     yield "DELETE FROM schema_version"
     yield f"INSERT INTO schema_version (version) VALUES ({VERSION})"
 
@@ -130,5 +153,7 @@ MIGRATIONS: dict[int, str] = {
     # 2: the version table itself (rule state keeps its JSON; a 0.1.0 timer's nested event text
     # is read as it is, see `monitor.rules.state.decode`).
     2: "",
+    # 3: leadership among replicas.
+    3: LEASE_TABLE,
 }
 """What each version adds to the one before, in the dialect's words."""

@@ -2,7 +2,7 @@
 statements and receives their results, which a backend runs in one transaction.
 
 A program is a generator: it yields `Exec` (returns the number of rows changed), `Many` (runs
-a statement for each row of parameters) or `Query` (returns the rows), and returns the
+a statement for each row of parameters), `Query` (returns the rows) or `Notify`, and returns the
 operation's result. SQLite runs it on its thread, PostgreSQL on an async connection; neither
 holds a line of the logic. Statements use `%s` placeholders (SQLite's driver turns them into `?`).
 """
@@ -38,7 +38,15 @@ class Query:
     params: Sequence[Any] = ()
 
 
-Statement = Exec | Many | Query
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Tell the other processes on the store that `topic` changed (PostgreSQL's NOTIFY, sent
+    when the transaction commits; SQLite, used by one process, has no one to tell)."""
+
+    topic: str
+
+
+Statement = Exec | Many | Query | Notify
 Program = Generator[Statement, Any, T]
 
 ITEM_COLUMNS = (
@@ -235,7 +243,10 @@ def outbox_retry(dead: bool, notifier: str | None, now: float) -> Program[int]:
     if notifier is not None:
         query += " AND notifier = %s"
         args.append(notifier)
-    return (yield from _changed(query, args))
+    changed = yield from _changed(query, args)
+    if changed:
+        yield Notify("outbox")
+    return changed
 
 
 def outbox_purge(dead: bool, notifier: str | None) -> Program[int]:
@@ -266,6 +277,7 @@ def add_silence(
         "VALUES (%s, %s, %s, %s, %s) RETURNING id",
         (rule, json.dumps([list(m) for m in matchers]), starts, ends, comment),
     )
+    yield Notify("silences")
     return int(rows[0][0])
 
 
@@ -283,10 +295,61 @@ def silences(now: float | None) -> Program[list[Silence]]:
 
 
 def remove_silence(silence_id: int) -> Program[int]:
-    return (yield from _changed("DELETE FROM silences WHERE id = %s", (silence_id,)))
+    changed = yield from _changed("DELETE FROM silences WHERE id = %s", (silence_id,))
+    if changed:
+        yield Notify("silences")
+    return changed
 
 
 def nothing() -> Program[None]:
     """A program that writes nothing: a write transaction that proves the store writable."""
     return None
     yield  # a generator
+
+
+# --- copying a whole store
+
+COPIED = {
+    "calls": "provider, call_id, state, marker, created",
+    "cursors": "provider, data",
+    "rule_state": "rule, kind, key, data",
+    "silences": "id, rule, matchers, starts, ends, comment",
+    "outbox": "id, key, notifier, target, rule, severity, title, body, created_at, attempts, "
+    "next_at, status, sent_at, last_error, event_at",
+}
+"""Every table a copy carries, with its columns (ids kept: a copy is the same store)."""
+OCCUPYING = ("calls", "silences", "outbox")
+"""A store holding rows in any of these is in use: a copy never writes into it."""
+
+Dump = dict[str, list[tuple[Any, ...]]]
+
+
+def dump() -> Program[Dump]:
+    """Every row of every copied table."""
+    tables: Dump = {}
+    for table, columns in COPIED.items():
+        rows = yield Query(f"SELECT {columns} FROM {table} ORDER BY 1")
+        tables[table] = [tuple(row) for row in rows]
+    return tables
+
+
+def occupied() -> Program[list[str]]:
+    """The tables that make a store in use (empty when it is fresh)."""
+    found = []
+    for table in OCCUPYING:
+        rows = yield Query(f"SELECT 1 FROM {table} LIMIT 1")
+        if rows:
+            found.append(table)
+    return found
+
+
+def load(tables: Dump) -> Program[int]:
+    """Write a dump into a fresh store; the number of rows written."""
+    written = 0
+    for table, columns in COPIED.items():
+        rows = tables.get(table, [])
+        if rows:
+            marks = ", ".join(["%s"] * len(columns.split(",")))
+            yield Many(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+            written += len(rows)
+    return written

@@ -8,6 +8,7 @@ with `StoreError` without ever blocking the event loop. Every method raises only
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -80,11 +81,17 @@ class SqliteStore(SqlStore):
                 row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
                 version = row[0]
 
-            def columns(table: str) -> set[str]:
-                return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-
-            for statement in schema.upgrade(version, schema.SQLITE, columns):
-                db.execute(statement)
+            steps = schema.upgrade(version, schema.SQLITE)
+            answer: set[str] | None = None
+            with contextlib.suppress(StopIteration):
+                while True:
+                    step = steps.send(answer)
+                    if isinstance(step, schema.ColumnsOf):
+                        rows = db.execute(f"PRAGMA table_info({step.table})")
+                        answer = {row[1] for row in rows}
+                    else:
+                        db.execute(step)
+                        answer = None
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -134,6 +141,9 @@ class SqliteStore(SqlStore):
         try:
             while True:
                 statement = program.send(answer)
+                if isinstance(statement, sql.Notify):
+                    answer = None  # one process: nobody else to tell
+                    continue
                 text = self._sql.get(statement.sql)
                 if text is None:
                     text = self._sql[statement.sql] = statement.sql.replace("%s", "?")

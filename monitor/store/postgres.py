@@ -1,0 +1,298 @@
+"""The shared store for several replicas: PostgreSQL through psycopg 3's async pool.
+
+Every operation is one transaction driving a program of `monitor.store.sql` on a pooled
+connection. libpq does the connecting, so multi-host URLs, `PG*` variables and TLS work as
+documented for libpq. Tables are created and upgraded at open, under an advisory lock held for
+the transaction, so replicas starting together take turns.
+
+Leadership lives here too, on the database's clock: one `lease` row holds the leader's fencing
+token. Once a replica leads, every write it makes first reads that row `FOR SHARE` in the same
+transaction and fails with `LeaseLost` when the token moved on; a takeover, which updates the row,
+waits for such a write to commit, so a write either lands before the new leader reads the store
+or not at all.
+
+`NOTIFY` tells the leader what another process changed (a silence, an `outbox retry`, a released
+lease); `listen` hands those topics to a callback, reconnecting when the connection drops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import psycopg
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from monitor.store import schema, sql
+from monitor.store.base import LeaseLost, StoreError, StoreHealth, StoreNotFound
+from monitor.store.database import SqlStore
+
+log = structlog.get_logger("monitor.store")
+
+T = TypeVar("T")
+CHANNEL = "callmon"
+"""The NOTIFY channel; its payload is the topic (`outbox`, `silences`, `lease`)."""
+UPGRADE_LOCK = 0x63616C6C6D6F6E  # "callmon"
+"""The advisory lock that serialises schema upgrades of replicas starting together."""
+CONNECT_TIMEOUT = 5.0
+"""How long an operation waits for a connection before it fails (the server is down)."""
+NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
+"""The database's clock, in seconds since the epoch: the one every replica agrees on."""
+
+
+def display(url: str) -> str:
+    """The URL as it may be shown: without its password."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
+
+
+class PostgresStore(SqlStore):
+    """The `Store` on a PostgreSQL database, shared by every replica of one monitor."""
+
+    def __init__(self, url: str, pool: AsyncConnectionPool[Any]) -> None:
+        self.url = url
+        self.name = display(url)
+        self.health = StoreHealth()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """This replica, as the lease row names it."""
+        self.fence: int | None = None
+        """The token this replica leads with; once set, every write checks it."""
+        self.on_lease_lost: Callable[[], None] = lambda: None
+        """Called when a write found the lease taken: the leader steps down without waiting."""
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, create: bool = True) -> PostgresStore:
+        """Connect, and bring the schema up to date (without `create`, an empty database is a
+        `StoreNotFound`: a tool never creates the daemon's store)."""
+        name = display(url)
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=4,
+            open=False,
+            timeout=CONNECT_TIMEOUT,
+            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT)},
+            check=AsyncConnectionPool.check_connection,
+            name="callmon",
+        )
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        except PoolTimeout:
+            await pool.close()
+            problem = await _why_not(url)
+            raise StoreError(f"cannot open store {name}: {problem}") from None
+        store = cls(url, pool)
+        try:
+            await store._upgrade(create)
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def _upgrade(self, create: bool) -> None:
+        async def program(conn: AsyncConnection[Any]) -> None:
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))
+            found = await conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+            tables = {row[0] for row in await found.fetchall()}
+            if not create and "calls" not in tables:
+                raise StoreNotFound(
+                    f"store {self.name} holds no callmon tables (is this the daemon's config? "
+                    "a tool never creates one)"
+                )
+            version = None
+            if "schema_version" in tables:
+                cur = await conn.execute("SELECT MAX(version) FROM schema_version")
+                version = (await cur.fetchone() or (None,))[0]
+            steps = schema.upgrade(version, schema.POSTGRES)
+            answer: set[str] | None = None
+            with contextlib.suppress(StopIteration):
+                while True:
+                    step = steps.send(answer)
+                    if isinstance(step, schema.ColumnsOf):
+                        cur = await conn.execute(
+                            "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_schema = current_schema() AND table_name = %s",
+                            (step.table,),
+                        )
+                        answer = {row[0] for row in await cur.fetchall()}
+                    else:
+                        await conn.execute(step.encode())
+                        answer = None
+
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await program(conn)
+        except ValueError as exc:
+            raise StoreError(f"cannot open store {self.name}: {exc}") from None
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open store {self.name}: {_one_line(exc)}") from None
+
+    async def _run(self, what: str, program: sql.Program[T], *, write: bool = False) -> T:
+        """Run `program` in one transaction on a pooled connection; a write of a leading
+        replica first checks its token."""
+        fence = self.fence if write else None
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                if fence is not None:
+                    await self._check_fence(conn, fence)
+                result = await _drive(conn, program)
+        except LeaseLost as exc:
+            self.on_lease_lost()
+            raise LeaseLost(f"store {self.name}: cannot {what}: {exc}") from None
+        except (psycopg.Error, PoolTimeout, OSError) as exc:
+            message = f"store {self.name}: cannot {what}: {_one_line(exc)}"
+            self.health.failed(message)
+            raise StoreError(message) from None
+        if write:
+            self.health.ok()
+        return result
+
+    @staticmethod
+    async def _check_fence(conn: AsyncConnection[Any], token: int) -> None:
+        cur = await conn.execute("SELECT token FROM lease WHERE id = 1 FOR SHARE")
+        row = await cur.fetchone()
+        if row is None or row[0] != token:
+            raise LeaseLost(f"another replica leads now (token {row and row[0]}, ours {token})")
+
+    async def check(self) -> None:
+        await self._run("write", sql.nothing(), write=True)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _renumber(self) -> None:
+        """After a copy kept its ids: the next id of each table follows the largest copied."""
+        await self._run("renumber", _renumber(), write=True)
+
+    # --- leadership
+
+    async def acquire(self, ttl: float) -> int | None:
+        """Lead, when the lease is free, has expired, or is this replica's own: the new fencing
+        token; None while another replica leads."""
+        return await self._run("take the lease", _acquire(self.holder, ttl))
+
+    async def renew(self, token: int, ttl: float) -> bool:
+        """Extend the lease this replica holds with `token`; False once another took it."""
+        return await self._run("renew the lease", _renew(self.holder, token, ttl))
+
+    async def release(self, token: int) -> None:
+        """Let another replica lead at once (on stop)."""
+        await self._run("release the lease", _release(token))
+
+    async def leader(self) -> tuple[str, int, float] | None:
+        """Who leads: holder, token and the seconds the lease has left (negative: expired)."""
+        return await self._run("read the lease", _leader())
+
+    # --- notifications
+
+    async def listen(self, handle: Callable[[str], None]) -> None:
+        """Hand every topic notified on the channel to `handle`, until cancelled; a lost
+        connection is made again (a topic sent meanwhile is missed: the loops poll as well)."""
+        failures = 0
+        while True:
+            try:
+                conn = await AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    failures = 0
+                    async for note in conn.notifies():
+                        handle(note.payload)
+            except (psycopg.Error, OSError) as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("store notifications lost; reconnecting", error=_one_line(exc))
+                await anyio.sleep(min(5.0, 0.5 * failures))
+
+
+async def _drive(conn: AsyncConnection[Any], program: sql.Program[T]) -> T:
+    """Run each statement the program yields, sending it the result."""
+    answer: Any = None
+    try:
+        while True:
+            statement = program.send(answer)
+            if isinstance(statement, sql.Many):
+                async with conn.cursor() as cur:
+                    await cur.executemany(statement.sql.encode(), statement.rows)
+                answer = None
+            elif isinstance(statement, sql.Notify):
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, statement.topic))
+                answer = None
+            else:
+                cur = await conn.execute(statement.sql.encode(), statement.params)
+                query = isinstance(statement, sql.Query)
+                answer = await cur.fetchall() if query else cur.rowcount
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+async def _why_not(url: str) -> str:
+    """The server's own reason a connection fails (the pool only says it timed out)."""
+    try:
+        conn = await AsyncConnection.connect(url, connect_timeout=int(CONNECT_TIMEOUT))
+    except (psycopg.Error, OSError) as exc:
+        return _one_line(exc)
+    await conn.close()
+    return f"no connection within {CONNECT_TIMEOUT:g} s"
+
+
+# --- the lease's statements (PostgreSQL only: a single SQLite process never needs one)
+
+
+def _acquire(holder: str, ttl: float) -> sql.Program[int | None]:
+    rows = yield sql.Query(
+        "INSERT INTO lease (id, holder, token, expires_at) "
+        f"VALUES (1, %s, 1, {NOW} + %s) "
+        "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, token = lease.token + 1, "
+        "expires_at = excluded.expires_at "
+        f"WHERE lease.expires_at <= {NOW} OR lease.holder = excluded.holder "
+        "RETURNING token",
+        (holder, ttl),
+    )
+    return int(rows[0][0]) if rows else None
+
+
+def _renew(holder: str, token: int, ttl: float) -> sql.Program[bool]:
+    changed = yield sql.Exec(
+        f"UPDATE lease SET expires_at = {NOW} + %s WHERE id = 1 AND holder = %s AND token = %s",
+        (ttl, holder, token),
+    )
+    return bool(changed)
+
+
+def _release(token: int) -> sql.Program[None]:
+    changed = yield sql.Exec(
+        "UPDATE lease SET expires_at = 0 WHERE id = 1 AND token = %s", (token,)
+    )
+    if changed:
+        yield sql.Notify("lease")
+
+
+def _leader() -> sql.Program[tuple[str, int, float] | None]:
+    rows = yield sql.Query(f"SELECT holder, token, expires_at - {NOW} FROM lease WHERE id = 1")
+    return (str(rows[0][0]), int(rows[0][1]), float(rows[0][2])) if rows else None
+
+
+def _renumber() -> sql.Program[None]:
+    for table in ("outbox", "silences"):
+        yield sql.Query(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"COALESCE(MAX(id), 0) + 1, false) FROM {table}"
+        )
