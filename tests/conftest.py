@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -285,3 +285,30 @@ async def daemon_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], Daemon
         if daemon.proc is not None and daemon.proc.returncode is None:
             daemon.proc.kill()
             await daemon.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server for this session (see `tests.pg`)."""
+    from tests import pg
+
+    with pg.server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """The URL of an empty schema of this test's own on the session's PostgreSQL server."""
+    from tests import pg
+
+    with pg.schema_of_its_own(pg_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store's URL on each backend: the store's contract holds on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url

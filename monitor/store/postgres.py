@@ -73,6 +73,16 @@ class PostgresStore(SqlStore):
         """Connect, and bring the schema up to date (without `create`, an empty database is a
         `StoreNotFound`: a tool never creates the daemon's store)."""
         name = display(url)
+        try:
+            conn = await AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
+            )
+            async with conn:
+                await _upgrade(conn, name, create)
+        except ValueError as exc:
+            raise StoreError(f"cannot open store {name}: {exc}") from None
+        except (psycopg.Error, OSError) as exc:
+            raise StoreError(f"cannot open store {name}: {_one_line(exc)}") from None
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -83,60 +93,8 @@ class PostgresStore(SqlStore):
             check=AsyncConnectionPool.check_connection,
             name="callmon",
         )
-        try:
-            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-        except PoolTimeout:
-            await pool.close()
-            problem = await _why_not(url)
-            raise StoreError(f"cannot open store {name}: {problem}") from None
-        store = cls(url, pool)
-        try:
-            await store._upgrade(create)
-        except BaseException:
-            await pool.close()
-            raise
-        return store
-
-    async def _upgrade(self, create: bool) -> None:
-        async def program(conn: AsyncConnection[Any]) -> None:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))
-            found = await conn.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = current_schema()"
-            )
-            tables = {row[0] for row in await found.fetchall()}
-            if not create and "calls" not in tables:
-                raise StoreNotFound(
-                    f"store {self.name} holds no callmon tables (is this the daemon's config? "
-                    "a tool never creates one)"
-                )
-            version = None
-            if "schema_version" in tables:
-                cur = await conn.execute("SELECT MAX(version) FROM schema_version")
-                version = (await cur.fetchone() or (None,))[0]
-            steps = schema.upgrade(version, schema.POSTGRES)
-            answer: set[str] | None = None
-            with contextlib.suppress(StopIteration):
-                while True:
-                    step = steps.send(answer)
-                    if isinstance(step, schema.ColumnsOf):
-                        cur = await conn.execute(
-                            "SELECT column_name FROM information_schema.columns "
-                            "WHERE table_schema = current_schema() AND table_name = %s",
-                            (step.table,),
-                        )
-                        answer = {row[0] for row in await cur.fetchall()}
-                    else:
-                        await conn.execute(step.encode())
-                        answer = None
-
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                await program(conn)
-        except ValueError as exc:
-            raise StoreError(f"cannot open store {self.name}: {exc}") from None
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open store {self.name}: {_one_line(exc)}") from None
+        await pool.open(wait=False)
+        return cls(url, pool)
 
     async def _run(self, what: str, program: sql.Program[T], *, write: bool = False) -> T:
         """Run `program` in one transaction on a pooled connection; a write of a leading
@@ -239,18 +197,43 @@ async def _drive(conn: AsyncConnection[Any], program: sql.Program[T]) -> T:
         return result
 
 
+async def _upgrade(conn: AsyncConnection[Any], name: str, create: bool) -> None:
+    """Create or upgrade the tables in one transaction, under a lock that replicas starting
+    together take in turn."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))
+        found = await conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        tables = {row[0] for row in await found.fetchall()}
+        if not create and "calls" not in tables:
+            raise StoreNotFound(
+                f"store {name} holds no callmon tables (is this the daemon's config? "
+                "a tool never creates one)"
+            )
+        version = None
+        if "schema_version" in tables:
+            cur = await conn.execute("SELECT MAX(version) FROM schema_version")
+            version = (await cur.fetchone() or (None,))[0]
+        steps = schema.upgrade(version, schema.POSTGRES)
+        answer: set[str] | None = None
+        with contextlib.suppress(StopIteration):
+            while True:
+                step = steps.send(answer)
+                if isinstance(step, schema.ColumnsOf):
+                    cur = await conn.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = %s",
+                        (step.table,),
+                    )
+                    answer = {row[0] for row in await cur.fetchall()}
+                else:
+                    await conn.execute(step.encode())
+                    answer = None
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-async def _why_not(url: str) -> str:
-    """The server's own reason a connection fails (the pool only says it timed out)."""
-    try:
-        conn = await AsyncConnection.connect(url, connect_timeout=int(CONNECT_TIMEOUT))
-    except (psycopg.Error, OSError) as exc:
-        return _one_line(exc)
-    await conn.close()
-    return f"no connection within {CONNECT_TIMEOUT:g} s"
 
 
 # --- the lease's statements (PostgreSQL only: a single SQLite process never needs one)

@@ -1,0 +1,198 @@
+"""What only the shared store does, on a real PostgreSQL server: upgrades under a lock, the
+lease with its fencing token, notifications to other processes, and its errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import psycopg
+import pytest
+
+from monitor.model import CallState, Tracked
+from monitor.store import (
+    CallChanges,
+    Changes,
+    LeaseLost,
+    StoreError,
+    StoreNotFound,
+    open_store,
+    schema,
+)
+from monitor.store.postgres import PostgresStore
+from tests.conftest import wait_until
+from tests.test_store import FIXTURES, alert
+
+DELIVERY_COLUMNS_0_1_0 = (
+    "id, key, notifier, target, rule, severity, title, body, created_at, attempts, next_at, "
+    "status, sent_at, last_error"
+)
+
+
+async def postgres(url: str, *, create: bool = True) -> PostgresStore:
+    store = await open_store(url, create=create)
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+def version(url: str) -> list[tuple[int]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT version FROM schema_version").fetchall()
+
+
+async def test_a_0_1_0_store_moved_to_postgresql_as_it_was_is_upgraded(pg_url: str) -> None:
+    """0.1.0's tables (no version table, no `event_at`) filled with the rows of the real 0.1.0
+    file, then opened: upgraded in place, every row readable."""
+    old = sqlite3.connect(FIXTURES / "callmon-0.1.0.db")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in schema.statements(schema.TABLES, schema.POSTGRES):
+            if "lease" not in statement:
+                conn.execute(statement.encode())
+        conn.execute("ALTER TABLE outbox DROP COLUMN event_at")
+        for table, columns in [
+            ("calls", "provider, call_id, state, marker, created"),
+            ("cursors", "provider, data"),
+            ("rule_state", "rule, kind, key, data"),
+            ("silences", "id, rule, matchers, starts, ends, comment"),
+            ("outbox", DELIVERY_COLUMNS_0_1_0),
+        ]:
+            rows = old.execute(f"SELECT {columns} FROM {table}").fetchall()
+            marks = ", ".join(["%s"] * len(columns.split(",")))
+            with conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+    old.close()
+
+    store = await postgres(pg_url, create=False)
+    state = await store.load_provider("front-door")
+    assert state.calls["1001"].state is CallState.RINGING
+    assert state.cursor["provider"] == {"doors": [158, 180]}
+    assert [(i.status, i.attempts, i.event_at) for i in await store.outbox()] == [
+        ("sent", 1, None),
+        ("dead", 0, None),
+        ("pending", 1, None),
+    ]
+    (silence,) = await store.silences()
+    assert silence.matchers == (("call.intercom.id", "180"),)
+    await store.close()
+    assert version(pg_url) == [(schema.VERSION,)]
+
+
+async def test_replicas_starting_together_upgrade_once(pg_url: str) -> None:
+    stores = await asyncio.gather(*(postgres(pg_url) for _ in range(6)))
+    assert version(pg_url) == [(schema.VERSION,)]
+    await stores[0].commit(Changes(CallChanges("door", {"1": Tracked(CallState.RINGING, "", 1)})))
+    assert (await stores[5].load_provider("door")).calls.keys() == {"1"}
+    for store in stores:
+        await store.close()
+
+
+async def test_a_store_written_by_a_newer_callmon_is_refused(pg_url: str) -> None:
+    await (await postgres(pg_url)).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError) as refused:
+        await postgres(pg_url)
+    assert str(refused.value) == (
+        f"cannot open store {pg_url}: the store is at schema version 99, newer than this "
+        f"callmon's {schema.VERSION}: upgrade callmon, or use a store it wrote"
+    )
+
+
+async def test_a_tool_never_creates_the_store(pg_url: str) -> None:
+    with pytest.raises(StoreNotFound, match="holds no callmon tables"):
+        await postgres(pg_url, create=False)
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchone()
+    assert tables == (0,)
+
+
+async def test_an_unreachable_server_is_one_line_without_the_password(pg_server: str) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    url = f"postgresql://callmon:hunter2-secret@127.0.0.1:{port}/callmon"
+    with pytest.raises(StoreError) as failed:
+        await postgres(url)
+    message = str(failed.value)
+    assert message.startswith(f"cannot open store postgresql://callmon@127.0.0.1:{port}/callmon: ")
+    assert "connection" in message.lower() and "refused" in message.lower()
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+async def test_the_lease_goes_to_one_replica_and_over_on_expiry(pg_url: str) -> None:
+    a, b = await postgres(pg_url), await postgres(pg_url)
+    token = await a.acquire(ttl=0.5)
+    assert token == 1
+    assert await b.acquire(ttl=0.5) is None
+    assert await a.renew(1, ttl=0.5) is True
+    await wait_until(lambda: b.acquire(ttl=30), bool, timeout=5)  # once a stopped renewing
+    leader = await b.leader()
+    assert leader is not None and leader[0] == b.holder and leader[1] == 2
+    assert await a.renew(1, ttl=30) is False
+    assert await a.acquire(ttl=30) is None
+    await b.release(2)
+    assert await a.acquire(ttl=30) == 3  # at once: no wait for the expiry
+    for store in (a, b):
+        await store.close()
+
+
+async def test_a_leader_that_lost_the_lease_changes_nothing(pg_url: str) -> None:
+    """Every write of a replica that leads checks its token in the same transaction."""
+    old, new = await postgres(pg_url), await postgres(pg_url)
+    old.fence = await old.acquire(ttl=0.3)
+    lost: list[bool] = []
+    old.on_lease_lost = lambda: lost.append(True)
+    calls = CallChanges("door", {"1": Tracked(CallState.RINGING, "", 1.0)})
+    await old.commit(Changes(calls))
+    new.fence = await wait_until(lambda: new.acquire(ttl=30), bool, timeout=5)
+
+    missed = CallChanges("door", {"1": Tracked(CallState.MISSED, "", 1.0)})
+    writes = [
+        old.commit(Changes(missed, deliveries=[])),
+        old.enqueue([]),
+        old.mark_sent(1, 2.0),
+        old.check(),
+    ]
+    for write in writes:
+        with pytest.raises(LeaseLost, match="another replica leads now"):
+            await write
+    assert lost == [True] * 4
+    assert old.health.failing_since is None  # not a store failure: nothing to restart
+    assert (await new.load_provider("door")).calls["1"].state is CallState.RINGING
+    from monitor.store import Delivery
+
+    assert await new.enqueue([Delivery(alert("a"), 0)]) == 1  # the leader writes
+    for store in (old, new):
+        await store.close()
+
+
+async def test_another_process_s_changes_are_notified(pg_url: str) -> None:
+    daemon, tool = await postgres(pg_url), await postgres(pg_url)
+    topics: list[str] = []
+    listening = asyncio.create_task(daemon.listen(topics.append))
+    try:
+        # LISTEN is issued on a connection of its own: wait until it hears.
+        async def heard(topic: str) -> bool:
+            if topic in topics:
+                return True
+            if topic == "silences":
+                await tool.add_silence("r", [], 0, 1, "")
+            return False
+
+        await wait_until(lambda: heard("silences"), bool, timeout=10)
+        from monitor.store import Delivery
+
+        await tool.enqueue([Delivery(alert("a"), 0)])
+        await tool.outbox_retry(dead=False)
+        await wait_until(lambda: heard("outbox"), bool, timeout=10)
+        token = await tool.acquire(ttl=30)
+        assert token is not None
+        await tool.release(token)
+        await wait_until(lambda: heard("lease"), bool, timeout=10)
+    finally:
+        listening.cancel()
+    for store in (daemon, tool):
+        await store.close()
