@@ -182,3 +182,60 @@ def test_rules_test_without_a_config(site: Path, capsys: pytest.CaptureFixture[s
     recorder.close()
     assert main(["rules", "test", "rules", "--events", "events.jsonl"]) == 0
     assert capsys.readouterr().out == "2026-11-23T12:00:00Z  missed  missed 7\n"
+
+
+def test_every_tool_works_on_postgresql_and_store_copy_moves_a_store(
+    site: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The SQLite store of a running site moves to PostgreSQL; the config then names it, and
+    `silence` and `outbox` work there as they did on the file."""
+    from monitor.store import Delivery, open_store
+
+    from tests.test_store import alert
+
+    async def queue() -> None:
+        store = SqliteStore(str(site / "state.db"))
+        await store.enqueue([Delivery(alert("a", "first"), 0)])
+        await store.add_silence("missed", [], 0, 4e9, "from the file")
+        await store.close()
+
+    asyncio.run(queue())
+    assert main(["store", "copy", "sqlite:///state.db", pg_url]) == 0
+    assert capsys.readouterr().out == f"copied 2 rows from sqlite:///state.db to {pg_url}\n"
+    assert main(["store", "copy", "sqlite:///state.db", pg_url]) == 1
+    assert capsys.readouterr().err == (
+        f"the destination already holds silences, outbox: a copy only goes into a new, empty "
+        "store\n"
+    )
+
+    (site / "callmon.yaml").write_text(CONFIG.replace("sqlite:///state.db", pg_url))
+    args = ["silence", "add", "--rule", "missed", "--for", "1h", "--comment", "pg"]
+    assert main([*args, "-c", "callmon.yaml"]) == 0
+    assert capsys.readouterr().out == "silence 2 added: missed for 1h\n"
+    assert main(["silence", "list", "-c", "callmon.yaml"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[-1] for line in lines] == ["from the file", "pg"]
+    assert main(["outbox", "list", "-c", "callmon.yaml"]) == 0
+    assert "\tfirst\tattempts=0\t" in capsys.readouterr().out
+    assert main(["outbox", "retry", "-c", "callmon.yaml"]) == 0
+    assert capsys.readouterr().out == "1 notifications due now\n"
+
+    async def read_back() -> list[str]:
+        store = await open_store(pg_url, create=False)
+        try:
+            return [s.comment for s in await store.silences()]
+        finally:
+            await store.close()
+
+    assert asyncio.run(read_back()) == ["from the file", "pg"]
+
+
+def test_store_copy_needs_an_existing_source(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = f"sqlite:///{tmp_path / 'nowhere.db'}"
+    assert main(["store", "copy", missing, pg_url]) == 1
+    assert capsys.readouterr().err.startswith(f"store {tmp_path / 'nowhere.db'} not found")
+    assert main(["store", "copy", pg_url, f"sqlite:///{tmp_path / 'copy.db'}"]) == 1
+    assert "holds no callmon tables" in capsys.readouterr().err
+    assert not (tmp_path / "copy.db").exists()

@@ -6,12 +6,18 @@ step's writes as one `Changes`, committed in one transaction.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from monitor.model import Alert, Silence, StateKey, Tracked
+
+
+def display(url: str) -> str:
+    """A store's URL as it may be shown: without its password."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
 class StoreError(Exception):

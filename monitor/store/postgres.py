@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 import uuid
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from monitor.store import schema, sql
-from monitor.store.base import LeaseLost, StoreError, StoreHealth, StoreNotFound
+from monitor.store.base import LeaseLost, StoreError, StoreHealth, StoreNotFound, display
 from monitor.store.database import SqlStore
 
 log = structlog.get_logger("monitor.store")
@@ -46,11 +45,6 @@ CONNECT_TIMEOUT = 5.0
 """How long an operation waits for a connection before it fails (the server is down)."""
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 """The database's clock, in seconds since the epoch: the one every replica agrees on."""
-
-
-def display(url: str) -> str:
-    """The URL as it may be shown: without its password."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
 class PostgresStore(SqlStore):
