@@ -27,7 +27,8 @@ log = structlog.get_logger("monitor.leadership")
 LOCAL_SHARE = 2 / 3
 """The part of the ttl after a renewal's start during which the leader trusts it still leads."""
 STANDBY_RETRY = 1.0
-"""How often a standby tries to take the lease (a release wakes it at once)."""
+"""How often, at most, a standby tries to take the lease (a tenth of the ttl when shorter; a
+release wakes it at once)."""
 
 
 @runtime_checkable
@@ -85,7 +86,7 @@ class Leadership:
         while not stopping.is_set():
             token = await self._acquire()
             if token is None:
-                await _wait_either(self._nudged, stopping, STANDBY_RETRY)
+                await _wait_either(self._nudged, stopping, min(STANDBY_RETRY, self.ttl / 10))
                 self._nudged.clear()
                 continue
             if await self._lead(token, lead):
@@ -142,7 +143,7 @@ class Leadership:
             self._nudged.clear()
             started = self._clock()
             if started >= self._valid_until:
-                log.error("lease lapsed: the store could not be reached in time")
+                log.error("lease lapsed: not renewed in time (paused, or the store unreachable)")
                 return
             try:
                 kept = await self.lease.renew(token, self.ttl)

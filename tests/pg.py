@@ -9,6 +9,7 @@ restart the server always start a cluster of their own.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -94,10 +95,8 @@ class Cluster:
         self.start()
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # already stopped
             self.stop("immediate")
-        except RuntimeError:
-            pass  # already stopped
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -193,3 +193,37 @@ def test_retry_delays_grow_to_the_cap() -> None:
         30.0,
         30.0,
     ]
+
+
+async def test_a_worker_that_may_no_longer_send_sends_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A replica paused past its lease wakes with messages in hand: none goes out; they stay
+    queued for the leader."""
+    store = SqliteStore(str(tmp_path / "state.db"))
+    allowed = [True]
+    worker = Worker(
+        "chat",
+        0,
+        Sender(receiver.url, timeout=5),
+        store,
+        Telemetry(CollectorRegistry()),
+        may_send=lambda: allowed[0],
+    )
+    now = time.time()
+    await store.enqueue([delivery("a", "one", now)])
+    task = asyncio.create_task(worker.run())
+    await wait_for(lambda: len(receiver.received) == 1)
+    allowed[0] = False
+    await store.enqueue([delivery("b", "two", now), delivery("c", "three", now)])
+    worker.wake()
+    await wait_for(lambda: not worker._wake.is_set(), timeout=5)  # it looked at the queue
+    await asyncio.sleep(0.3)
+    assert receiver.attempts
+    assert [a.title for a in receiver.attempts] == ["one"]
+    assert [i.title for i in await store.outbox(status="pending")] == ["two", "three"]
+    allowed[0] = True
+    await wait_for(lambda: len(receiver.received) == 3, timeout=10)
+    worker.stop()
+    await task
+    await store.close()

@@ -117,7 +117,8 @@ async def test_an_unreachable_server_is_one_line_without_the_password(pg_server:
         await postgres(url)
     message = str(failed.value)
     assert message.startswith(f"cannot open store postgresql://callmon@127.0.0.1:{port}/callmon: ")
-    assert "connection" in message.lower() and "refused" in message.lower()
+    assert "connection" in message.lower()
+    assert "refused" in message.lower()
     assert "hunter2" not in message
     assert "\n" not in message
 
@@ -130,7 +131,9 @@ async def test_the_lease_goes_to_one_replica_and_over_on_expiry(pg_url: str) -> 
     assert await a.renew(1, ttl=0.5) is True
     await wait_until(lambda: b.acquire(ttl=30), bool, timeout=5)  # once a stopped renewing
     leader = await b.leader()
-    assert leader is not None and leader[0] == b.holder and leader[1] == 2
+    assert leader is not None
+    assert leader[0] == b.holder
+    assert leader[1] == 2
     assert await a.renew(1, ttl=30) is False
     assert await a.acquire(ttl=30) is None
     await b.release(2)

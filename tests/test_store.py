@@ -155,7 +155,7 @@ async def test_silences_are_added_listed_and_removed(store_url: str) -> None:
 async def test_dead_letters_are_revived_and_purged(store_url: str) -> None:
     store = await open_store(store_url)
     await store.enqueue([Delivery(alert("a", "first"), 0), Delivery(alert("b", "second"), 0)])
-    first, second = await store.outbox()
+    first, _second = await store.outbox()
     await store.mark_dead(first.id, "undelivered after 60 s")
     assert [i.title for i in await store.outbox_select(dead=True)] == ["first"]
     assert await store.outbox_retry(dead=True, notifier="other") == 0

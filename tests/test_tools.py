@@ -190,7 +190,6 @@ def test_every_tool_works_on_postgresql_and_store_copy_moves_a_store(
     """The SQLite store of a running site moves to PostgreSQL; the config then names it, and
     `silence` and `outbox` work there as they did on the file."""
     from monitor.store import Delivery, open_store
-
     from tests.test_store import alert
 
     async def queue() -> None:
@@ -204,8 +203,7 @@ def test_every_tool_works_on_postgresql_and_store_copy_moves_a_store(
     assert capsys.readouterr().out == f"copied 2 rows from sqlite:///state.db to {pg_url}\n"
     assert main(["store", "copy", "sqlite:///state.db", pg_url]) == 1
     assert capsys.readouterr().err == (
-        f"the destination already holds silences, outbox: a copy only goes into a new, empty "
-        "store\n"
+        "the destination already holds silences, outbox: a copy only goes into a new, empty store\n"
     )
 
     (site / "callmon.yaml").write_text(CONFIG.replace("sqlite:///state.db", pg_url))

@@ -1,0 +1,139 @@
+"""Leadership on an injected clock, over an in-memory lease with the store's semantics (the real
+lease on PostgreSQL is tested in test_postgres.py): who leads, when it stops trusting its lease,
+and what it does on loss and on stop."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from monitor.leadership import LOCAL_SHARE, Leadership
+from monitor.store import StoreError
+from tests.conftest import wait_for
+
+
+@dataclass
+class MemoryLease:
+    """The lease row: holder token and expiry, on the test's clock."""
+
+    now: list[float]
+    token: int = 0
+    holder: str | None = None
+    expires: float = 0.0
+    fence: int | None = None
+    down: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def on_lease_lost(self) -> None:
+        pass
+
+    def _up(self, what: str) -> None:
+        self.calls.append(what)
+        if self.down:
+            raise StoreError("store unreachable")
+
+    async def acquire(self, ttl: float) -> int | None:
+        self._up("acquire")
+        if self.expires > self.now[0] and self.holder != "me":
+            return None
+        self.token += 1
+        self.holder, self.expires = "me", self.now[0] + ttl
+        return self.token
+
+    async def renew(self, token: int, ttl: float) -> bool:
+        self._up("renew")
+        if token != self.token:
+            return False
+        self.expires = self.now[0] + ttl
+        return True
+
+    async def release(self, token: int) -> None:
+        self._up("release")
+        if token == self.token:
+            self.expires = 0.0
+
+
+def leadership(lease: MemoryLease, ttl: float = 3.0) -> tuple[Leadership, list[bool]]:
+    changes: list[bool] = []
+    return Leadership(lease, ttl, on_change=changes.append, clock=lambda: lease.now[0]), changes
+
+
+async def test_it_trusts_its_lease_for_two_thirds_of_the_ttl_only() -> None:
+    now = [100.0]
+    lease = MemoryLease(now)
+    lead, _ = leadership(lease)
+    stopping = asyncio.Event()
+    working = asyncio.Event()
+
+    async def work() -> None:
+        working.set()
+        await stopping.wait()
+
+    task = asyncio.create_task(lead.run(work, stopping))
+    await wait_for(working.is_set)
+    assert lead.leading
+    assert lead.holds()
+    assert lease.fence == 1
+    now[0] += 3.0 * LOCAL_SHARE - 0.01
+    assert lead.holds()
+    now[0] += 0.02  # a pause (SIGSTOP) past two thirds of the ttl: no more sending
+    assert not lead.holds()
+    stopping.set()
+    await task
+    assert lease.calls[-1] == "release"
+    assert lease.expires == 0.0
+
+
+async def test_a_lease_taken_by_another_stops_the_work_at_once_and_stands_by() -> None:
+    now = [0.0]
+    lease = MemoryLease(now)
+    lead, changes = leadership(lease, ttl=0.3)  # renews every 0.1 s of real time
+    stopping = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await stopping.wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    task = asyncio.create_task(lead.run(work, stopping))
+    await wait_for(lambda: lead.leading)
+    lease.token, lease.holder, lease.expires = 7, "other", 1e9  # another replica took it
+    await wait_for(cancelled.is_set, timeout=5)
+    assert not lead.leading
+    assert not lead.holds()
+    assert changes == [True, False]
+    lease.expires = 0.0  # the other one left: this replica leads again, with a new token
+    await wait_for(lambda: lead.leading, timeout=5)
+    assert lease.fence == 8
+    assert lead.failovers == 2
+    stopping.set()
+    await task
+
+
+async def test_a_store_out_of_reach_ends_leadership_once_the_lease_lapses() -> None:
+    now = [0.0]
+    lease = MemoryLease(now)
+    lead, changes = leadership(lease, ttl=0.3)
+    stopping = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await stopping.wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    task = asyncio.create_task(lead.run(work, stopping))
+    await wait_for(lambda: lead.leading)
+    lease.down = True
+    await asyncio.sleep(0.15)
+    assert lead.leading  # a renewal failed: still within its share of the ttl
+    now[0] += 0.3 * LOCAL_SHARE
+    await wait_for(cancelled.is_set, timeout=5)
+    assert changes == [True, False]
+    stopping.set()
+    await task
