@@ -114,3 +114,37 @@ async def test_a_call_first_seen_over_still_counts_its_ring_time(tmp_path: Path)
     talk = value(telemetry, "callmon_call_talk_seconds_sum", provider="centre")
     assert talk == 288.0
     await store.close()
+
+
+class SlowStore(SqliteStore):
+    """A real store whose commits take a while, as a remote database's do: each yields to the
+    event loop before it lands."""
+
+    async def commit(self, changes: Changes) -> int:
+        import asyncio
+
+        await asyncio.sleep(0.05)
+        return await super().commit(changes)
+
+
+async def test_steps_that_overlap_decide_one_after_the_other(tmp_path: Path) -> None:
+    """Two providers' polls arrive together; a rule counts missed calls across both. Each step
+    decides on the state the other committed (read, decide, commit, apply as one): the second
+    call meets the threshold."""
+    import asyncio
+
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "rules:\n  - {name: storm, when: {to: missed}, notify: [chat],"
+        " threshold: {count: 2, within: 1m}}\n"
+    )
+    engine = Engine(load_rules([path], Context(notifiers=["chat"], providers=[])))
+    store = SlowStore(str(tmp_path / "s.db"))
+    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), engine, {"chat": 1})
+    doors = [Tracker(name, "vms-intercom", baselined=True) for name in ("a", "b")]
+    missed = Call(id="1", state=CallState.MISSED, raw_status="missed", created_at=T0, marker="m")
+    await asyncio.gather(
+        *(pipeline.process(door, PollResult(calls=[missed]), T0) for door in doors)
+    )
+    assert await store.pending_count("chat") == 1
+    await store.close()

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from monitor.simulator.server import Simulator
-from tests.conftest import ROOT, DaemonProcess, free_port, wait_for
+from tests.conftest import ROOT, DaemonProcess, free_port, wait_for, wait_for_metric
 
 TOKEN = "replica-test-token"
 TTL = 2.0
@@ -44,9 +45,14 @@ class Hooks:
 
     port: int = 0
     posts: list[tuple[str, str, float]] = field(default_factory=list)
+    status: int = 200
+    refusals: list[float] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.status != 200:
+            self.refusals.append(time.time())
+            return web.Response(status=self.status)
         self.posts.append((request.match_info["replica"], str(body.get("title")), time.time()))
         return web.Response(text="ok")
 
@@ -313,3 +319,52 @@ async def test_the_database_restarting_under_traffic_loses_nothing(
         assert await leader.role() == "leader"
     finally:
         await asyncio.to_thread(cluster.destroy)
+
+
+async def tool(config: Path, *args: str) -> str:
+    """A CLI command as its own process, as an operator runs it beside the daemons."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VMS_TOKEN": TOKEN}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        *args,
+        "-c",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
+
+
+async def test_the_leader_sees_an_outbox_retry_and_a_silence_from_another_process_at_once(
+    sim: Simulator, hooks: Hooks, replicas: Any, pg_url: str
+) -> None:
+    (replica,) = replicas(pg_url, 1)
+    config = replica.daemon.config
+    await start_all([replica])
+    await baseline_taken(await leader_among([replica]))
+    hooks.status = 503
+    call = sim.vms.ring(158)
+    sim.vms.miss(call.id)
+    await wait_for(lambda: len(hooks.refusals) >= 3, timeout=20)
+    next_try = hooks.refusals[-1] + 4 * 0.8  # its backoff: 4 s, less 20 % jitter at most
+    hooks.status = 200
+    assert (await tool(config, "outbox", "retry")).endswith("notifications due now\n")
+    asked = time.time()
+    await wait_for(lambda: hooks.titles() == {f"missed {call.id}": 1}, timeout=20)
+    ((_, _, sent),) = hooks.posts
+    report("outbox retry", sent_after_the_command=f"{max(0.0, sent - asked):.2f}s")
+    assert sent < next_try
+    assert sent - asked < 1.0
+
+    await tool(config, "silence", "add", "--rule", "missed", "--for", "1h", "--comment", "test")
+    await asyncio.sleep(1.0)  # the promise: a new silence is in force within a second
+    hushed = sim.vms.ring(180)
+    sim.vms.miss(hushed.id)
+    series = 'callmon_alerts_silenced_total{rule="missed"}'
+    await wait_for_metric(replica.port, series, 1)
+    assert f"missed {hushed.id}" not in hooks.titles()
