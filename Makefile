@@ -37,6 +37,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/requests_bench.py
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/delivery_bench.py
+	$(BIN)/python bench/store_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

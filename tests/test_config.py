@@ -150,3 +150,33 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_invalid_durations(text: str | bool) -> None:
     with pytest.raises(ValueError, match="duration"):
         units.parse_duration(text)
+
+
+def test_the_replicas_deployment_is_a_valid_config_and_compose_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/docker-compose.replicas.yml runs two replicas of `callmon run` with
+    deploy/callmon-replicas.yaml beside the simulator: the config passes `callmon check` (its
+    rules folder, which the image holds, pointed at the repository's), and every command the
+    compose file gives is one callmon accepts."""
+    from ruamel.yaml import YAML
+
+    from monitor.cli import main, parser
+
+    deploy = Path(__file__).parent.parent / "deploy"
+    config = (deploy / "callmon-replicas.yaml").read_text()
+    rules = Path(__file__).parent.parent / "rules"
+    (tmp_path / "callmon.yaml").write_text(config.replace("/etc/callmon/rules", str(rules)))
+    monkeypatch.setenv("PGPASSWORD", "callmon")
+    assert main(["check", "-c", str(tmp_path / "callmon.yaml")]) == 0
+    assert capsys.readouterr().out.startswith("ok: 4 providers, 1 notifiers")
+
+    compose = YAML(typ="safe").load((deploy / "docker-compose.replicas.yml").read_text())
+    services = compose["services"]
+    for name in ("callmon-a", "callmon-b"):
+        assert services[name]["command"] == ["run"]
+        assert "./callmon-replicas.yaml:/etc/callmon/callmon.yaml:ro" in services[name]["volumes"]
+        assert services[name]["environment"] == {"PGPASSWORD": "callmon"}
+    for service in services.values():
+        if "command" in service and "image" not in service:
+            parser().parse_args(service["command"])  # exits on a command callmon refuses
