@@ -180,8 +180,8 @@ class Daemon:
     async def _serve(
         self, store: Store, site: web.TCPSite, on_ready: Callable[[], None] | None
     ) -> None:
-        """The loops of every role (watchdog, web), and the leader's work: always with a store
-        of one process; while holding the lease with a shared one."""
+        """The loops of every role (watchdog, web, rule files), and the leader's work: always
+        with a store of one process; while holding the lease with a shared one."""
         start = self.supervisor.start
         watchdog = Watchdog(
             store, self.supervisor, self.config.unhealthy_exit_after, self._give_up, self._clock
@@ -189,6 +189,9 @@ class Daemon:
         async with anyio.create_task_group() as always:
             start(always, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
             start(always, "web", WebWatch(site).run, period=WEB_CHECK)
+            # A standby follows rule edits too: it leads with the rules on disk.
+            files = RuleFileWatcher(self.config.rule_paths, self.reload_rules)
+            start(always, "rule-files", files.run, period=TICK_SECONDS * 5)
             if not isinstance(store, Lease):
                 self.telemetry.leader.set(1)
                 await self._run(store, on_ready)
@@ -290,7 +293,6 @@ class Daemon:
         clock = self._clock_loop = RuleClock(
             self.pipeline, self.telemetry, self.workers, self._provider_health
         )
-        files = RuleFileWatcher(self.config.rule_paths, self.reload_rules)
         names: list[str] = []
         try:
             async with anyio.create_task_group() as delivery:
@@ -304,9 +306,6 @@ class Daemon:
                         names.append(start(intake, name, poller.run, period=poller.period).name)
                     names.append(
                         start(intake, "rules", clock.run, period=TICK_SECONDS + STORE_SLACK).name
-                    )
-                    names.append(
-                        start(intake, "rule-files", files.run, period=TICK_SECONDS * 5).name
                     )
                     log.info(
                         "callmon running",

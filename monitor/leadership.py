@@ -135,27 +135,29 @@ class Leadership:
         return lost
 
     async def _keep(self, token: int) -> None:
-        """Renew every ttl / 3; return once the lease is lost, or lapsed while the store could
-        not be reached."""
-        wait = self.ttl / 3
+        """Renew every ttl / 3; return once another replica took the lease, or once it lapsed
+        while the store could not be reached. A renewal that succeeds after a lapse (this
+        replica was paused, and nobody took over) carries on: the token did not change, so no
+        one else led meanwhile."""
         while True:
-            await _wait_either(self._nudged, None, max(0.0, wait))
+            since = self._clock() - (self._valid_until - self.ttl * LOCAL_SHARE)
+            await _wait_either(self._nudged, None, max(0.0, self.ttl / 3 - since))
             self._nudged.clear()
             started = self._clock()
-            if started >= self._valid_until:
-                log.error("lease lapsed: not renewed in time (paused, or the store unreachable)")
-                return
             try:
-                kept = await self.lease.renew(token, self.ttl)
-            except StoreError as exc:
-                log.warning("cannot renew the lease; retrying", error=str(exc))
-                wait = min(self.ttl / 10, max(0.0, self._valid_until - self._clock()))
+                with anyio.fail_after(max(self._valid_until - started, self.ttl / 3)):
+                    kept = await self.lease.renew(token, self.ttl)
+            except (StoreError, TimeoutError) as exc:
+                if self._clock() >= self._valid_until:
+                    log.error("lease lapsed: the store could not be reached to renew it")
+                    return
+                log.warning("cannot renew the lease; retrying", error=str(exc) or "timeout")
+                await anyio.sleep(min(self.ttl / 10, max(0.0, self._valid_until - self._clock())))
                 continue
             if not kept:
                 log.warning("another replica took the lease")
                 return
             self._valid_until = started + self.ttl * LOCAL_SHARE
-            wait = self.ttl / 3 - (self._clock() - started)
 
 
 async def _wait_either(event: asyncio.Event, other: asyncio.Event | None, seconds: float) -> None:

@@ -137,3 +137,23 @@ async def test_a_store_out_of_reach_ends_leadership_once_the_lease_lapses() -> N
     assert changes == [True, False]
     stopping.set()
     await task
+
+
+async def test_a_pause_that_nobody_used_ends_with_the_next_renewal() -> None:
+    """Paused past its share of the ttl with no standby taking over: it sends nothing until a
+    renewal with the same token succeeds, then goes on leading (no needless failover)."""
+    now = [0.0]
+    lease = MemoryLease(now)
+    lead, changes = leadership(lease, ttl=0.3)
+    stopping = asyncio.Event()
+
+    task = asyncio.create_task(lead.run(stopping.wait, stopping))
+    await wait_for(lambda: lead.leading)
+    now[0] += 10.0  # the pause
+    assert not lead.holds()
+    lead.nudge()
+    await wait_for(lead.holds, timeout=5)
+    assert changes == [True]
+    assert lease.fence == 1
+    stopping.set()
+    await task

@@ -25,7 +25,15 @@ import pytest
 from aiohttp import web
 
 from monitor.simulator.server import Simulator
-from tests.conftest import ROOT, DaemonProcess, free_port, wait_for, wait_for_metric
+from tests.conftest import (
+    ROOT,
+    DaemonProcess,
+    free_port,
+    metric_value,
+    metrics,
+    wait_for,
+    wait_for_metric,
+)
 
 TOKEN = "replica-test-token"
 TTL = 2.0
@@ -170,6 +178,12 @@ async def baseline_taken(replica: Replica) -> None:
     await wait_for(lambda: "baseline taken" in replica.daemon.logs(), timeout=30)
 
 
+async def healthz(replica: Replica) -> int:
+    url = f"http://127.0.0.1:{replica.port}/healthz"
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return r.status
+
+
 class Traffic:
     """Missed calls at a steady pace, in the background, each with an id of its own."""
 
@@ -186,6 +200,20 @@ class Traffic:
             await asyncio.sleep(self.every)
 
 
+PASSWORD = "pg-secret-8d1f"
+
+
+def with_password(url: str) -> str:
+    """`url` with a password (the test servers trust local connections, so it is only carried,
+    and must never be shown)."""
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+
+
+def no_password_shown(group: list[Replica]) -> None:
+    for replica in group:
+        assert PASSWORD not in replica.daemon.logs()
+
+
 def report(name: str, **figures: Any) -> None:
     print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
@@ -193,7 +221,7 @@ def report(name: str, **figures: Any) -> None:
 async def test_leaders_killed_ten_times_lose_nothing_and_double_nothing_outside_the_window(
     sim: Simulator, hooks: Hooks, replicas: Any, pg_url: str
 ) -> None:
-    group: list[Replica] = replicas(pg_url, 3)
+    group: list[Replica] = replicas(with_password(pg_url), 3)
     await start_all(group)
     first = await leader_among(group)
     await baseline_taken(first)
@@ -232,6 +260,7 @@ async def test_leaders_killed_ten_times_lose_nothing_and_double_nothing_outside_
     assert max(failovers) <= TTL + POLL + 0.5, failovers  # 0.5 s: this test's own polling
     # The one window: a message whose send was in flight when its sender died.
     assert sum(n - 1 for n in duplicates.values()) <= len(failovers), duplicates
+    no_password_shown(group)
 
 
 async def test_a_frozen_leader_that_wakes_up_sends_and_writes_nothing(
@@ -277,6 +306,13 @@ async def test_sigterm_hands_the_lease_over_at_once(
     await baseline_taken(leader)
     other = next(r for r in group if r is not leader)
     assert await other.role() == "standby"
+    assert await healthz(other) == 200  # a standby is healthy: nothing to restart
+    assert metric_value(await metrics(leader.port), "callmon_leader") == 1
+    assert metric_value(await metrics(other.port), "callmon_leader") == 0
+    # The rules change while it stands by: it will lead with the new ones.
+    rule = leader.daemon.config.parent / "rules" / "missed.yaml"
+    rule.write_text(RULE.replace('"missed {{ call.id }}"', '"MISSED {{ call.id }}"'))
+    await wait_for(lambda: "rules reloaded" in other.daemon.logs(), timeout=10)
     assert leader.daemon.proc is not None
     leader.daemon.proc.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
@@ -285,9 +321,10 @@ async def test_sigterm_hands_the_lease_over_at_once(
     report("SIGTERM", handover=f"{handover:.2f}s")
     assert handover <= 2.0
     assert await asyncio.wait_for(leader.daemon.proc.wait(), 15) == 0
+    assert metric_value(await metrics(other.port), "callmon_leader") == 1
     traffic = Traffic(sim, 3, 0.1)
     await traffic.run()
-    expected = {f"missed {cid}" for cid in traffic.ids}
+    expected = {f"MISSED {cid}" for cid in traffic.ids}
     await wait_for(lambda: expected <= set(hooks.titles()), timeout=20)
     assert all(who == other.name for who, _, _ in hooks.posts)
     assert "baseline taken" not in other.daemon.logs()  # carried on from the stored state
@@ -300,7 +337,7 @@ async def test_the_database_restarting_under_traffic_loses_nothing(
 
     cluster = Cluster()  # restarted by this test: a server of its own
     try:
-        group: list[Replica] = replicas(cluster.url, 2)
+        group: list[Replica] = replicas(with_password(cluster.url), 2)
         await start_all(group)
         await baseline_taken(await leader_among(group))
         traffic = Traffic(sim, 40, 0.15)
@@ -317,6 +354,8 @@ async def test_the_database_restarting_under_traffic_loses_nothing(
         report("PostgreSQL restart", calls=len(expected), duplicates=duplicates, lost=0)
         assert duplicates <= 1
         assert await leader.role() == "leader"
+        assert any("store" in line for r in group for line in r.daemon.logs().splitlines())
+        no_password_shown(group)
     finally:
         await asyncio.to_thread(cluster.destroy)
 

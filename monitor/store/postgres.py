@@ -18,6 +18,7 @@ lease); `listen` hands those topics to a callback, reconnecting when the connect
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import uuid
@@ -35,6 +36,9 @@ from monitor.store.base import LeaseLost, StoreError, StoreHealth, StoreNotFound
 from monitor.store.database import SqlStore
 
 log = structlog.get_logger("monitor.store")
+# The pool says "error connecting" at every attempt while the server is away; callmon says it
+# once, in its own words, for the operation that failed.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 T = TypeVar("T")
 CHANNEL = "callmon"
@@ -80,7 +84,7 @@ class PostgresStore(SqlStore):
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
             min_size=1,
-            max_size=4,
+            max_size=8,
             open=False,
             timeout=CONNECT_TIMEOUT,
             kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT)},
