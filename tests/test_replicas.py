@@ -33,6 +33,7 @@ from tests.conftest import (
     metrics,
     wait_for,
     wait_for_metric,
+    wait_until,
 )
 
 TOKEN = "replica-test-token"
@@ -291,7 +292,7 @@ async def test_a_frozen_leader_that_wakes_up_sends_and_writes_nothing(
     await asyncio.sleep(2 * POLL)
     assert hooks.sent_by(frozen.name, since=woke) == []
     assert all(n == 1 for n in hooks.titles().values()), hooks.titles()
-    assert await frozen.role() == "standby"
+    assert await wait_until(frozen.role, lambda role: role is not None) == "standby"
     assert await other.role() == "leader"
 
 
@@ -305,7 +306,7 @@ async def test_sigterm_hands_the_lease_over_at_once(
     leader = await leader_among(group)
     await baseline_taken(leader)
     other = next(r for r in group if r is not leader)
-    assert await other.role() == "standby"
+    assert await wait_until(other.role, lambda role: role is not None) == "standby"
     assert await healthz(other) == 200  # a standby is healthy: nothing to restart
     assert metric_value(await metrics(leader.port), "callmon_leader") == 1
     assert metric_value(await metrics(other.port), "callmon_leader") == 0
