@@ -17,7 +17,6 @@ lease); `listen` hands those topics to a callback, reconnecting when the connect
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -32,7 +31,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from monitor.store import schema, sql
-from monitor.store.base import LeaseLost, StoreError, StoreHealth, StoreNotFound, display
+from monitor.store.base import LeaseLost, StoreError, StoreHealth, display
 from monitor.store.database import SqlStore
 
 log = structlog.get_logger("monitor.store")
@@ -200,34 +199,7 @@ async def _upgrade(conn: AsyncConnection[Any], name: str, create: bool) -> None:
     together take in turn."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))
-        found = await conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        )
-        tables = {row[0] for row in await found.fetchall()}
-        if not create and "calls" not in tables:
-            raise StoreNotFound(
-                f"store {name} holds no callmon tables (is this the daemon's config? "
-                "a tool never creates one)"
-            )
-        version = None
-        if "schema_version" in tables:
-            cur = await conn.execute("SELECT MAX(version) FROM schema_version")
-            version = (await cur.fetchone() or (None,))[0]
-        steps = schema.upgrade(version, schema.POSTGRES)
-        answer: set[str] | None = None
-        with contextlib.suppress(StopIteration):
-            while True:
-                step = steps.send(answer)
-                if isinstance(step, schema.ColumnsOf):
-                    cur = await conn.execute(
-                        "SELECT column_name FROM information_schema.columns "
-                        "WHERE table_schema = current_schema() AND table_name = %s",
-                        (step.table,),
-                    )
-                    answer = {row[0] for row in await cur.fetchall()}
-                else:
-                    await conn.execute(step.encode())
-                    answer = None
+        await _drive(conn, schema.prepare(schema.POSTGRES, create=create, name=name))
 
 
 def _one_line(exc: BaseException) -> str:

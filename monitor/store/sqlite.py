@@ -8,7 +8,6 @@ with `StoreError` without ever blocking the event loop. Every method raises only
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
@@ -75,23 +74,7 @@ class SqliteStore(SqlStore):
         db = self._db
         db.execute("BEGIN EXCLUSIVE")
         try:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-            version = None
-            if "schema_version" in tables:
-                row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-                version = row[0]
-
-            steps = schema.upgrade(version, schema.SQLITE)
-            answer: set[str] | None = None
-            with contextlib.suppress(StopIteration):
-                while True:
-                    step = steps.send(answer)
-                    if isinstance(step, schema.ColumnsOf):
-                        rows = db.execute(f"PRAGMA table_info({step.table})")
-                        answer = {row[1] for row in rows}
-                    else:
-                        db.execute(step)
-                        answer = None
+            self._drive(schema.prepare(schema.SQLITE, name=self.path))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
