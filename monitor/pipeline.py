@@ -136,11 +136,18 @@ class Pipeline:
         return True
 
     async def process(
-        self, tracker: Tracker, result: PollResult, now: datetime, *, backlog: bool = False
+        self,
+        tracker: Tracker,
+        result: PollResult,
+        now: datetime,
+        *,
+        backlog: bool = False,
+        pushes: Sequence[int] = (),
     ) -> Diff:
-        """Diff a poll against the tracker, decide alerts, commit, then update memory.
+        """Diff a poll (or a push) against the tracker, decide alerts, commit, then update memory.
 
-        `backlog` (the first poll after an outage) sums up each rule's call alerts in one message.
+        `backlog` (the first poll after an outage) sums up each rule's call alerts in one message;
+        `pushes` are the stored pushes this step applies, deleted in its transaction.
         """
         async with self._step:
             diff = tracker.diff(result, now)
@@ -152,7 +159,7 @@ class Pipeline:
                 timetables=self._timetables,
             )
             calls = CallChanges(tracker.provider, diff.upserts, diff.deletes, diff.stored())
-            queued = await self._commit(outcome, calls)
+            queued = await self._commit(outcome, calls, pushes)
             tracker.apply(diff)
             self._learn_timetables(tracker.provider, result)
         if diff.baseline:
@@ -164,6 +171,10 @@ class Pipeline:
             )
         if result.skipped:
             self.telemetry.records_skipped.labels(tracker.provider).inc(result.skipped)
+        if diff.delays and not diff.baseline:
+            detection = self.telemetry.detection_seconds.labels(tracker.provider, result.via)
+            for delay in diff.delays:
+                detection.observe(delay)
         self._observe(tracker, diff.events, outcome, queued, backlog)
         return diff
 
@@ -193,12 +204,14 @@ class Pipeline:
             queued = await self._commit(outcome)
         self._observe(None, (), outcome, queued)
 
-    async def _commit(self, outcome: Outcome, calls: CallChanges | None = None) -> int:
+    async def _commit(
+        self, outcome: Outcome, calls: CallChanges | None = None, pushes: Sequence[int] = ()
+    ) -> int:
         """Store the outcome (with the rule changes decided outside a step) and the calls in
         one transaction, then apply it to the engine; on failure nothing changes."""
         rules = {**self._unstored, **outcome.changes}
         queued = 0
-        changes = Changes(calls, encode_changes(rules), self.deliveries(outcome.alerts))
+        changes = Changes(calls, encode_changes(rules), self.deliveries(outcome.alerts), pushes)
         if changes:
             queued = await self.store.commit(changes)
         self._unstored.clear()

@@ -14,6 +14,7 @@ RING = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180)
 TALK = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 POLL = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 DELIVERY = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400)
+DETECTION = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 """Histogram buckets, seconds: ring time to 3 minutes, talk time to an hour, poll duration from
 5 ms to 30 s, delivery from 250 ms to a day."""
 OUTCOMES = ("sent", "retried", "failed", "dropped")
@@ -40,6 +41,10 @@ HELP = {
     "notification_oldest_pending_age_seconds": "Age of the oldest undelivered notification",
     "notification_queue_depth": "Notifications waiting to be delivered",
     "task_restarts_total": "Long-lived loops that failed and were restarted, by loop",
+    "event_detection_seconds": (
+        "From the provider's timestamp of a call change to callmon's decision, by poll or push"
+    ),
+    "webhook_requests_total": "Provider pushes received, by outcome",
     "leader": "1 on the replica that leads (polls, decides, sends), 0 on a standby",
 }
 """Each metric's help text, by its name after `callmon_`."""
@@ -98,6 +103,10 @@ class Telemetry:
     queue_depth = Metric(Gauge, "notification_queue_depth", "notifier")
     task_restarts = Metric(Counter, "task_restarts_total", "task")
     leader = Metric(Gauge, "leader", "")
+    detection_seconds = Metric(
+        Histogram, "event_detection_seconds", "provider via", buckets=DETECTION
+    )
+    webhook_requests = Metric(Counter, "webhook_requests_total", "provider outcome")
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -133,6 +142,8 @@ class Telemetry:
             self.records_skipped.labels(p)
             self.talk_seconds.labels(p)
             self.poll_duration.labels(p)
+            for via in ("poll", "push"):
+                self.detection_seconds.labels(p, via)
             for state in ("ringing", "answered"):
                 self.calls_active.labels(p, state)
             for outcome in ("answered", "missed", "rejected", "failed"):

@@ -35,6 +35,8 @@ class Diff:
     intercoms: dict[str, bool] = field(default_factory=dict)
     baseline: bool = False
     pruned_at: float | None = None
+    delays: list[float] = field(default_factory=list)
+    """For each event with the provider's own time of the change: seconds from it to now."""
 
     def stored(self) -> dict[str, Any]:
         """What the store keeps of this diff besides the calls (`Tracker.from_store` reads it)."""
@@ -134,7 +136,8 @@ class Tracker:
                 quiet = out.baseline and call.state.terminal
                 too_old = not out.baseline and out.horizon is not None and created_ts < out.horizon
                 if not (quiet or too_old):
-                    out.events.append(self._event(call, None, call.state, now))
+                    out.events.append(self._event(call, None, call.state, now, via=result.via))
+                    _delay(out, call, call.state, now_ts)
                 continue
             if prev.state == call.state and prev.marker == call.marker:
                 continue
@@ -146,15 +149,20 @@ class Tracker:
             if _RANK.get(call.state, 2) < _RANK[prev.state]:
                 out.upserts[call.id] = Tracked(prev.state, call.marker, prev.created)
                 continue  # a record going backwards: keep the state we had
+            _delay(out, call, call.state, now_ts)
             if call.state.terminal and call.ended_at is None:
                 call = msgspec.structs.replace(call, ended_at=now.astimezone(UTC))  # observed
             if prev.state is CallState.RINGING and call.state is CallState.ENDED:
                 out.events.append(
-                    self._event(call, prev.state, CallState.ANSWERED, now, inferred=True)
+                    self._event(
+                        call, prev.state, CallState.ANSWERED, now, inferred=True, via=result.via
+                    )
                 )
-                out.events.append(self._event(call, CallState.ANSWERED, call.state, now))
+                out.events.append(
+                    self._event(call, CallState.ANSWERED, call.state, now, via=result.via)
+                )
             else:
-                out.events.append(self._event(call, prev.state, call.state, now))
+                out.events.append(self._event(call, prev.state, call.state, now, via=result.via))
         out.deletes.extend(cid for cid in result.gone if cid in self.calls)
         if result.intercoms:
             self._intercom_events(out, result.intercoms, now)
@@ -226,6 +234,7 @@ class Tracker:
         now: datetime,
         *,
         inferred: bool = False,
+        via: str = "poll",
     ) -> Event:
         return Event(
             kind=EventKind.TRANSITION,
@@ -236,7 +245,16 @@ class Tracker:
             at=_when(call, to_state) or now.astimezone(UTC),
             inferred=inferred,
             call=call,
+            via=via,
         )
+
+
+def _delay(out: Diff, call: Call, state: CallState, now_ts: float) -> None:
+    """Count how long after the provider's own time of a change callmon learned of it (when the
+    provider gave that time)."""
+    told = _when(call, state)
+    if told is not None:
+        out.delays.append(max(0.0, now_ts - told.timestamp()))
 
 
 def _when(call: Call, state: CallState) -> datetime | None:

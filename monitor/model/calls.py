@@ -145,6 +145,8 @@ class Event(msgspec.Struct, frozen=True):
     intercom: Intercom | None = None
     reason: str | None = None
     """Why a provider went down, secrets removed."""
+    via: str = "poll"
+    """How callmon learned of it: `poll`, or `push` (a provider's webhook)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The event as the nested fields rules and templates read (SPEC "Events")."""
@@ -159,6 +161,7 @@ class Event(msgspec.Struct, frozen=True):
             "call": self.call.as_dict() if self.call else None,
             "intercom": self.intercom.as_dict() if self.intercom else None,
             "reason": self.reason,
+            "via": self.via,
         }
 
 

@@ -20,6 +20,8 @@ class PollResult:
     skipped: int = 0
     cursor: dict[str, Any] | None = None
     """The provider's new position, stored with the poll; None leaves it as it was."""
+    via: str = "poll"
+    """`push` for what a provider's webhook said (one call, no cursor)."""
 
 
 class Tracked(msgspec.Struct, frozen=True, gc=False):

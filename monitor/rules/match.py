@@ -27,6 +27,7 @@ EVENT_FIELDS = frozenset(
         "call",
         "intercom",
         "reason",
+        "via",
     }
 )
 CALL_FIELDS = frozenset(
@@ -191,6 +192,7 @@ _EVENT: dict[str, Callable[[Any], Any]] = {
     "call": attrgetter("call"),
     "intercom": attrgetter("intercom"),
     "reason": attrgetter("reason"),
+    "via": attrgetter("via"),
 }
 _CALL: dict[str, Callable[[Any], Any]] = {
     "id": attrgetter("id"),

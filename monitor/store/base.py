@@ -1,4 +1,4 @@
-"""The store's small interface: tracked calls, cursors, rule state, silences and the outbox.
+"""The store's small interface: tracked calls, cursors, rule state, silences, pushes and the outbox.
 
 The store knows only the domain types (`monitor.model`): rule state reaches it as JSON text, a
 step's writes as one `Changes`, committed in one transaction.
@@ -96,9 +96,21 @@ class Changes:
     calls: CallChanges | None = None
     rules: Mapping[StateKey, str | None] = field(default_factory=dict)
     deliveries: Sequence[Delivery] = ()
+    pushes_done: Sequence[int] = ()
+    """Stored pushes this step applied: deleted with it."""
 
     def __bool__(self) -> bool:
-        return bool(self.calls or self.rules or self.deliveries)
+        return bool(self.calls or self.rules or self.deliveries or self.pushes_done)
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A provider's push, authenticated and kept until the leader applies it."""
+
+    id: int
+    provider: str
+    body: str
+    received_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +184,14 @@ class Store(Protocol):
 
     async def pending_count(self, notifier: str) -> int:
         """How many deliveries of a notifier are still waiting."""
+        ...
+
+    async def add_push(self, provider: str, body: str, received_at: float) -> int:
+        """Keep an authenticated push for the leader (any replica may); returns its id."""
+        ...
+
+    async def pushes(self, limit: int) -> list[Push]:
+        """The oldest pushes waiting to be applied."""
         ...
 
     async def listen(self, handle: Callable[[str], None]) -> None:

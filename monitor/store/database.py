@@ -12,7 +12,15 @@ import anyio
 
 from monitor.model import Silence, StateKey
 from monitor.store import sql
-from monitor.store.base import Changes, Delivery, OutboxItem, ProviderState, StoreError, StoreHealth
+from monitor.store.base import (
+    Changes,
+    Delivery,
+    OutboxItem,
+    ProviderState,
+    Push,
+    StoreError,
+    StoreHealth,
+)
 
 T = TypeVar("T")
 
@@ -23,9 +31,12 @@ class SqlStore(ABC):
     health: StoreHealth
 
     @abstractmethod
-    async def _run(self, what: str, program: sql.Program[T], *, write: bool = False) -> T:
+    async def _run(
+        self, what: str, program: sql.Program[T], *, write: bool = False, fenced: bool = True
+    ) -> T:
         """Run `program` in one transaction (a write one with `write`); any database error
-        becomes a `StoreError` that names `what`."""
+        becomes a `StoreError` that names `what`. A write is `fenced` by the lease of a leading
+        replica (see `monitor.store.postgres`); a write any replica may make is not."""
 
     @abstractmethod
     async def check(self) -> None:
@@ -126,6 +137,15 @@ class SqlStore(ABC):
     async def silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at `now` (every one when None), oldest first."""
         return await self._run("read silences", sql.silences(now))
+
+    # --- pushes
+
+    async def add_push(self, provider: str, body: str, received_at: float) -> int:
+        program = sql.add_push(provider, body, received_at)
+        return await self._run("keep a push", program, write=True, fenced=False)
+
+    async def pushes(self, limit: int) -> list[Push]:
+        return await self._run("read pushes", sql.pushes(limit))
 
     # --- copying
 

@@ -93,10 +93,12 @@ class PostgresStore(SqlStore):
         await pool.open(wait=False)
         return cls(url, pool)
 
-    async def _run(self, what: str, program: sql.Program[T], *, write: bool = False) -> T:
-        """Run `program` in one transaction on a pooled connection; a write of a leading
+    async def _run(
+        self, what: str, program: sql.Program[T], *, write: bool = False, fenced: bool = True
+    ) -> T:
+        """Run `program` in one transaction on a pooled connection; a fenced write of a leading
         replica first checks its token."""
-        fence = self.fence if write else None
+        fence = self.fence if write and fenced else None
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 if fence is not None:
@@ -244,7 +246,7 @@ def _leader() -> sql.Program[tuple[str, int, float] | None]:
 
 
 def _renumber() -> sql.Program[None]:
-    for table in ("outbox", "silences"):
+    for table in ("outbox", "silences", "pushes"):
         yield sql.Query(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
             f"COALESCE(MAX(id), 0) + 1, false) FROM {table}"

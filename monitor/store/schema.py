@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from monitor.store.base import StoreNotFound
 from monitor.store.sql import Exec, Program, Query
 
-VERSION = 3
+VERSION = 4
 """The schema this callmon writes."""
 
 
@@ -64,6 +64,17 @@ CREATE TABLE IF NOT EXISTS lease (
 """
 """The one row of leadership among replicas (PostgreSQL): who leads, its fencing token, and until
 when (seconds since the epoch on the database's clock). A single process never writes it."""
+
+PUSH_TABLE = """
+CREATE TABLE IF NOT EXISTS pushes (
+    id {id},
+    provider TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_at {real} NOT NULL
+);
+"""
+"""Provider pushes (webhooks) accepted by any replica, waiting for the leader to apply them; each
+is deleted in the transaction that applies it."""
 
 TABLES = (
     """
@@ -175,5 +186,7 @@ MIGRATIONS: dict[int, str] = {
     2: "",
     # 3: leadership among replicas.
     3: LEASE_TABLE,
+    # 4: pushes on their way from any replica to the leader.
+    4: PUSH_TABLE,
 }
 """What each version adds to the one before, in the dialect's words."""

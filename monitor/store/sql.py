@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from monitor.model import CallState, Silence, StateKey, Tracked
-from monitor.store.base import CallChanges, Changes, Delivery, OutboxItem, ProviderState
+from monitor.store.base import CallChanges, Changes, Delivery, OutboxItem, ProviderState, Push
 
 T = TypeVar("T")
 
@@ -85,6 +85,8 @@ def commit(changes: Changes) -> Program[int]:
     if changes.calls is not None:
         yield from _write_calls(changes.calls)
     yield from _write_rule_state(changes.rules)
+    if changes.pushes_done:
+        yield Many("DELETE FROM pushes WHERE id = %s", [(i,) for i in changes.pushes_done])
     return (yield from _insert_deliveries(changes.deliveries))
 
 
@@ -266,6 +268,25 @@ def prune_sent(before: float) -> Program[int]:
     )
 
 
+# --- pushes
+
+
+def add_push(provider: str, body: str, received_at: float) -> Program[int]:
+    rows = yield Query(
+        "INSERT INTO pushes (provider, body, received_at) VALUES (%s, %s, %s) RETURNING id",
+        (provider, body, received_at),
+    )
+    yield Notify("pushes")
+    return int(rows[0][0])
+
+
+def pushes(limit: int) -> Program[list[Push]]:
+    rows = yield Query(
+        "SELECT id, provider, body, received_at FROM pushes ORDER BY id LIMIT %s", (limit,)
+    )
+    return [Push(int(i), provider, body, float(at)) for i, provider, body, at in rows]
+
+
 # --- silences
 
 
@@ -314,6 +335,7 @@ COPIED = {
     "cursors": "provider, data",
     "rule_state": "rule, kind, key, data",
     "silences": "id, rule, matchers, starts, ends, comment",
+    "pushes": "id, provider, body, received_at",
     "outbox": "id, key, notifier, target, rule, severity, title, body, created_at, attempts, "
     "next_at, status, sent_at, last_error, event_at",
 }

@@ -81,7 +81,9 @@ class SqliteStore(SqlStore):
                 db.execute("ROLLBACK")
             raise
 
-    async def _run(self, what: str, program: sql.Program[T], *, write: bool = False) -> T:
+    async def _run(
+        self, what: str, program: sql.Program[T], *, write: bool = False, fenced: bool = True
+    ) -> T:
         """Run `program` on the store's thread, in one transaction.
 
         The store counts as working again only once a write succeeds: reads go on in WAL mode
