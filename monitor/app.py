@@ -28,6 +28,7 @@ from monitor.notify.sender import Sender, warm_up
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller
 from monitor.providers.vms_intercom import VmsIntercomProvider
+from monitor.push import LOOK_AGAIN, Hooks, PushIntake
 from monitor.recorder import Recorder
 from monitor.rules.engine import Engine
 from monitor.rules.match import Rule
@@ -36,7 +37,7 @@ from monitor.store import Store, StoreError, open_store
 from monitor.supervisor import STORE_SLACK, Supervisor
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
-from monitor.web import Readiness, build_app
+from monitor.web import PushHandler, Readiness, build_app
 from monitor.yamldoc import SourceErrors
 
 log = structlog.get_logger("monitor.app")
@@ -69,6 +70,8 @@ class Daemon:
         self.retry = retry or RetryPolicy()
         self.rules = list(rules)
         self.pollers: list[Poller] = []
+        self._push_targets: dict[str, tuple[Tracker, Any]] = {}
+        self._intake: PushIntake | None = None
         self.workers: dict[str, list[Worker]] = {}
         self.stopping = asyncio.Event()
         self.exit_code = 0
@@ -157,7 +160,9 @@ class Daemon:
         self.telemetry.declare(
             [p.name for p in config.providers], list(config.notifiers), [r.name for r in self.rules]
         )
-        runner = web.AppRunner(build_app(self.registry, self.readiness), access_log=None)
+        runner = web.AppRunner(
+            build_app(self.registry, self.readiness, self._hooks()), access_log=None
+        )
         await runner.setup()
         try:
             host, port = config.listen_address()
@@ -210,6 +215,21 @@ class Daemon:
     def _leading(self, leading: bool) -> None:
         self.telemetry.leader.set(1 if leading else 0)
 
+    def _hooks(self) -> PushHandler | None:
+        """`POST /hooks/NAME` for the providers with a `webhook:`, on every replica."""
+        takes = {}
+        for settings in self.config.providers:
+            spec = providers.PLUGINS[settings.type].webhook
+            if spec is not None and getattr(settings, "webhook", None) is not None:
+                takes[settings.name] = (settings, spec)
+        if not takes:
+            return None
+        return Hooks(takes, lambda: self.store, self.telemetry, self._wake_intake).handle
+
+    def _wake_intake(self) -> None:
+        if self._intake is not None:
+            self._intake.wake()
+
     def _notified(self, topic: str) -> None:
         """Another process changed the shared store: look at it now, not at the next tick."""
         if topic == "outbox":
@@ -218,6 +238,8 @@ class Daemon:
                     worker.wake()
         elif topic == "silences" and self._clock_loop is not None:
             self._clock_loop.wake()
+        elif topic == "pushes":
+            self._wake_intake()
         elif topic == "lease" and self.leadership is not None:
             self.leadership.nudge()
 
@@ -226,6 +248,7 @@ class Daemon:
         config = self.config
         await anyio.to_thread.run_sync(warm_up)
         self.pollers = []
+        self._push_targets = {}
         self._build_workers(store)
         state, unreadable = RuleState.load(await store.load_rule_state())
         for key in unreadable:
@@ -281,6 +304,7 @@ class Daemon:
             requests.labels(name, code).inc()
 
         client = providers.build(settings, session, observe)
+        self._push_targets[name] = (tracker, client)
         on_result, on_health = pipeline.callbacks(tracker)
         self.pollers.append(Poller(client, settings, tracker, on_result, on_health, self.telemetry))
 
@@ -307,6 +331,9 @@ class Daemon:
                     names.append(
                         start(intake, "rules", clock.run, period=TICK_SECONDS + STORE_SLACK).name
                     )
+                    pushes = self._intake = PushIntake(store, self.pipeline, self._push_targets)
+                    period = LOOK_AGAIN + STORE_SLACK
+                    names.append(start(intake, "pushes", pushes.run, period=period).name)
                     log.info(
                         "callmon running",
                         providers=len(self.pollers),
@@ -324,6 +351,7 @@ class Daemon:
             # A standby has none of these loops: nothing to report about them.
             self.supervisor.forget(names)
             self._clock_loop = None
+            self._intake = None
             self.pipeline = None
 
     def _give_up(self, problems: list[str]) -> None:

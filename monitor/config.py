@@ -30,8 +30,13 @@ else:  # every registered provider's settings, told apart by `type`
         Union[tuple(p.settings for p in PLUGINS.values())],  # noqa: UP007
         Field(discriminator="type"),
     ]
-SECRET_KEYS = tuple(sorted({k for p in PLUGINS.values() for k in p.settings.SECRETS}))
-"""Every provider key that holds a secret (each may be given as `KEY_file` instead)."""
+SECRET_KEYS = tuple(
+    sorted(
+        {k for p in PLUGINS.values() for k in p.settings.SECRETS}
+        | {k for p in PLUGINS.values() if p.webhook for k in p.webhook.settings.SECRETS}
+    )
+)
+"""Every provider (or `webhook:`) key that holds a secret (each may be given as `KEY_file`)."""
 
 
 class NotifierConfig(Strict):

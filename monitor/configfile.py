@@ -53,31 +53,38 @@ def interpolate(doc: Document, environ: Mapping[str, str]) -> list[SourceError]:
 
 
 def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
-    """Replace `token_file: PATH` (and the like) in each provider by the file's contents."""
+    """Replace `token_file: PATH` (and the like) in each provider, and in its `webhook:`, by the
+    file's contents."""
     errors: list[SourceError] = []
-    providers = _providers(doc.data)
-    for i, provider in enumerate(providers):
+    for i, provider in enumerate(_providers(doc.data)):
         if not isinstance(provider, dict):
             continue
-        for key in SECRET_KEYS:
-            file_key = f"{key}_file"
-            if file_key not in provider:
-                continue
-            loc = ("providers", i, file_key)
-            if key in provider:
-                errors.append(
-                    doc.error(loc, f"give either {key} or {file_key}, not both", key=True)
-                )
-                continue
-            path = Path(base_dir, str(provider[file_key]))
-            try:
-                secret = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                errors.append(
-                    doc.error(loc, f"cannot read {file_key} {str(path)!r}: {exc.strerror}")
-                )
-                continue
-            _replace_key(provider, file_key, key, secret)
+        errors += _read_secrets(doc, base_dir, provider, ("providers", i))
+        webhook = provider.get("webhook")
+        if isinstance(webhook, dict):
+            errors += _read_secrets(doc, base_dir, webhook, ("providers", i, "webhook"))
+    return errors
+
+
+def _read_secrets(
+    doc: Document, base_dir: Path, mapping: dict[str, Any], at: tuple[str | int, ...]
+) -> list[SourceError]:
+    errors: list[SourceError] = []
+    for key in SECRET_KEYS:
+        file_key = f"{key}_file"
+        if file_key not in mapping:
+            continue
+        loc = (*at, file_key)
+        if key in mapping:
+            errors.append(doc.error(loc, f"give either {key} or {file_key}, not both", key=True))
+            continue
+        path = Path(base_dir, str(mapping[file_key]))
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            errors.append(doc.error(loc, f"cannot read {file_key} {str(path)!r}: {exc.strerror}"))
+            continue
+        _replace_key(mapping, file_key, key, secret)
     return errors
 
 

@@ -178,6 +178,11 @@ class Pipeline:
         self._observe(tracker, diff.events, outcome, queued, backlog)
         return diff
 
+    async def forget_pushes(self, pushes: Sequence[int]) -> None:
+        """Delete stored pushes that cannot be applied (each was logged)."""
+        async with self._step:
+            await self._commit(Outcome(), None, pushes)
+
     async def emit(self, events: Sequence[Event], now: datetime) -> None:
         """Evaluate and store events that change no tracked call (provider health)."""
         async with self._step:

@@ -1,8 +1,8 @@
-"""The HTTP endpoints on `listen`: /metrics, /healthz, /readyz."""
+"""The HTTP endpoints on `listen`: /metrics, /healthz, /readyz, /hooks/NAME."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +26,14 @@ class Readiness:
         return None if self.store_open else "store not open"
 
 
-def build_app(registry: CollectorRegistry, readiness: Readiness) -> web.Application:
-    """The aiohttp application serving the three endpoints."""
+PushHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(
+    registry: CollectorRegistry, readiness: Readiness, hooks: PushHandler | None = None
+) -> web.Application:
+    """The aiohttp application serving the probes, the metrics and (with `hooks`) the
+    providers' pushes on `POST /hooks/NAME`."""
 
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -53,6 +59,8 @@ def build_app(registry: CollectorRegistry, readiness: Readiness) -> web.Applicat
         return web.json_response(payload, status=200 if reason is None else 503)
 
     app = web.Application()
+    if hooks is not None:
+        app.router.add_post("/hooks/{name}", hooks)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

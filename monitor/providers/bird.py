@@ -7,6 +7,9 @@ calls still in progress that fell out of the window.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
@@ -24,6 +27,13 @@ from monitor.providers.client import ApiClient
 from monitor.providers.paging import Drain
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
+from monitor.providers.webhook import (
+    Received,
+    WebhookSettings,
+    WebhookSpec,
+    malformed,
+    unauthorized,
+)
 from monitor.units import Duration
 
 TYPE = "bird"
@@ -39,6 +49,16 @@ DIRECTIONS = {"incoming": "in", "outgoing": "out"}
 TIMES = ("createdAt", "answeredAt", "endedAt")
 
 
+class BirdWebhook(WebhookSettings):
+    """Bird's webhook subscription: its signing key, and the public URL Bird posts to (part of
+    what is signed: taken from here, never from the request's `Host`)."""
+
+    signing_key: SecretStr = Field(min_length=1)
+    url: str = Field(pattern=r"^https?://\S+$")
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("signing_key",)
+
+
 class BirdProvider(ProviderSettings):
     """Bird channel calls."""
 
@@ -50,6 +70,8 @@ class BirdProvider(ProviderSettings):
     limit: int = Field(default=100, ge=1, le=1000)
     overlap: Duration = 300.0
     lookback: Duration = 3600.0
+
+    webhook: BirdWebhook | None = None
 
     DEFAULT_PAGES: ClassVar[int] = 200
     SECRETS: ClassVar[tuple[str, ...]] = ("token",)
@@ -65,6 +87,21 @@ class _Call(msgspec.Struct):
     endedAt: str | None = None
     to: str | None = None
     from_: str | None = msgspec.field(default=None, name="from")
+
+
+class _Pushed(msgspec.Struct):
+    """A webhook body: the call as `GET …/calls/{id}` gives it, under `payload`."""
+
+    payload: msgspec.Raw
+
+
+class _Shape(msgspec.Struct):
+    id: str
+    status: str
+
+
+class _PushShape(msgspec.Struct):
+    payload: _Shape
 
 
 class _Page(msgspec.Struct):
@@ -130,5 +167,37 @@ class Bird(ApiClient[BirdProvider]):
             marker=f"{rec.status}|{rec.updatedAt or ''}",
         )
 
+    async def pushed(self, body: str) -> list[Call]:
+        """A kept push → the call it carries (the same object the API lists)."""
+        return [self.decode(msgspec.json.decode(body, type=_Pushed).payload)]
 
-PLUGIN = Plugin(TYPE, BirdProvider, Bird, frozenset(STATES.values()))
+
+def accept(settings: BirdWebhook, got: Received) -> str:
+    """Verify `messagebird-signature` (base64 HMAC-SHA256 of the timestamp, the configured URL
+    and the body's SHA-256, joined by newlines) in constant time, then check the body's shape.
+    A replay (Bird retries for hours) is accepted: the tracker drops a status it already has."""
+    stamp = got.headers.get("messagebird-request-timestamp", "")
+    signature = got.headers.get("messagebird-signature", "")
+    if not stamp or not signature:
+        raise unauthorized("bird push without messagebird-signature and its timestamp")
+    key = settings.signing_key.get_secret_value().encode()
+    signed = b"\n".join([stamp.encode(), settings.url.encode(), hashlib.sha256(got.body).digest()])
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature.strip().encode()):
+        raise unauthorized("bird push with a wrong signature")
+    try:
+        shape = msgspec.json.decode(got.body, type=_PushShape)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise malformed(f"not a Bird call event: {exc}") from None
+    if shape.payload.status not in STATES:
+        raise malformed(f"unknown Bird call status {shape.payload.status[:40]!r}")
+    return got.body.decode()
+
+
+PLUGIN = Plugin(
+    TYPE,
+    BirdProvider,
+    Bird,
+    frozenset(STATES.values()),
+    webhook=WebhookSpec(BirdWebhook, accept),
+)

@@ -53,6 +53,11 @@ class ApiClient(Generic[S]):
         """Fetch every call that is new or may have changed since the view was taken."""
         raise NotImplementedError
 
+    async def pushed(self, body: str) -> list[Call]:
+        """The calls a kept push (the text its `accept` returned) tells of; raises on a push
+        that cannot be read. Only the types with a webhook implement it."""
+        raise NotImplementedError(f"{self.type} takes no pushes")
+
     async def read_window(
         self,
         page: WindowPage,

@@ -1,6 +1,6 @@
 """What a provider module declares, so that the rest of callmon needs no line of its own for it:
 its type name, its settings, its client, the canonical states it reports, whether it reports
-door status. `monitor.providers.PLUGINS` lists them."""
+door status, how it takes pushes. `monitor.providers.PLUGINS` lists them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from monitor.model import CallState
 from monitor.providers.settings import ProviderSettings
+from monitor.providers.webhook import WebhookSpec
 
 ClientFactory = Callable[..., Any]
 """`(settings, aiohttp session, request observer) → Provider`."""
@@ -27,3 +28,5 @@ class Plugin:
     """The canonical states its API can report (PROVIDERS.md), for `check`'s warnings."""
     doors: bool = False
     """Whether it reports door (intercom) status: `kind: intercom` rules need it."""
+    webhook: WebhookSpec | None = None
+    """How it takes pushes, when its API can send them."""

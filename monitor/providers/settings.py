@@ -63,3 +63,6 @@ class ProviderSettings(Strict):
             value = getattr(self, name, None)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 yield from forms(value.get_secret_value())
+        webhook = getattr(self, "webhook", None)
+        if webhook is not None:
+            yield from webhook.secrets()

@@ -1,0 +1,85 @@
+"""What a provider's push (webhook) looks like to callmon, whatever the API: the request as
+received, the provider's verdict on it, and the settings of its `webhook:` key.
+
+A provider module that accepts pushes declares a `WebhookSpec` in its plugin: its settings and
+an `accept` function that authenticates a request and checks its shape, returning the text to
+keep for the leader (or a `Reply` to give at once, such as a subscription handshake), or raising
+`Refused`. It never touches the store or the tracker: applying a kept push is the client's
+`pushed`, run by the leader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from monitor.providers.settings import Strict
+from monitor.redaction import forms
+
+MAX_BODY = 64 * 1024
+"""The largest push accepted (413 beyond)."""
+
+
+class WebhookSettings(Strict):
+    """The keys under a provider's `webhook:`."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+    """The keys that hold secrets: each may be given as `KEY_file` instead."""
+
+    def secrets(self) -> Iterator[str]:
+        for name in self.SECRETS:
+            value = getattr(self, name, None)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                yield from forms(value.get_secret_value())
+
+
+class Refused(Exception):
+    """A push refused: its HTTP status, the outcome counted, and why (nothing secret)."""
+
+    def __init__(self, status: int, outcome: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.outcome = outcome
+
+
+def unauthorized(reason: str) -> Refused:
+    return Refused(401, "unauthorized", reason)
+
+
+def malformed(reason: str) -> Refused:
+    return Refused(400, "malformed", reason)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One push request as it arrived."""
+
+    headers: Mapping[str, str]
+    """Case-insensitive."""
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer given at once, with nothing kept (a handshake, an event that says nothing)."""
+
+    status: int
+    body: Any
+    outcome: str
+
+
+Accept = Callable[[Any, Received], "str | Reply"]
+"""`(the provider's webhook settings, the request) → the text to keep, or a Reply`; raises
+`Refused`."""
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    """What a provider type declares to take pushes."""
+
+    settings: type[WebhookSettings]
+    accept: Accept

@@ -1,0 +1,197 @@
+"""Pushes: providers' webhooks, from the HTTP request to an event, through the store.
+
+Any replica takes a push (`Hooks.handle` on `POST /hooks/NAME`): it reads the body within
+limits, has the provider authenticate it and check its shape, and keeps it in the store before
+answering 200, so that an accepted push is never lost. The leader applies kept pushes in order
+(`PushIntake`): each becomes a one-call step through the same tracker, rules and outbox as a
+poll, and is deleted in that step's transaction. The tracker drops what it already knows (a
+replayed push, the poll that catches up) and never moves a call backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from monitor.model import PollResult
+from monitor.pipeline import Pipeline
+from monitor.providers.settings import ProviderSettings
+from monitor.providers.webhook import MAX_BODY, Received, Refused, Reply, WebhookSpec
+from monitor.store import Store, StoreError
+from monitor.supervisor import Heartbeat
+from monitor.telemetry import Telemetry
+from monitor.tracker import Tracker
+
+log = structlog.get_logger("monitor.push")
+
+BODY_TIMEOUT = 10.0
+"""How long a push's body may take to arrive (a slow sender holds a connection)."""
+BATCH = 50
+LOOK_AGAIN = 1.0
+"""The leader looks at the kept pushes at least this often (a wake-up may be missed)."""
+
+
+class Hooks:
+    """`POST /hooks/NAME` for every provider with a `webhook:`."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, tuple[ProviderSettings, WebhookSpec]],
+        store: Callable[[], Store | None],
+        telemetry: Telemetry,
+        wake: Callable[[], None],
+    ) -> None:
+        self._providers = dict(providers)
+        self._store = store
+        self._telemetry = telemetry
+        self._wake = wake
+        for name in self._providers:
+            for outcome in OUTCOMES:
+                telemetry.webhook_requests.labels(name, outcome)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        found = self._providers.get(name)
+        if found is None:
+            return _error(404, f"no provider {name[:64]!r} takes pushes here")
+        settings, spec = found
+        webhook = getattr(settings, "webhook", None)
+        try:
+            body = await _body(request)
+            verdict = spec.accept(webhook, Received(request.headers, request.query, body))
+        except Refused as refused:
+            self._count(name, refused.outcome)
+            log.warning("push refused", provider=name, status=refused.status, reason=str(refused))
+            return _error(refused.status, str(refused))
+        if isinstance(verdict, Reply):
+            self._count(name, verdict.outcome)
+            return web.json_response(verdict.body, status=verdict.status)
+        store = self._store()
+        try:
+            if store is None:
+                raise StoreError("the store is not open yet")
+            await store.add_push(name, verdict, time.time())
+        except StoreError as exc:
+            self._count(name, "unavailable")
+            log.error(
+                "push not kept; the provider will send it again", provider=name, error=str(exc)
+            )
+            return _error(503, "the store is unavailable; send it again later")
+        self._count(name, "accepted")
+        self._wake()
+        return web.json_response({"status": "accepted"})
+
+    def _count(self, provider: str, outcome: str) -> None:
+        self._telemetry.webhook_requests.labels(provider, outcome).inc()
+
+
+OUTCOMES = ("accepted", "unauthorized", "malformed", "too_large", "timeout", "unavailable")
+
+
+async def _body(request: web.Request) -> bytes:
+    """The body, at most `MAX_BODY` bytes, within `BODY_TIMEOUT` seconds."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise Refused(413, "too_large", f"a push is at most {MAX_BODY // 1024} KiB")
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            body = await request.content.read(MAX_BODY + 1)
+            while len(body) <= MAX_BODY and not request.content.at_eof():
+                more = await request.content.read(MAX_BODY + 1 - len(body))
+                if not more:
+                    break
+                body += more
+    except TimeoutError:
+        raise Refused(
+            408, "timeout", f"the body did not arrive within {BODY_TIMEOUT:g} s"
+        ) from None
+    if len(body) > MAX_BODY:
+        raise Refused(413, "too_large", f"a push is at most {MAX_BODY // 1024} KiB")
+    return body
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class PushIntake:
+    """The leader's loop that applies kept pushes, oldest first."""
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        targets: Mapping[str, tuple[Tracker, Any]],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._pipeline = pipeline
+        self._targets = targets
+        self._clock = clock
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """A push was kept (here, or by another replica)."""
+        self._woken.set()
+
+    async def run(self, beat: Heartbeat) -> None:
+        while True:
+            beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), LOOK_AGAIN)
+            self._woken.clear()
+            try:
+                await self.drain()
+            except StoreError as exc:
+                log.error("store failed; kept pushes wait for it", error=str(exc))
+
+    async def drain(self) -> int:
+        """Apply every kept push that can be applied now; how many were."""
+        applied = 0
+        waiting: set[int] = set()
+        while True:
+            batch = [
+                p for p in await self._store.pushes(BATCH + len(waiting)) if p.id not in waiting
+            ]
+            if not batch:
+                return applied
+            for push in batch:
+                target = self._targets.get(push.provider)
+                if target is not None and not target[0].baselined:
+                    waiting.add(push.id)  # the first poll takes the baseline; then this applies
+                    continue
+                await self._apply(push.id, push.provider, push.body, target)
+                applied += 1
+
+    async def _apply(
+        self, push_id: int, provider: str, body: str, target: tuple[Tracker, Any] | None
+    ) -> None:
+        pipeline = self._pipeline
+        if target is None:
+            log.warning(
+                "a kept push names a provider no longer configured; dropped", provider=provider
+            )
+            await pipeline.forget_pushes([push_id])
+            return
+        tracker, client = target
+        try:
+            calls = await client.pushed(body)
+        except StoreError:
+            raise
+        except Exception as exc:  # a push the provider accepted but its client cannot read
+            log.error(
+                "a kept push cannot be read; dropped",
+                provider=provider,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            await pipeline.forget_pushes([push_id])
+            return
+        result = PollResult(calls=calls, via="push")
+        await pipeline.process(tracker, result, self._clock(), pushes=[push_id])
