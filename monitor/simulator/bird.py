@@ -3,17 +3,25 @@
 `GET /workspaces/{workspaceId}/channels/{channelId}/calls` with `limit`, `pageToken`, `startAt`,
 `endAt`, `status`, `direction`; `{results, nextPageToken}`; `GET …/calls/{callId}`. AccessKey
 auth (Bearer accepted when configured), every endpoint rate limited with 429 and `Retry-After`.
+With a webhook subscription, every status change is also posted, signed, as Bird's
+`voice.inbound`/`voice.outbound` events are (PROVIDERS.md section 5).
 Page tokens are offsets into the list as it is at each request, so calls that arrive while a
 client pages shift records between pages, as a live list does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
+import hmac
+import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from monitor.simulator.common import FakeApi, RateLimit, guarded, parse_rfc3339, rfc3339
@@ -62,6 +70,40 @@ class BirdCall:
 
 
 @dataclass
+class Subscription:
+    """Where Bird posts a channel's call events, and the key it signs them with: base64 of
+    HMAC-SHA256 over the timestamp, the subscription's URL and the body's SHA-256, joined by
+    newlines, in `messagebird-signature` beside `messagebird-request-timestamp`."""
+
+    post_to: str
+    signing_key: str
+    url: str
+
+    def sign(self, body: bytes, stamp: str) -> str:
+        digest = hashlib.sha256(body).digest()
+        signed = stamp.encode() + b"\n" + self.url.encode() + b"\n" + digest
+        mac = hmac.new(self.signing_key.encode(), signed, hashlib.sha256).digest()
+        return base64.b64encode(mac).decode()
+
+    async def post(self, body: bytes) -> int:
+        """Post one event; the receiver's status (0 when it could not be reached)."""
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "messagebird-request-timestamp": stamp,
+            "messagebird-signature": self.sign(body, stamp),
+        }
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(self.post_to, data=body, headers=headers) as resp,
+            ):
+                return resp.status
+        except aiohttp.ClientError:
+            return 0
+
+
+@dataclass
 class BirdApi(FakeApi):
     """The fake channel's state and routes."""
 
@@ -72,6 +114,28 @@ class BirdApi(FakeApi):
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(50, 1.0))
     calls: dict[str, BirdCall] = field(default_factory=dict)
     name: str = "bird"
+    subscription: Subscription | None = None
+    """A webhook subscription: every status change is posted to it, signed."""
+    pushes: list[asyncio.Task[int]] = field(default_factory=list)
+
+    def subscribe(self, post_to: str, signing_key: str, url: str | None = None) -> None:
+        """Subscribe to `voice.inbound` and `voice.outbound`: post each change to `post_to`,
+        signed with `signing_key` over `url` (the subscription's public URL; `post_to` when
+        None)."""
+        self.subscription = Subscription(post_to, signing_key, url or post_to)
+
+    def _push(self, call: BirdCall) -> None:
+        """Post the call's new status, as Bird's webhook does (when subscribed and running)."""
+        sub = self.subscription
+        if sub is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        event = "voice.inbound" if call.direction == "incoming" else "voice.outbound"
+        payload = {"service": "channels", "event": event, "payload": call.as_json(self.channel_id)}
+        self.pushes.append(loop.create_task(sub.post(json.dumps(payload).encode())))
 
     # --- the line the traffic drives
 
@@ -89,6 +153,7 @@ class BirdApi(FakeApi):
             ringing=now,
         )
         self.calls[call.id] = call
+        self._push(call)
         return call.id
 
     def _set(self, call_id: str, status: str, at: float | None, **times: float) -> BirdCall:
@@ -96,6 +161,7 @@ class BirdApi(FakeApi):
         call.status, call.updated = status, self.at(at)
         for key, value in times.items():
             setattr(call, key, value)
+        self._push(call)
         return call
 
     def answer(self, call_id: str, at: float | None = None) -> None:

@@ -1,0 +1,203 @@
+"""Pushes (webhooks) over real HTTP: the simulator signs as Bird does, callmon verifies, keeps,
+applies once, and polling agrees afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.providers.bird import BirdWebhook, accept
+from monitor.providers.webhook import MAX_BODY, Received, Refused
+from monitor.simulator.bird import Subscription
+from monitor.simulator.faults import Fault
+from monitor.simulator.server import Simulator
+from tests.conftest import (
+    DaemonProcess,
+    Receiver,
+    free_port,
+    metric_value,
+    metrics,
+    wait_for,
+    wait_for_metric,
+    wait_until,
+)
+
+KEY = "bird-signing-key-5e1f9a"
+PUBLIC = "https://callmon.example.net/hooks/support"
+RULE = """\
+rules:
+  - name: missed
+    when: {to: [missed, rejected]}
+    notify: [chat]
+    title: "missed {{ call.id }} via {{ via }}"
+"""
+
+
+def settings() -> BirdWebhook:
+    return BirdWebhook(signing_key=KEY, url=PUBLIC)  # type: ignore[arg-type]
+
+
+def event(status: str = "no-answer", call_id: str = "c-1") -> bytes:
+    payload = {"id": call_id, "status": status, "createdAt": "2026-11-23T12:00:00Z"}
+    return json.dumps(
+        {"service": "channels", "event": "voice.inbound", "payload": payload}
+    ).encode()
+
+
+def signed(body: bytes, key: str = KEY, url: str = PUBLIC, stamp: str = "1795000000") -> Received:
+    signature = Subscription("unused", key, url).sign(body, stamp)
+    headers = {"messagebird-request-timestamp": stamp, "messagebird-signature": signature}
+    return Received(headers, {}, body)
+
+
+def refusal(got: Received) -> tuple[int, str]:
+    with pytest.raises(Refused) as refused:
+        accept(settings(), got)
+    return refused.value.status, str(refused.value)
+
+
+def test_a_bird_push_signed_as_bird_signs_is_accepted_as_it_came() -> None:
+    body = event()
+    assert accept(settings(), signed(body)) == body.decode()
+
+
+def test_a_bird_push_that_is_not_bird_s_is_refused() -> None:
+    body = event()
+    assert refusal(signed(body, key="another-key")) == (401, "bird push with a wrong signature")
+    assert refusal(signed(body, url="https://elsewhere/hooks/support"))[0] == 401
+    assert refusal(Received({}, {}, body)) == (
+        401,
+        "bird push without messagebird-signature and its timestamp",
+    )
+    tampered = signed(body)
+    assert (
+        refusal(Received(tampered.headers, {}, body.replace(b"no-answer", b"completed")))[0] == 401
+    )
+    assert refusal(signed(b'{"payload": []}'))[0] == 400
+    assert refusal(signed(event(status="teleported"))) == (
+        400,
+        "unknown Bird call status 'teleported'",
+    )
+
+
+@given(body=st.binary(max_size=512), stamp=st.text(max_size=20), signature=st.text(max_size=60))
+def test_whatever_arrives_is_accepted_or_refused_and_nothing_else(
+    body: bytes, stamp: str, signature: str
+) -> None:
+    headers = {"messagebird-request-timestamp": stamp, "messagebird-signature": signature}
+    for got in (Received(headers, {}, body), signed(body, stamp=stamp or "1")):
+        try:
+            kept = accept(settings(), got)
+        except Refused as refused:
+            assert refused.status in (400, 401)
+        else:
+            assert kept == body.decode()
+
+
+def bird_config(sim: Simulator, receiver: Receiver, port: int, folder: Path) -> str:
+    (folder / "rules").mkdir(exist_ok=True)
+    (folder / "rules" / "missed.yaml").write_text(RULE)
+    (folder / "bird-key").write_text(KEY + "\n")
+    return f"""
+store: sqlite:///{folder / "state.db"}
+listen: 127.0.0.1:{port}
+rules: [{folder / "rules"}]
+providers:
+  - name: support
+    type: bird
+    base_url: {sim.base_url}
+    token: {sim.bird.access_key}
+    workspace_id: {sim.bird.workspace_id}
+    channel_id: {sim.bird.channel_id}
+    poll_interval: 300ms
+    max_backoff: 300ms
+    webhook:
+      signing_key_file: bird-key
+      url: {PUBLIC}
+notifiers:
+  chat:
+    urls: ["{receiver.url}"]
+"""
+
+
+async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+    async with aiohttp.ClientSession() as s, s.post(url, data=body, headers=headers or {}) as r:
+        return r.status
+
+
+def kept(store: Path) -> int:
+    db = sqlite3.connect(store)
+    try:
+        return int(db.execute("SELECT count(*) FROM pushes").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_a_push_alerts_once_before_any_poll_and_polling_agrees_afterwards(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    daemon = daemon_factory(bird_config(sim, receiver, port, tmp_path))
+    await daemon.start()
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    hook = f"http://127.0.0.1:{port}/hooks/support"
+    sim.bird.subscribe(hook, KEY, PUBLIC)
+    sim.bird.faults.add(Fault("status", status=503), times=10_000)  # no poll sees anything
+    await wait_for_metric(port, 'callmon_provider_up{provider="support"}', 0, timeout=20)
+
+    call = sim.bird.start_call()
+    sim.bird.reject(call)  # pushed: ringing, then busy
+    await wait_for(lambda: receiver.titles() == [f"missed {call} via push"], timeout=15)
+    accepted = 'callmon_webhook_requests_total{outcome="accepted",provider="support"}'
+    await wait_for_metric(port, accepted, 2)
+    body = await metrics(port)
+    detected = 'callmon_event_detection_seconds_count{provider="support",via="push"}'
+    assert metric_value(body, detected) >= 1
+
+    # Bird retries for hours: the same event again changes nothing.
+    replay = Subscription(hook, KEY, PUBLIC)
+    last = json.dumps(
+        {
+            "service": "channels",
+            "event": "voice.inbound",
+            "payload": sim.bird.calls[call].as_json(sim.bird.channel_id),
+        }
+    ).encode()
+    assert await replay.post(last) == 200
+    await wait_for_metric(port, accepted, 3)
+    await wait_until(lambda: asyncio.to_thread(kept, tmp_path / "state.db"), lambda n: n == 0)
+
+    # What is not Bird's changes nothing, each with its status.
+    assert await post(hook, last) == 401
+    assert await Subscription(hook, "wrong-key", PUBLIC).post(last) == 401
+    assert await replay.post(b"[1, 2, 3]") == 400
+    assert await replay.post(b" " * (MAX_BODY + 1)) == 413
+    assert await post(f"http://127.0.0.1:{port}/hooks/nobody", last) == 404
+    body = await metrics(port)
+    for outcome, count in (("unauthorized", 2), ("malformed", 1), ("too_large", 1)):
+        series = f'callmon_webhook_requests_total{{outcome="{outcome}",provider="support"}}'
+        assert metric_value(body, series) == count
+
+    # The poll catches up with the same change: no second event.
+    sim.bird.faults.clear()
+    await wait_for_metric(port, 'callmon_provider_up{provider="support"}', 1, timeout=20)
+    polled = 'callmon_provider_requests_total{code="200",provider="support"}'
+    seen = metric_value(await metrics(port), polled)
+    await wait_for_metric(port, polled, seen + 3)
+    body = await metrics(port)
+    busy = 'callmon_call_transitions_total{from_state="ringing",provider="support",to_state="rejected"}'
+    assert metric_value(body, busy) == 1
+    assert receiver.titles() == [f"missed {call} via push"]
+    assert KEY not in daemon.logs()
+    assert await daemon.terminate() == 0
