@@ -48,6 +48,24 @@ rules:
 """
 
 
+BIRD_KEY = "replica-bird-key-77"
+BIRD_URL = "https://callmon.example.net/hooks/support"
+
+
+def bird_provider(sim: Simulator) -> str:
+    """A Bird provider that learns of calls by push (its poll only takes the baseline)."""
+    return f"""
+  - name: support
+    type: bird
+    base_url: {sim.base_url}
+    token: {sim.bird.access_key}
+    workspace_id: {sim.bird.workspace_id}
+    channel_id: {sim.bird.channel_id}
+    poll_interval: 1h
+    webhook: {{signing_key: {BIRD_KEY}, url: "{BIRD_URL}"}}
+"""
+
+
 @dataclass
 class Hooks:
     """One receiver for every replica: who posted which title, and when."""
@@ -117,7 +135,7 @@ def replicas(tmp_path: Path, sim: Simulator, hooks: Hooks) -> Iterator[Any]:
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "missed.yaml").write_text(RULE)
 
-    def make(store: str, count: int, ttl: float = TTL) -> list[Replica]:
+    def make(store: str, count: int, ttl: float = TTL, with_bird: bool = False) -> list[Replica]:
         sim.vms.token = TOKEN
         for _i in range(count):
             name = f"r{len(made)}"
@@ -136,6 +154,7 @@ providers:
     base_url: {sim.base_url}
     token: ${{VMS_TOKEN}}
     poll_interval: {int(POLL * 1000)}ms
+{bird_provider(sim) if with_bird else ""}
 notifiers:
   chat:
     urls: ["json://127.0.0.1:{hooks.port}/hook/{name}"]
@@ -408,3 +427,22 @@ async def test_the_leader_sees_an_outbox_retry_and_a_silence_from_another_proces
     series = 'callmon_alerts_silenced_total{rule="missed"}'
     await wait_for_metric(replica.port, series, 1)
     assert f"missed {hushed.id}" not in hooks.titles()
+
+
+async def test_a_push_taken_by_a_standby_reaches_the_leader_through_the_store(
+    sim: Simulator, hooks: Hooks, replicas: Any, pg_url: str
+) -> None:
+    group: list[Replica] = replicas(pg_url, 2, with_bird=True)
+    await start_all(group)
+    leader = await leader_among(group)
+    await wait_for(lambda: leader.daemon.logs().count("baseline taken") >= 2, timeout=30)
+    standby = next(r for r in group if r is not leader)
+    assert await wait_until(standby.role, lambda role: role is not None) == "standby"
+    url = f"http://127.0.0.1:{standby.port}/hooks/support"
+    sim.bird.subscribe(url, BIRD_KEY, BIRD_URL)
+    call = sim.bird.start_call()
+    sim.bird.no_answer(call)
+    await wait_for(lambda: f"missed {call}" in hooks.titles(), timeout=15)
+    assert [who for who, title, _ in hooks.posts if title == f"missed {call}"] == [leader.name]
+    accepted = 'callmon_webhook_requests_total{outcome="accepted",provider="support"}'
+    assert metric_value(await metrics(standby.port), accepted) == 2
