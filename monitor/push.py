@@ -92,7 +92,15 @@ class Hooks:
         self._telemetry.webhook_requests.labels(provider, outcome).inc()
 
 
-OUTCOMES = ("accepted", "unauthorized", "malformed", "too_large", "timeout", "unavailable")
+OUTCOMES = (
+    "accepted",
+    "ignored",
+    "unauthorized",
+    "malformed",
+    "too_large",
+    "timeout",
+    "unavailable",
+)
 
 
 async def _body(request: web.Request) -> bytes:

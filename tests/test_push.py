@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -205,4 +206,177 @@ async def test_a_push_alerts_once_before_any_poll_and_polling_agrees_afterwards(
     assert metric_value(body, busy) == 1
     assert receiver.titles() == [f"missed {call} via push"]
     assert KEY not in daemon.logs()
+    assert await daemon.terminate() == 0
+
+
+# --- Bandwidth
+
+BW_USER, BW_PASSWORD = "callmon", "bw-callback-pass-31c"
+
+
+def bandwidth_settings() -> Any:
+    from monitor.providers.bandwidth import BandwidthWebhook
+
+    return BandwidthWebhook(username=BW_USER, password=BW_PASSWORD)  # type: ignore[arg-type]
+
+
+def basic(user: str = BW_USER, password: str = BW_PASSWORD) -> dict[str, str]:
+    return {"Authorization": aiohttp.encode_basic_auth(user, password)}
+
+
+def bw_event(**fields: Any) -> bytes:
+    return json.dumps({"eventType": "hangup", "callId": "c-1", **fields}).encode()
+
+
+def test_a_bandwidth_push_needs_the_callback_s_credentials_and_a_call_event() -> None:
+    from monitor.providers import bandwidth
+    from monitor.providers.webhook import Reply
+
+    body = bw_event(cause="NO_ANSWER", time="2026-11-23T12:00:00Z")
+    assert bandwidth.accept(bandwidth_settings(), Received(basic(), {}, body)) == body.decode()
+    for headers in (
+        {},
+        basic(password="guess"),
+        basic(user="other"),
+        {"Authorization": "Basic @@"},
+    ):
+        with pytest.raises(Refused) as refused:
+            bandwidth.accept(bandwidth_settings(), Received(headers, {}, body))
+        assert refused.value.status == 401
+    with pytest.raises(Refused) as refused:
+        bandwidth.accept(bandwidth_settings(), Received(basic(), {}, b'{"eventType": 3}'))
+    assert refused.value.status == 400
+    other = bandwidth.accept(
+        bandwidth_settings(), Received(basic(), {}, bw_event(eventType="dtmf"))
+    )
+    assert isinstance(other, Reply)
+    assert (other.status, other.outcome) == (200, "ignored")
+
+
+@pytest.mark.parametrize(
+    ("fields", "state"),
+    [
+        ({"eventType": "incomingcall"}, "ringing"),
+        ({"eventType": "answer"}, "answered"),
+        ({"eventType": "timeout"}, "missed"),
+        ({"cause": "NORMAL_CLEARING", "callState": "completed"}, "ended"),
+        ({"cause": "ORIGINATOR_CANCEL", "callState": "completed"}, "missed"),
+        ({"cause": "USER_BUSY", "callState": "rejected"}, "rejected"),
+        ({"cause": "UNALLOCATED_NUMBER", "callState": "rejected"}, "rejected"),
+        ({"eventType": "initiate"}, "ringing"),
+        (
+            {"eventType": "disconnect", "cause": "hangup", "answerTime": "2026-11-23T12:00:05Z"},
+            "ended",
+        ),
+        ({"eventType": "disconnect", "cause": "hangup"}, "missed"),
+        ({"eventType": "disconnect", "cause": "busy"}, "rejected"),
+        ({"eventType": "disconnect", "cause": "cancel"}, "missed"),
+        ({"eventType": "disconnect", "cause": "error"}, "failed"),
+    ],
+)
+async def test_each_bandwidth_event_means_what_the_poll_would_read(
+    fields: dict[str, Any], state: str
+) -> None:
+    from monitor.providers.bandwidth import Bandwidth, BandwidthProvider
+
+    settings = BandwidthProvider(
+        type="bandwidth",
+        name="sales",
+        base_url="http://127.0.0.1:1",
+        user_id="u-1",
+        api_token="t",  # type: ignore[arg-type]
+        api_secret="s",  # type: ignore[arg-type]
+    )
+    async with aiohttp.ClientSession() as session:
+        client = Bandwidth(settings, session)
+        body = bw_event(time="2026-11-23T12:00:10Z", **fields)
+        (call,) = await client.pushed(body.decode())
+    assert call.state == state
+    assert call.id == "c-1"
+    if "cause" in fields:
+        assert call.raw["hangupCause"] == fields["cause"]
+
+
+@given(body=st.binary(max_size=512), authorization=st.text(max_size=60))
+def test_whatever_reaches_the_bandwidth_hook_is_accepted_ignored_or_refused(
+    body: bytes, authorization: str
+) -> None:
+    from monitor.providers import bandwidth
+
+    for headers in ({"Authorization": authorization}, basic()):
+        status = 200
+        try:
+            bandwidth.accept(bandwidth_settings(), Received(headers, {}, body))
+        except Refused as refused:
+            status = refused.status
+        assert status in (200, 400, 401)
+
+
+async def test_a_bandwidth_callback_alerts_once_with_its_hangup_cause(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "missed.yaml").write_text(
+        "rules:\n"
+        "  - name: missed\n"
+        "    when: {to: missed}\n"
+        "    notify: [chat]\n"
+        '    title: "missed {{ call.id }} via {{ via }}: {{ call.raw.hangupCause }}"\n'
+    )
+    bw = sim.bandwidth
+    daemon = daemon_factory(
+        f"""
+store: sqlite:///{tmp_path / "state.db"}
+listen: 127.0.0.1:{port}
+rules: [{tmp_path / "rules"}]
+providers:
+  - name: sales
+    type: bandwidth
+    base_url: {sim.base_url}
+    user_id: {bw.user_id}
+    api_token: {bw.api_token}
+    api_secret: {bw.api_secret}
+    poll_interval: 300ms
+    max_backoff: 300ms
+    webhook: {{username: {BW_USER}, password: {BW_PASSWORD}}}
+notifiers:
+  chat:
+    urls: ["{receiver.url}"]
+"""
+    )
+    await daemon.start()
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    hook = f"http://127.0.0.1:{port}/hooks/sales"
+    bw.subscribe(hook.replace("http://", f"http://{BW_USER}:{BW_PASSWORD}@"))
+    bw.faults.add(Fault("status", status=503), times=10_000)
+    await wait_for_metric(port, 'callmon_provider_up{provider="sales"}', 0, timeout=20)
+
+    call = bw.start_call()
+    bw.no_answer(call)
+    cause = bw.calls[call].cause
+    await wait_for(lambda: receiver.titles() == [f"missed {call} via push: {cause}"], timeout=15)
+    assert await post(hook, bw_event(callId=call, cause="NO_ANSWER")) == 401
+    wrong = basic(password="nope")
+    assert await post(hook, bw_event(callId=call), wrong) == 401
+    assert await post(hook, bw_event(eventType="speak"), basic()) == 200
+    body = await metrics(port)
+    for outcome, count in (("accepted", 2), ("unauthorized", 2), ("ignored", 1)):
+        series = f'callmon_webhook_requests_total{{outcome="{outcome}",provider="sales"}}'
+        assert metric_value(body, series) == count
+
+    bw.faults.clear()
+    await wait_for_metric(port, 'callmon_provider_up{provider="sales"}', 1, timeout=20)
+    polled = 'callmon_provider_requests_total{code="200",provider="sales"}'
+    seen = metric_value(await metrics(port), polled)
+    await wait_for_metric(port, polled, seen + 3)
+    missed = (
+        'callmon_call_transitions_total{from_state="ringing",provider="sales",to_state="missed"}'
+    )
+    assert metric_value(await metrics(port), missed) == 1
+    assert receiver.titles() == [f"missed {call} via push: {cause}"]
+    assert BW_PASSWORD not in daemon.logs()
     assert await daemon.terminate() == 0

@@ -9,6 +9,9 @@ second; the default request budget keeps under it. Pages are asked for by their 
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
@@ -33,6 +36,14 @@ from monitor.providers.client import ApiClient
 from monitor.providers.paging import Page
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
+from monitor.providers.webhook import (
+    Received,
+    Reply,
+    WebhookSettings,
+    WebhookSpec,
+    malformed,
+    unauthorized,
+)
 from monitor.redaction import basic_forms
 from monitor.units import Duration
 
@@ -40,6 +51,20 @@ log = structlog.get_logger("monitor.providers.bandwidth")
 
 TYPE = "bandwidth"
 TIMES = ("startTime", "activeTime", "endTime")
+
+
+class BandwidthWebhook(WebhookSettings):
+    """The credentials put in the application's callback URL (`https://USER:PASSWORD@…`): Bandwidth
+    sends them as HTTP Basic; it signs nothing."""
+
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(min_length=1)
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("password",)
+
+    def secrets(self) -> Iterator[str]:
+        yield from super().secrets()
+        yield from basic_forms(self.username, self.password.get_secret_value())
 
 
 class BandwidthProvider(ProviderSettings):
@@ -53,6 +78,7 @@ class BandwidthProvider(ProviderSettings):
     overlap: Duration = 300.0
     lookback: Duration = 3600.0
     hangup_causes: bool = True
+    webhook: BandwidthWebhook | None = None
 
     DEFAULT_RPS: ClassVar[float] = 1.0
     DEFAULT_PAGES: ClassVar[int] = 100
@@ -184,6 +210,34 @@ class Bandwidth(ApiClient[BandwidthProvider]):
     async def _one(self, call_id: str) -> bytes | None:
         return await self.http.get_unless_gone(f"{self._url}{call_id}")
 
+    async def pushed(self, body: str) -> list[Call]:
+        """A kept callback event → the call's new state; the hangup cause goes where the poll
+        puts it (`call.raw.hangupCause`), so that rules read it the same way."""
+        event = msgspec.json.decode(body, type=_Pushed)
+        state = pushed_state(event)
+        at = event.time or event.eventTime
+        created = event.startTime or (at if state is CallState.RINGING else None)
+        answered = event.answerTime or (at if state is CallState.ANSWERED else None)
+        ended = event.endTime or (at if state.terminal else None)
+        raw = json.loads(body)
+        if event.cause:
+            raw["hangupCause"] = event.cause
+        return [
+            records.new_call(
+                json.dumps(raw).encode(),
+                state=state,
+                times=records.call_times(
+                    ("startTime", "answerTime", "endTime"), created, answered, ended
+                ),
+                id=event.callId,
+                raw_status=event.callState or event.eventType,
+                direction=event.direction if event.direction in ("in", "out") else None,
+                from_number=event.from_,
+                to_number=event.to,
+                marker=f"push|{event.eventType}|{at or ''}",
+            )
+        ]
+
     def decode(self, raw: bytes) -> Call:
         """One Catapult call → `Call`; raises on a call that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Call)
@@ -204,6 +258,69 @@ class Bandwidth(ApiClient[BandwidthProvider]):
         )
 
 
+class _Pushed(msgspec.Struct):
+    """A callback event, v1 (`time`, `callState`) or v2 (`eventTime`, `startTime`, …)."""
+
+    eventType: str
+    callId: str
+    callState: str | None = None
+    time: str | None = None
+    eventTime: str | None = None
+    startTime: str | None = None
+    answerTime: str | None = None
+    endTime: str | None = None
+    cause: str | None = None
+    direction: str | None = None
+    to: str | None = None
+    from_: str | None = msgspec.field(default=None, name="from")
+
+
+PUSH_TIMES = ("startTime", "answerTime", "endTime")
+CALL_EVENTS = frozenset({"incomingcall", "answer", "hangup", "timeout", "initiate", "disconnect"})
+"""The events about a call's state (v1 and v2); others (playback, DTMF, …) are ignored."""
+BUSY = frozenset({"USER_BUSY", "CALL_REJECTED", "busy", "rejected"})
+UNANSWERED = frozenset({"NO_ANSWER", "ORIGINATOR_CANCEL", "timeout", "cancel"})
+
+
+def pushed_state(event: _Pushed) -> CallState:
+    """The canonical state a callback event reports, as the poll would read the call then."""
+    kind, cause = event.eventType, event.cause or ""
+    if kind in ("incomingcall", "initiate"):
+        return CallState.RINGING
+    if kind == "answer":
+        return CallState.ANSWERED
+    if kind == "timeout" or cause in UNANSWERED:
+        return CallState.MISSED
+    if cause in BUSY or event.callState == "rejected":
+        return CallState.REJECTED
+    if cause in ("NORMAL_CLEARING", "hangup"):
+        answered = kind == "hangup" or event.answerTime is not None
+        return CallState.ENDED if answered else CallState.MISSED
+    return CallState.FAILED
+
+
+def accept(settings: BandwidthWebhook, got: Received) -> str | Reply:
+    """HTTP Basic with the configured credentials (compared in constant time), then the shape
+    of a call event; events about anything else are answered and ignored."""
+    scheme, _, encoded = got.headers.get("Authorization", "").partition(" ")
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        user, password = "", ""
+    wanted = settings.password.get_secret_value()
+    ok_user = hmac.compare_digest(user.encode(), settings.username.encode())
+    ok_password = hmac.compare_digest(password.encode(), wanted.encode())
+    if scheme.lower() != "basic" or not (ok_user and ok_password):
+        raise unauthorized("bandwidth push without the callback's credentials")
+    try:
+        event = msgspec.json.decode(got.body, type=_Pushed)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise malformed(f"not a Bandwidth call event: {exc}") from None
+    if event.eventType not in CALL_EVENTS:
+        return Reply(200, {"status": "ignored"}, "ignored")
+    return got.body.decode()
+
+
 def _start_key(call: Call) -> float | None:
     """A Catapult call's place in the newest-first list: its start time."""
     return None if call.created_at is None else call.created_at.timestamp()
@@ -222,4 +339,5 @@ PLUGIN = Plugin(
             CallState.REJECTED,
         }
     ),
+    webhook=WebhookSpec(BandwidthWebhook, accept),
 )

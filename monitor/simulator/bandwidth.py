@@ -3,16 +3,20 @@
 `GET /v1/users/{userId}/calls/` with HTTP Basic `{token}:{secret}`, `page`, `size` (at most
 1000), `sortOrder` by `startTime`; a bare JSON array with a `Link: <…>; rel="next"` header;
 `GET …/calls/{callId}` and `…/calls/{callId}/events`. Listing calls is limited to one request
-per second: more draws 429 with `X-RateLimit-Reset` (epoch milliseconds).
+per second: more draws 429 with `X-RateLimit-Reset` (epoch milliseconds). With a callback URL,
+each call's events are posted to it as v1 callbacks (PROVIDERS.md section 5).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from monitor.simulator.common import FakeApi, RateLimit, guarded, rfc3339
 
@@ -65,6 +69,23 @@ class CatapultCall:
         return out
 
 
+async def _post_callback(callback: str, body: dict[str, Any]) -> int:
+    """Post one event to the callback URL, its credentials as HTTP Basic (as Bandwidth does);
+    the receiver's status, or 0 when it could not be reached."""
+    url = URL(callback)
+    headers = {}
+    if url.user is not None:
+        headers["Authorization"] = aiohttp.encode_basic_auth(url.user, url.password or "")
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url.with_user(None), json=body, headers=headers) as resp,
+        ):
+            return resp.status
+    except aiohttp.ClientError:
+        return 0
+
+
 @dataclass
 class BandwidthApi(FakeApi):
     """The fake user's calls and routes."""
@@ -75,6 +96,33 @@ class BandwidthApi(FakeApi):
     list_limit: RateLimit = field(default_factory=lambda: RateLimit(1, 1.0))
     calls: dict[str, CatapultCall] = field(default_factory=dict)
     name: str = "bandwidth"
+    callback: str | None = None
+    """The application's callback URL (credentials in it, sent as HTTP Basic); None: no pushes."""
+    pushes: list[asyncio.Task[int]] = field(default_factory=list)
+
+    def subscribe(self, callback: str) -> None:
+        """Post v1 call events (`incomingcall`, `answer`, `hangup`) to `callback`."""
+        self.callback = callback
+
+    def _push(self, call: CatapultCall, event: str, at: float) -> None:
+        if self.callback is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        body: dict[str, Any] = {
+            "eventType": event,
+            "callId": call.id,
+            "callUri": f"/v1/users/{self.user_id}/calls/{call.id}",
+            "callState": call.state,
+            "from": call.from_,
+            "to": call.to,
+            "time": rfc3339(at),
+        }
+        if event == "hangup":
+            body["cause"] = call.cause
+        self.pushes.append(loop.create_task(_post_callback(self.callback, body)))
 
     def start_call(self, at: float | None = None) -> str:
         incoming = self.rng.random() < 0.7
@@ -87,15 +135,18 @@ class BandwidthApi(FakeApi):
             started=self.at(at),
         )
         self.calls[call.id] = call
+        self._push(call, "incomingcall", call.started)
         return call.id
 
     def answer(self, call_id: str, at: float | None = None) -> None:
         call = self.calls[call_id]
         call.state, call.active = "active", self.at(at)
+        self._push(call, "answer", call.active)
 
     def _end(self, call_id: str, state: str, cause: str, at: float | None) -> None:
         call = self.calls[call_id]
         call.state, call.ended, call.cause = state, self.at(at), cause
+        self._push(call, "hangup", call.ended)
 
     def hang_up(self, call_id: str, at: float | None = None) -> None:
         self._end(call_id, "completed", "NORMAL_CLEARING", at)
