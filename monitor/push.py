@@ -22,9 +22,10 @@ from aiohttp import web
 
 from monitor.model import PollResult
 from monitor.pipeline import Pipeline
+from monitor.providers.base import ProviderError
 from monitor.providers.settings import ProviderSettings
-from monitor.providers.webhook import MAX_BODY, Received, Refused, Reply, WebhookSpec
-from monitor.store import Store, StoreError
+from monitor.providers.webhook import MAX_BODY, NotYet, Received, Refused, Reply, WebhookSpec
+from monitor.store import Push, Store, StoreError
 from monitor.supervisor import Heartbeat
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
@@ -36,6 +37,9 @@ BODY_TIMEOUT = 10.0
 BATCH = 50
 LOOK_AGAIN = 1.0
 """The leader looks at the kept pushes at least this often (a wake-up may be missed)."""
+PATIENCE = 60.0
+"""How long a push whose call the API does not show yet is tried again (then polling reads
+the call)."""
 
 
 class Hooks:
@@ -94,6 +98,7 @@ class Hooks:
 
 OUTCOMES = (
     "accepted",
+    "challenge",
     "ignored",
     "unauthorized",
     "malformed",
@@ -175,31 +180,45 @@ class PushIntake:
                 if target is not None and not target[0].baselined:
                     waiting.add(push.id)  # the first poll takes the baseline; then this applies
                     continue
-                await self._apply(push.id, push.provider, push.body, target)
-                applied += 1
+                if await self._apply(push, target):
+                    applied += 1
+                else:
+                    waiting.add(push.id)
 
-    async def _apply(
-        self, push_id: int, provider: str, body: str, target: tuple[Tracker, Any] | None
-    ) -> None:
-        pipeline = self._pipeline
+    async def _apply(self, push: Push, target: tuple[Tracker, Any] | None) -> bool:
+        """Apply one kept push; False when it must wait (its call not shown by the API yet)."""
+        pipeline, provider = self._pipeline, push.provider
         if target is None:
             log.warning(
-                "a kept push names a provider no longer configured; dropped", provider=provider
+                "a kept push's provider is no longer configured; dropped", provider=provider
             )
-            await pipeline.forget_pushes([push_id])
-            return
+            await pipeline.forget_pushes([push.id])
+            return True
         tracker, client = target
         try:
-            calls = await client.pushed(body)
-        except StoreError:
-            raise
+            calls = await client.pushed(push.body)
+        except NotYet as exc:
+            if time.time() - push.received_at < PATIENCE:
+                return False
+            log.info(
+                "a push's call never showed; polling reads it", provider=provider, why=str(exc)
+            )
+            await pipeline.forget_pushes([push.id])
+            return True
+        except ProviderError as exc:
+            if time.time() - push.received_at < PATIENCE:
+                log.warning("reading a pushed call failed; trying again", error=str(exc))
+                return False
+            await pipeline.forget_pushes([push.id])
+            return True
         except Exception as exc:  # a push the provider accepted but its client cannot read
             log.error(
                 "a kept push cannot be read; dropped",
                 provider=provider,
                 error=f"{type(exc).__name__}: {exc}"[:300],
             )
-            await pipeline.forget_pushes([push_id])
-            return
+            await pipeline.forget_pushes([push.id])
+            return True
         result = PollResult(calls=calls, via="push")
-        await pipeline.process(tracker, result, self._clock(), pushes=[push_id])
+        await pipeline.process(tracker, result, self._clock(), pushes=[push.id])
+        return True

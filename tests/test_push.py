@@ -380,3 +380,97 @@ notifiers:
     assert receiver.titles() == [f"missed {call} via push: {cause}"]
     assert BW_PASSWORD not in daemon.logs()
     assert await daemon.terminate() == 0
+
+
+# --- CINNOX
+
+CINNOX_TOKEN = "cinnox-hook-token-9b2"
+
+
+def cinnox_settings() -> Any:
+    from monitor.providers.cinnox import CinnoxWebhook
+
+    return CinnoxWebhook(token=CINNOX_TOKEN)  # type: ignore[arg-type]
+
+
+def test_a_cinnox_push_needs_the_token_answers_the_challenge_and_keeps_call_events() -> None:
+    from monitor.providers import cinnox
+    from monitor.providers.webhook import Reply
+
+    token = {"token": CINNOX_TOKEN}
+    hello = cinnox.accept(cinnox_settings(), Received({}, token, b'{"challenge": "abc123"}'))
+    assert isinstance(hello, Reply)
+    assert hello.body == {"code": 0, "result": {"challenge": "abc123"}}
+    end = b'{"message": {"id": "f00d", "status": "CallEnd", "serviceId": "svc-1"}}'
+    assert cinnox.accept(cinnox_settings(), Received({}, token, end)) == end.decode()
+    for query in ({}, {"token": "guess"}, {"token": CINNOX_TOKEN + "x"}):
+        with pytest.raises(Refused) as refused:
+            cinnox.accept(cinnox_settings(), Received({}, query, end))
+        assert refused.value.status == 401
+    for body in (b"[]", b'{"message": {"id": "f00d", "status": "CallRinging"}}', b"{}"):
+        with pytest.raises(Refused) as refused:
+            cinnox.accept(cinnox_settings(), Received({}, token, body))
+        assert refused.value.status == 400
+
+
+@given(body=st.binary(max_size=512), token=st.text(max_size=30))
+def test_whatever_reaches_the_cinnox_hook_is_answered_kept_or_refused(
+    body: bytes, token: str
+) -> None:
+    from monitor.providers import cinnox
+
+    for query in ({"token": token}, {"token": CINNOX_TOKEN}):
+        status = 200
+        try:
+            cinnox.accept(cinnox_settings(), Received({}, query, body))
+        except Refused as refused:
+            status = refused.status
+        assert status in (200, 400, 401)
+
+
+async def test_a_cinnox_call_end_reads_the_final_record_at_once(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """The poll runs once an hour here: only the push can bring the call, and its record shows
+    in the call log a second after the call ended (CINNOX publishes late)."""
+    port = free_port()
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "missed.yaml").write_text(RULE)
+    cx = sim.cinnox
+    cx.late = (1.0, 1.0)
+    daemon = daemon_factory(
+        f"""
+store: sqlite:///{tmp_path / "state.db"}
+listen: 127.0.0.1:{port}
+rules: [{tmp_path / "rules"}]
+providers:
+  - name: contact-centre
+    type: cinnox
+    base_url: {sim.base_url}
+    app_id: {cx.app_id}
+    token: {cx.token}
+    poll_interval: 1h
+    webhook: {{token: {CINNOX_TOKEN}}}
+notifiers:
+  chat:
+    urls: ["{receiver.url}"]
+"""
+    )
+    await daemon.start()
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    hook = f"http://127.0.0.1:{port}/hooks/contact-centre"
+    assert await cx.subscribe(f"{hook}?token=wrong") is False
+    assert await cx.subscribe(f"{hook}?token={CINNOX_TOKEN}") is True
+
+    call = cx.start_call()
+    cx.reject(call)
+    await wait_for(lambda: receiver.titles() == [f"missed {call} via push"], timeout=15)
+    body = await metrics(port)
+    for outcome, count in (("challenge", 1), ("accepted", 2), ("unauthorized", 1)):
+        series = f'callmon_webhook_requests_total{{outcome="{outcome}",provider="contact-centre"}}'
+        assert metric_value(body, series) == count
+    assert CINNOX_TOKEN not in daemon.logs()
+    assert await daemon.terminate() == 0

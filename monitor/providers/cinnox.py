@@ -7,7 +7,8 @@ is final: a new one is one event from nothing straight to its final state.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import hmac
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 import msgspec
@@ -19,11 +20,21 @@ from monitor.providers.base import (
     RequestRejected,
     TrackedView,
     decode_body,
+    iso,
 )
 from monitor.providers.client import ApiClient
 from monitor.providers.paging import Drain
 from monitor.providers.plugin import Plugin
 from monitor.providers.settings import ProviderSettings
+from monitor.providers.webhook import (
+    NotYet,
+    Received,
+    Reply,
+    WebhookSettings,
+    WebhookSpec,
+    malformed,
+    unauthorized,
+)
 from monitor.units import Duration
 
 TYPE = "cinnox"
@@ -35,6 +46,15 @@ STATES = records.statuses(
 )
 
 
+class CinnoxWebhook(WebhookSettings):
+    """The call event subscription's secret: callmon's URL is `/hooks/NAME?token=TOKEN` (CINNOX
+    signs nothing)."""
+
+    token: SecretStr = Field(min_length=8)
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("token",)
+
+
 class CinnoxProvider(ProviderSettings):
     """The CINNOX call-log."""
 
@@ -43,6 +63,8 @@ class CinnoxProvider(ProviderSettings):
     app_id: str = Field(min_length=1)
     limit: int = Field(default=500, ge=1, le=500)
     lookback: Duration = 1800.0
+
+    webhook: CinnoxWebhook | None = None
 
     DEFAULT_RPS: ClassVar[float] = 5.0
     DEFAULT_PAGES: ClassVar[int] = 200
@@ -56,11 +78,22 @@ class _Caller(msgspec.Struct):
 class _Record(msgspec.Struct):
     hid: str
     status: str
+    callID: str | None = None
     callDate: str | None = None
     callEndTime: str | None = None
     callDuration: float | None = None
     virtualNumber: str | int | None = None
     callerInfo: _Caller | None = None
+
+
+class _Message(msgspec.Struct):
+    id: str
+    status: str
+
+
+class _Event(msgspec.Struct):
+    message: _Message | None = None
+    challenge: str | None = None
 
 
 class _Body(msgspec.Struct):
@@ -112,6 +145,29 @@ class Cinnox(ApiClient[CinnoxProvider]):
         )
         return result
 
+    async def pushed(self, body: str) -> list[Call]:
+        """`CallEnd` → the call's final record, read from the call log at once (the push carries
+        no outcome); `NotYet` while the log does not show it. `CallStart` tells nothing the
+        log will not (CINNOX records only finished calls)."""
+        message = msgspec.json.decode(body, type=_Event).message
+        if message is None or message.status != "CallEnd":
+            return []
+        settings, now = self._settings, datetime.now(UTC)
+        window = {"startAt": iso(now - timedelta(seconds=settings.lookback)), "endAt": iso(now)}
+        offset = 0
+        for _ in range(settings.page_budget):
+            params = {**window, "offset": offset, "limit": settings.limit}
+            resp = await self.http.get(self._url, params)
+            found = decode_body(self.name, "call-log page", resp.body, _Body).result or []
+            for raw in found:
+                rec = msgspec.json.decode(raw, type=_Record)
+                if message.id in (rec.callID, rec.hid):
+                    return [self.decode(raw)]
+            if len(found) < settings.limit:
+                break
+            offset += settings.limit
+        raise NotYet(f"call {message.id} is not in the call log yet")
+
     def decode(self, raw: bytes) -> Call:
         """One call-log record → a final `Call`; raises on a record that cannot be read."""
         rec = msgspec.json.decode(raw, type=_Record)
@@ -137,4 +193,27 @@ class Cinnox(ApiClient[CinnoxProvider]):
         )
 
 
-PLUGIN = Plugin(TYPE, CinnoxProvider, Cinnox, frozenset(STATES.values()))
+def accept(settings: CinnoxWebhook, got: Received) -> str | Reply:
+    """The secret token of callmon's URL (compared in constant time); the subscription's
+    `{challenge}` answered as CINNOX expects; a call event kept."""
+    token = got.query.get("token", "")
+    if not hmac.compare_digest(token.encode(), settings.token.get_secret_value().encode()):
+        raise unauthorized("cinnox push without the subscription's token")
+    try:
+        event = msgspec.json.decode(got.body, type=_Event)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise malformed(f"not a CINNOX call event: {exc}") from None
+    if event.challenge is not None:
+        return Reply(200, {"code": 0, "result": {"challenge": event.challenge}}, "challenge")
+    if event.message is None or event.message.status not in ("CallStart", "CallEnd"):
+        raise malformed("not a CINNOX call event: no message with CallStart or CallEnd")
+    return got.body.decode()
+
+
+PLUGIN = Plugin(
+    TYPE,
+    CinnoxProvider,
+    Cinnox,
+    frozenset(STATES.values()),
+    webhook=WebhookSpec(CinnoxWebhook, accept),
+)

@@ -53,6 +53,11 @@ def malformed(reason: str) -> Refused:
     return Refused(400, "malformed", reason)
 
 
+class NotYet(Exception):
+    """A kept push whose call the API cannot show yet (a record published late): the leader
+    tries it again for a while, and polling reads the call in any case."""
+
+
 @dataclass(frozen=True)
 class Received:
     """One push request as it arrived."""

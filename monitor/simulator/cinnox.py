@@ -4,13 +4,16 @@
 `limit` (at most 500), `callType`, `status`; `{code: 0, result: [...]}` or `{code, message}`.
 A record is published only once its call is over, and then only after a delay (`late`), so
 records turn up late and shift the offsets of a client that is paging, newest `callDate` first.
+A call event subscription gets `CallStart` and `CallEnd` of each call (PROVIDERS.md section 5).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from monitor.simulator.common import FakeApi, RateLimit, parse_rfc3339, rfc3339
@@ -80,15 +83,47 @@ class CinnoxApi(FakeApi):
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(20, 1.0))
     calls: dict[str, CinnoxCall] = field(default_factory=dict)
     name: str = "cinnox"
+    subscription: str | None = None
+    """The call event subscription's URL, once its challenge was answered."""
+    pushes: list[asyncio.Task[int]] = field(default_factory=list)
+
+    async def subscribe(self, url: str) -> bool:
+        """Enable the call event subscription (`PATCH …/call-event-sub`): CINNOX first posts a
+        `{challenge}` and keeps the URL only when it is answered `{code: 0, result:
+        {challenge}}`."""
+        challenge = f"{self.rng.getrandbits(64):016x}"
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url, json={"challenge": challenge}) as resp,
+            ):
+                answer = await resp.json(content_type=None) if resp.status == 200 else None
+        except (aiohttp.ClientError, ValueError):
+            answer = None
+        ok = answer == {"code": 0, "result": {"challenge": challenge}}
+        self.subscription = url if ok else None
+        return ok
+
+    def _push(self, call: CinnoxCall, status: str) -> None:
+        """Post `CallStart` / `CallEnd` of a call (no times, no outcome: the call log has them)."""
+        if self.subscription is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        body = {"message": {"id": call.call_id, "status": status, "serviceId": "svc-1"}}
+        self.pushes.append(loop.create_task(_post(self.subscription, body)))
 
     def start_call(self, at: float | None = None) -> str:
         hid = f"{self.rng.getrandbits(96):024x}"
-        self.calls[hid] = CinnoxCall(
+        call = self.calls[hid] = CinnoxCall(
             hid=hid,
             call_id=f"{self.rng.getrandbits(64):016x}",
             caller=f"+8529{self.number():07d}",
             started=self.at(at),
         )
+        self._push(call, "CallStart")
         return hid
 
     def _finish(self, hid: str, status: str, at: float | None, bye: str, party: str) -> None:
@@ -96,6 +131,7 @@ class CinnoxApi(FakeApi):
         call.status, call.ended = status, self.at(at)
         call.bye_reason, call.release_party = bye, party
         call.published = call.ended + self.rng.uniform(*self.late)
+        self._push(call, "CallEnd")
 
     def answer(self, call_id: str, at: float | None = None) -> None:
         self.calls[call_id].answered = self.at(at)
@@ -168,6 +204,14 @@ class CinnoxApi(FakeApi):
         return web.json_response(
             {"code": 0, "result": [c.as_json(self.virtual_number) for c in chunk]}
         )
+
+
+async def _post(url: str, body: dict[str, Any]) -> int:
+    try:
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+            return resp.status
+    except aiohttp.ClientError:
+        return 0
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
