@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from monitor.cli.common import EXIT_OK, EXIT_USAGE, Failure, Subparsers, load, with_config
 
@@ -72,6 +74,26 @@ def demo_rules() -> Path:
     raise Failure("cannot find the example rules folder (rules/)")
 
 
+def demo_providers(sim: Any, listen: str) -> list[dict[str, Any]]:
+    """The simulator's four APIs: the VMS and CINNOX polled every second; Bird and Bandwidth
+    pushing each change to callmon (signed, and with Basic credentials, with secrets made up for
+    this run), polled only every 30 s as the safety net."""
+    host, _, port = listen.rpartition(":")
+    local = f"127.0.0.1:{port}" if host in ("", "0.0.0.0", "[::]") else listen
+    key, password = secrets.token_hex(16), secrets.token_hex(16)
+    public = f"http://{local}/hooks/support"
+    sim.bird.subscribe(public, key, public)
+    sim.bandwidth.subscribe(f"http://callmon:{password}@{local}/hooks/sales")
+    found: list[dict[str, Any]] = sim.provider_configs(poll_interval="1s")
+    for provider in found:
+        if provider["name"] == "support":
+            provider.update(poll_interval="30s", webhook={"signing_key": key, "url": public})
+        elif provider["name"] == "sales":
+            webhook = {"username": "callmon", "password": password}
+            provider.update(poll_interval="30s", webhook=webhook)
+    return found
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.app import Daemon, install_signals
     from monitor.assembly import load_config_rules
@@ -87,7 +109,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     "store": f"sqlite:///{tmp}/demo.db",
                     "listen": args.listen,
                     "rules": [str(demo_rules())],
-                    "providers": sim.provider_configs(poll_interval="1s"),
+                    "providers": demo_providers(sim, args.listen),
                     "notifiers": {"ops-chat": {"urls": ["console://"]}},
                 }
             )
