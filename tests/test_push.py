@@ -474,3 +474,63 @@ notifiers:
         assert metric_value(body, series) == count
     assert CINNOX_TOKEN not in daemon.logs()
     assert await daemon.terminate() == 0
+
+
+async def test_a_slow_or_oversized_body_is_refused_without_keeping_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender that stalls mid-body gets 408 once the (here shortened) body timeout passes; a
+    body announced over 64 KiB gets 413 before it is read."""
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry
+
+    from monitor import push
+    from monitor.providers import bird
+    from monitor.providers.bird import BirdProvider
+    from monitor.store import SqliteStore
+    from monitor.telemetry import Telemetry
+    from monitor.web import Readiness, build_app
+
+    monkeypatch.setattr(push, "BODY_TIMEOUT", 0.5)
+    store = SqliteStore(str(tmp_path / "state.db"))
+    provider = BirdProvider(
+        type="bird",
+        name="support",
+        base_url="http://127.0.0.1:1",
+        token="t",  # type: ignore[arg-type]
+        workspace_id="w",
+        channel_id="c",
+        webhook=settings(),
+    )
+    telemetry = Telemetry(CollectorRegistry())
+    assert bird.PLUGIN.webhook is not None
+    hooks = push.Hooks(
+        {"support": (provider, bird.PLUGIN.webhook)}, lambda: store, telemetry, lambda: None
+    )
+    runner = web.AppRunner(build_app(telemetry.registry, Readiness(), hooks.handle))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+
+        async def raw(head: str, body: bytes) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head.encode() + body)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(200), 10)
+            writer.close()
+            return answer
+
+        stalled = "POST /hooks/support HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        assert (await raw(stalled, b"{")).startswith(b"HTTP/1.1 408")
+        huge = f"POST /hooks/support HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n"
+        assert (await raw(huge, b"")).startswith(b"HTTP/1.1 413")
+        assert await store.pushes(10) == []
+        count = telemetry.registry.get_sample_value
+        labels = {"provider": "support"}
+        assert count("callmon_webhook_requests_total", {**labels, "outcome": "timeout"}) == 1
+        assert count("callmon_webhook_requests_total", {**labels, "outcome": "too_large"}) == 1
+    finally:
+        await runner.cleanup()
+        await store.close()
