@@ -178,8 +178,14 @@ async def test_a_push_alerts_once_before_any_poll_and_polling_agrees_afterwards(
         }
     ).encode()
     assert await replay.post(last) == 200
-    await wait_for_metric(port, accepted, 3)
+    # A late push of an earlier status (pushes may arrive out of order) moves nothing back.
+    earlier = json.loads(last)
+    earlier["payload"].update(status="ringing", endedAt=None)
+    assert await replay.post(json.dumps(earlier).encode()) == 200
+    await wait_for_metric(port, accepted, 4)
     await wait_until(lambda: asyncio.to_thread(kept, tmp_path / "state.db"), lambda n: n == 0)
+    body = await metrics(port)
+    assert metric_value(body, 'callmon_calls_active{provider="support",state="ringing"}') == 0
 
     # What is not Bird's changes nothing, each with its status.
     assert await post(hook, last) == 401
@@ -359,15 +365,18 @@ notifiers:
     bw.no_answer(call)
     cause = bw.calls[call].cause
     await wait_for(lambda: receiver.titles() == [f"missed {call} via push: {cause}"], timeout=15)
+    replayed = bw_event(callId=call, cause=cause, callState="completed", time="2026-11-23T12:00Z")
+    assert await post(hook, replayed, basic()) == 200  # the same hangup again: nothing new
     assert await post(hook, bw_event(callId=call, cause="NO_ANSWER")) == 401
     wrong = basic(password="nope")
     assert await post(hook, bw_event(callId=call), wrong) == 401
     assert await post(hook, bw_event(eventType="speak"), basic()) == 200
     body = await metrics(port)
-    for outcome, count in (("accepted", 2), ("unauthorized", 2), ("ignored", 1)):
+    for outcome, count in (("accepted", 3), ("unauthorized", 2), ("ignored", 1)):
         series = f'callmon_webhook_requests_total{{outcome="{outcome}",provider="sales"}}'
         assert metric_value(body, series) == count
 
+    await wait_until(lambda: asyncio.to_thread(kept, tmp_path / "state.db"), lambda n: n == 0)
     bw.faults.clear()
     await wait_for_metric(port, 'callmon_provider_up{provider="sales"}', 1, timeout=20)
     polled = 'callmon_provider_requests_total{code="200",provider="sales"}'
