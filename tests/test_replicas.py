@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,7 +130,7 @@ class Replica:
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, sim: Simulator, hooks: Hooks) -> Iterator[Any]:
+async def replicas(tmp_path: Path, sim: Simulator, hooks: Hooks) -> AsyncIterator[Any]:
     made: list[Replica] = []
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "missed.yaml").write_text(RULE)
@@ -172,6 +172,7 @@ notifiers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGCONT)
                 proc.kill()
+            await proc.wait()  # reaped in this loop: no warning from a closed one later
 
 
 async def leader_among(replicas: list[Replica], timeout: float = 30.0) -> Replica:
