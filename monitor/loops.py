@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,26 @@ Health = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
 """The providers that are down, and when each up provider last answered a poll."""
 
 
+async def every(
+    period: float,
+    woken: asyncio.Event,
+    beat: Heartbeat,
+    step: Callable[[], Awaitable[object]],
+    retry: str,
+) -> None:
+    """The shape of a loop that works every `period` seconds, or at once when `woken` is set:
+    a store that fails is logged (`retry` says what waits) and tried again next time."""
+    while True:
+        beat()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), period)
+        woken.clear()
+        try:
+            await step()
+        except StoreError as exc:
+            log.error(f"store failed; {retry}", error=str(exc))
+
+
 @dataclass
 class RuleClock:
     """Once a second: the silences in force, due timers, groups and digests, outbox gauges."""
@@ -53,15 +73,7 @@ class RuleClock:
         self._woken.set()
 
     async def run(self, beat: Heartbeat) -> None:
-        while True:
-            beat()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), TICK_SECONDS)
-            self._woken.clear()
-            try:
-                await self.tick()
-            except StoreError as exc:
-                log.error("store failed; rule timers will be retried", error=str(exc))
+        await every(TICK_SECONDS, self._woken, beat, self.tick, "rule timers will be retried")
 
     async def tick(self) -> None:
         pipeline, store = self._pipeline, self._pipeline.store

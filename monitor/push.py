@@ -11,7 +11,6 @@ replayed push, the poll that catches up) and never moves a call backwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from monitor.loops import every
 from monitor.model import PollResult
 from monitor.pipeline import Pipeline
 from monitor.providers.base import ProviderError
@@ -155,15 +155,7 @@ class PushIntake:
         self._woken.set()
 
     async def run(self, beat: Heartbeat) -> None:
-        while True:
-            beat()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), LOOK_AGAIN)
-            self._woken.clear()
-            try:
-                await self.drain()
-            except StoreError as exc:
-                log.error("store failed; kept pushes wait for it", error=str(exc))
+        await every(LOOK_AGAIN, self._woken, beat, self.drain, "kept pushes wait for it")
 
     async def drain(self) -> int:
         """Apply every kept push that can be applied now; how many were."""

@@ -41,7 +41,7 @@ from monitor.providers.webhook import (
     Reply,
     WebhookSettings,
     WebhookSpec,
-    malformed,
+    decode,
     unauthorized,
 )
 from monitor.redaction import basic_forms
@@ -312,10 +312,7 @@ def accept(settings: BandwidthWebhook, got: Received) -> str | Reply:
     ok_password = hmac.compare_digest(password.encode(), wanted.encode())
     if scheme.lower() != "basic" or not (ok_user and ok_password):
         raise unauthorized("bandwidth push without the callback's credentials")
-    try:
-        event = msgspec.json.decode(got.body, type=_Pushed)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise malformed(f"not a Bandwidth call event: {exc}") from None
+    event = decode(got.body, _Pushed, "a Bandwidth call event")
     if event.eventType not in CALL_EVENTS:
         return Reply(200, {"status": "ignored"}, "ignored")
     return got.body.decode()

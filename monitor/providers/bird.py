@@ -31,6 +31,7 @@ from monitor.providers.webhook import (
     Received,
     WebhookSettings,
     WebhookSpec,
+    decode,
     malformed,
     unauthorized,
 )
@@ -185,10 +186,7 @@ def accept(settings: BirdWebhook, got: Received) -> str:
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature.strip().encode()):
         raise unauthorized("bird push with a wrong signature")
-    try:
-        shape = msgspec.json.decode(got.body, type=_PushShape)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise malformed(f"not a Bird call event: {exc}") from None
+    shape = decode(got.body, _PushShape, "a Bird call event")
     if shape.payload.status not in STATES:
         raise malformed(f"unknown Bird call status {shape.payload.status[:40]!r}")
     return got.body.decode()

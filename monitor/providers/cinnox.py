@@ -32,6 +32,7 @@ from monitor.providers.webhook import (
     Reply,
     WebhookSettings,
     WebhookSpec,
+    decode,
     malformed,
     unauthorized,
 )
@@ -199,10 +200,7 @@ def accept(settings: CinnoxWebhook, got: Received) -> str | Reply:
     token = got.query.get("token", "")
     if not hmac.compare_digest(token.encode(), settings.token.get_secret_value().encode()):
         raise unauthorized("cinnox push without the subscription's token")
-    try:
-        event = msgspec.json.decode(got.body, type=_Event)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise malformed(f"not a CINNOX call event: {exc}") from None
+    event = decode(got.body, _Event, "a CINNOX call event")
     if event.challenge is not None:
         return Reply(200, {"code": 0, "result": {"challenge": event.challenge}}, "challenge")
     if event.message is None or event.message.status not in ("CallStart", "CallEnd"):

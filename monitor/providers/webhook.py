@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
+import msgspec
 from pydantic import SecretStr
 
 from monitor.providers.settings import Strict
 from monitor.redaction import forms
 
+T = TypeVar("T")
 MAX_BODY = 64 * 1024
 """The largest push accepted (413 beyond)."""
 
@@ -51,6 +53,14 @@ def unauthorized(reason: str) -> Refused:
 
 def malformed(reason: str) -> Refused:
     return Refused(400, "malformed", reason)
+
+
+def decode(body: bytes, shape: type[T], what: str) -> T:
+    """The body as `shape`, or a 400 that says it is not `what`."""
+    try:
+        return msgspec.json.decode(body, type=shape)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise malformed(f"not {what}: {exc}") from None
 
 
 class NotYet(Exception):
