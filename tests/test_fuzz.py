@@ -25,15 +25,24 @@ from monitor import configfile, yamldoc
 from monitor.model import Call, PollResult
 from monitor.providers.bandwidth import Bandwidth, BandwidthProvider
 from monitor.providers.base import BadResponse, decode_body
-from monitor.providers.bird import Bird, BirdProvider
+from monitor.providers.bird import Bird, BirdProvider, accept
 from monitor.providers.bird import _Page as BirdPage
 from monitor.providers.cinnox import Cinnox, CinnoxProvider
 from monitor.providers.cinnox import _Body as CinnoxBody
 from monitor.providers.records import Skips
 from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.providers.vms_intercom import _Page as VmsPage
+from monitor.providers.webhook import Received, Refused
 from monitor.rules.loader import Context, load_document
 from monitor.yamldoc import SourceError, SourceErrors
+from tests.test_push import (
+    CINNOX_TOKEN,
+    bandwidth_settings,
+    basic,
+    bird_settings,
+    cinnox_settings,
+    signed,
+)
 
 SCALARS = (
     st.none()
@@ -284,3 +293,52 @@ RULE_DOCUMENTS = (
 @example(text='{"rules":[{"name":"r","notify":["chat"],"when":{},"title":"\\ud80000cdu"}]}')
 def test_a_rule_file_of_anything_is_a_positioned_error_at_worst(text: str) -> None:
     assert all(e.startswith("r.yaml:") for e in problems(load_rules, text))
+
+
+# --- pushes: whatever reaches a webhook is kept, answered or refused with 400/401
+
+
+@given(body=st.binary(max_size=512), stamp=st.text(max_size=20), signature=st.text(max_size=60))
+def test_whatever_arrives_is_accepted_or_refused_and_nothing_else(
+    body: bytes, stamp: str, signature: str
+) -> None:
+    headers = {"messagebird-request-timestamp": stamp, "messagebird-signature": signature}
+    for got in (Received(headers, {}, body), signed(body, stamp=stamp or "1")):
+        status = 200
+        try:
+            kept = accept(bird_settings(), got)
+        except Refused as refused:
+            status = refused.status
+        else:
+            assert kept == body.decode()
+        assert status in (200, 400, 401)
+
+
+@given(body=st.binary(max_size=512), authorization=st.text(max_size=60))
+def test_whatever_reaches_the_bandwidth_hook_is_accepted_ignored_or_refused(
+    body: bytes, authorization: str
+) -> None:
+    from monitor.providers import bandwidth
+
+    for headers in ({"Authorization": authorization}, basic()):
+        status = 200
+        try:
+            bandwidth.accept(bandwidth_settings(), Received(headers, {}, body))
+        except Refused as refused:
+            status = refused.status
+        assert status in (200, 400, 401)
+
+
+@given(body=st.binary(max_size=512), token=st.text(max_size=30))
+def test_whatever_reaches_the_cinnox_hook_is_answered_kept_or_refused(
+    body: bytes, token: str
+) -> None:
+    from monitor.providers import cinnox
+
+    for query in ({"token": token}, {"token": CINNOX_TOKEN}):
+        status = 200
+        try:
+            cinnox.accept(cinnox_settings(), Received({}, query, body))
+        except Refused as refused:
+            status = refused.status
+        assert status in (200, 400, 401)

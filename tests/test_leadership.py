@@ -5,6 +5,7 @@ and what it does on loss and on stop."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from monitor.leadership import LOCAL_SHARE, Leadership
@@ -24,8 +25,7 @@ class MemoryLease:
     down: bool = False
     calls: list[str] = field(default_factory=list)
 
-    def on_lease_lost(self) -> None:
-        pass
+    on_lease_lost: Callable[[], None] = field(default=lambda: None)
 
     def _up(self, what: str) -> None:
         self.calls.append(what)
@@ -147,7 +147,10 @@ async def test_a_pause_that_nobody_used_ends_with_the_next_renewal() -> None:
     lead, changes = leadership(lease, ttl=0.3)
     stopping = asyncio.Event()
 
-    task = asyncio.create_task(lead.run(stopping.wait, stopping))
+    async def work() -> None:
+        await stopping.wait()
+
+    task = asyncio.create_task(lead.run(work, stopping))
     await wait_for(lambda: lead.leading)
     now[0] += 10.0  # the pause
     assert not lead.holds()

@@ -12,8 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from monitor.providers.bird import BirdWebhook, accept
 from monitor.providers.webhook import MAX_BODY, Received, Refused
@@ -42,8 +40,8 @@ rules:
 """
 
 
-def settings() -> BirdWebhook:
-    return BirdWebhook(signing_key=KEY, url=PUBLIC)  # type: ignore[arg-type]
+def bird_settings() -> BirdWebhook:
+    return BirdWebhook(signing_key=KEY, url=PUBLIC)
 
 
 def event(status: str = "no-answer", call_id: str = "c-1") -> bytes:
@@ -61,13 +59,13 @@ def signed(body: bytes, key: str = KEY, url: str = PUBLIC, stamp: str = "1795000
 
 def refusal(got: Received) -> tuple[int, str]:
     with pytest.raises(Refused) as refused:
-        accept(settings(), got)
+        accept(bird_settings(), got)
     return refused.value.status, str(refused.value)
 
 
 def test_a_bird_push_signed_as_bird_signs_is_accepted_as_it_came() -> None:
     body = event()
-    assert accept(settings(), signed(body)) == body.decode()
+    assert accept(bird_settings(), signed(body)) == body.decode()
 
 
 def test_a_bird_push_that_is_not_bird_s_is_refused() -> None:
@@ -87,22 +85,6 @@ def test_a_bird_push_that_is_not_bird_s_is_refused() -> None:
         400,
         "unknown Bird call status 'teleported'",
     )
-
-
-@given(body=st.binary(max_size=512), stamp=st.text(max_size=20), signature=st.text(max_size=60))
-def test_whatever_arrives_is_accepted_or_refused_and_nothing_else(
-    body: bytes, stamp: str, signature: str
-) -> None:
-    headers = {"messagebird-request-timestamp": stamp, "messagebird-signature": signature}
-    for got in (Received(headers, {}, body), signed(body, stamp=stamp or "1")):
-        status = 200
-        try:
-            kept = accept(settings(), got)
-        except Refused as refused:
-            status = refused.status
-        else:
-            assert kept == body.decode()
-        assert status in (200, 400, 401)
 
 
 def bird_config(sim: Simulator, receiver: Receiver, port: int, folder: Path) -> str:
@@ -223,7 +205,7 @@ BW_USER, BW_PASSWORD = "callmon", "bw-callback-pass-31c"
 def bandwidth_settings() -> Any:
     from monitor.providers.bandwidth import BandwidthWebhook
 
-    return BandwidthWebhook(username=BW_USER, password=BW_PASSWORD)  # type: ignore[arg-type]
+    return BandwidthWebhook(username=BW_USER, password=BW_PASSWORD)
 
 
 def basic(user: str = BW_USER, password: str = BW_PASSWORD) -> dict[str, str]:
@@ -290,8 +272,8 @@ async def test_each_bandwidth_event_means_what_the_poll_would_read(
         name="sales",
         base_url="http://127.0.0.1:1",
         user_id="u-1",
-        api_token="t",  # type: ignore[arg-type]
-        api_secret="s",  # type: ignore[arg-type]
+        api_token="t",
+        api_secret="s",
     )
     async with aiohttp.ClientSession() as session:
         client = Bandwidth(settings, session)
@@ -301,21 +283,6 @@ async def test_each_bandwidth_event_means_what_the_poll_would_read(
     assert call.id == "c-1"
     if "cause" in fields:
         assert call.raw["hangupCause"] == fields["cause"]
-
-
-@given(body=st.binary(max_size=512), authorization=st.text(max_size=60))
-def test_whatever_reaches_the_bandwidth_hook_is_accepted_ignored_or_refused(
-    body: bytes, authorization: str
-) -> None:
-    from monitor.providers import bandwidth
-
-    for headers in ({"Authorization": authorization}, basic()):
-        status = 200
-        try:
-            bandwidth.accept(bandwidth_settings(), Received(headers, {}, body))
-        except Refused as refused:
-            status = refused.status
-        assert status in (200, 400, 401)
 
 
 async def test_a_bandwidth_callback_alerts_once_with_its_hangup_cause(
@@ -399,7 +366,7 @@ CINNOX_TOKEN = "cinnox-hook-token-9b2"
 def cinnox_settings() -> Any:
     from monitor.providers.cinnox import CinnoxWebhook
 
-    return CinnoxWebhook(token=CINNOX_TOKEN)  # type: ignore[arg-type]
+    return CinnoxWebhook(token=CINNOX_TOKEN)
 
 
 def test_a_cinnox_push_needs_the_token_answers_the_challenge_and_keeps_call_events() -> None:
@@ -420,21 +387,6 @@ def test_a_cinnox_push_needs_the_token_answers_the_challenge_and_keeps_call_even
         with pytest.raises(Refused) as refused:
             cinnox.accept(cinnox_settings(), Received({}, token, body))
         assert refused.value.status == 400
-
-
-@given(body=st.binary(max_size=512), token=st.text(max_size=30))
-def test_whatever_reaches_the_cinnox_hook_is_answered_kept_or_refused(
-    body: bytes, token: str
-) -> None:
-    from monitor.providers import cinnox
-
-    for query in ({"token": token}, {"token": CINNOX_TOKEN}):
-        status = 200
-        try:
-            cinnox.accept(cinnox_settings(), Received({}, query, body))
-        except Refused as refused:
-            status = refused.status
-        assert status in (200, 400, 401)
 
 
 async def test_a_cinnox_call_end_reads_the_final_record_at_once(
@@ -506,10 +458,10 @@ async def test_a_slow_or_oversized_body_is_refused_without_keeping_anything(
         type="bird",
         name="support",
         base_url="http://127.0.0.1:1",
-        token="t",  # type: ignore[arg-type]
+        token="t",
         workspace_id="w",
         channel_id="c",
-        webhook=settings(),
+        webhook=bird_settings(),
     )
     telemetry = Telemetry(CollectorRegistry())
     assert bird.PLUGIN.webhook is not None
