@@ -129,6 +129,9 @@ class Leadership:
                 group.cancel_scope.cancel()
         finally:
             self.token = None
+            # The leader's work has stopped (its writes finished or were cancelled): from now
+            # on this replica writes only what a standby may (a push, a health check).
+            self.lease.fence = None
             self._on_change(False)
         if lost:
             log.warning("lease lost; standing by", token=token)

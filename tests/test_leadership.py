@@ -105,6 +105,7 @@ async def test_a_lease_taken_by_another_stops_the_work_at_once_and_stands_by() -
     assert not lead.leading
     assert not lead.holds()
     assert changes == [True, False]
+    assert lease.fence is None  # a standby's own writes (pushes, checks) are not fenced
     lease.expires = 0.0  # the other one left: this replica leads again, with a new token
     await wait_for(lambda: lead.leading, timeout=5)
     assert lease.fence == 8
