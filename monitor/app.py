@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor import providers
+from monitor.api import Api
 from monitor.assembly import build_schedules, load_config_rules
 from monitor.config import Config
 from monitor.leadership import Leadership, Lease
@@ -160,9 +161,10 @@ class Daemon:
         self.telemetry.declare(
             [p.name for p in config.providers], list(config.notifiers), [r.name for r in self.rules]
         )
-        runner = web.AppRunner(
-            build_app(self.registry, self.readiness, self._hooks()), access_log=None
-        )
+        token = config.api_token.get_secret_value() if config.api_token else None
+        api = Api(lambda: self.store, token, lambda: [r.name for r in self.rules])
+        app = build_app(self.registry, self.readiness, self._hooks(), api.routes())
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
             host, port = config.listen_address()

@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from monitor.providers import PLUGINS
 from monitor.providers.settings import ProviderSettings, Strict
-from monitor.redaction import url_forms
+from monitor.redaction import forms, url_forms
 from monitor.units import Duration, Rate, check_zone
 
 DEFAULT_STORE = "sqlite:///callmon-state.db"
@@ -89,6 +89,9 @@ class Config(Strict):
     unhealthy_exit_after: Duration = 60.0
     """A store failing (or a loop hung) this long makes callmon exit with status 3, so that the
     orchestrator restarts it."""
+    api_token: SecretStr | None = None
+    """Lets `/api/v1/…` change silences and retry the outbox (`Authorization: Bearer`); without
+    it the API is read-only."""
     lease_ttl: Duration = Field(default=15.0, ge=1.0, le=3600.0)
     """With a PostgreSQL store: how long a replica's leadership lasts without renewal, so how
     soon a standby takes over from a leader that died."""
@@ -97,6 +100,13 @@ class Config(Strict):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("at least 16 characters (it guards changes through the API)")
+        return value
 
     @field_validator("store")
     @classmethod
@@ -121,6 +131,8 @@ class Config(Strict):
         """Every secret in the config, in every shape it may leak in: provider credentials
         (with their Basic encodings) and notifier URLs (with the tokens inside them)."""
         found = {s for p in self.providers for s in p.secrets()}
+        if self.api_token is not None:
+            found.update(forms(self.api_token.get_secret_value()))
         password = urlsplit(self.store).password
         if password:
             found.update((password, quote(password), unquote(password)))

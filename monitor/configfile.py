@@ -53,9 +53,11 @@ def interpolate(doc: Document, environ: Mapping[str, str]) -> list[SourceError]:
 
 
 def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
-    """Replace `token_file: PATH` (and the like) in each provider, and in its `webhook:`, by the
-    file's contents."""
+    """Replace `token_file: PATH` (and the like) in each provider, in its `webhook:` and at the
+    top (`api_token_file`), by the file's contents."""
     errors: list[SourceError] = []
+    if isinstance(doc.data, dict) and "api_token_file" in doc.data:
+        errors += _read_secrets(doc, base_dir, doc.data, (), keys=("api_token",))
     for i, provider in enumerate(_providers(doc.data)):
         if not isinstance(provider, dict):
             continue
@@ -67,10 +69,14 @@ def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
 
 
 def _read_secrets(
-    doc: Document, base_dir: Path, mapping: dict[str, Any], at: tuple[str | int, ...]
+    doc: Document,
+    base_dir: Path,
+    mapping: dict[str, Any],
+    at: tuple[str | int, ...],
+    keys: tuple[str, ...] = SECRET_KEYS,
 ) -> list[SourceError]:
     errors: list[SourceError] = []
-    for key in SECRET_KEYS:
+    for key in keys:
         file_key = f"{key}_file"
         if file_key not in mapping:
             continue

@@ -1,8 +1,8 @@
-"""The HTTP endpoints on `listen`: /metrics, /healthz, /readyz, /hooks/NAME."""
+"""The HTTP endpoints on `listen`: /metrics, /healthz, /readyz, /hooks/NAME, /api/v1/…"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,13 @@ PushHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(
-    registry: CollectorRegistry, readiness: Readiness, hooks: PushHandler | None = None
+    registry: CollectorRegistry,
+    readiness: Readiness,
+    hooks: PushHandler | None = None,
+    api: Sequence[web.RouteDef] = (),
 ) -> web.Application:
-    """The aiohttp application serving the probes, the metrics and (with `hooks`) the
-    providers' pushes on `POST /hooks/NAME`."""
+    """The aiohttp application serving the probes, the metrics, (with `hooks`) the providers'
+    pushes on `POST /hooks/NAME`, and the JSON API's `api` routes."""
 
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -61,6 +64,7 @@ def build_app(
     app = web.Application()
     if hooks is not None:
         app.router.add_post("/hooks/{name}", hooks)
+    app.router.add_routes(api)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

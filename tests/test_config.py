@@ -180,3 +180,15 @@ def test_the_replicas_deployment_is_a_valid_config_and_compose_file(
     for service in services.values():
         if "command" in service and "image" not in service:
             parser().parse_args(service["command"])  # exits on a command callmon refuses
+
+
+def test_the_api_token_may_come_from_a_file_and_is_a_secret(tmp_path: Path) -> None:
+    (tmp_path / "api-token").write_text("0123456789abcdef-token\n")
+    config = configfile.load(write(tmp_path, "api_token_file: api-token\n"), {})
+    assert config.api_token is not None
+    assert config.api_token.get_secret_value() == "0123456789abcdef-token"
+    assert "0123456789abcdef-token" in config.secrets()
+    (error,) = errors_of(write(tmp_path, "api_token: short\n"))
+    assert error.endswith(
+        "callmon.yaml:1:12: api_token: at least 16 characters (it guards changes through the API)"
+    )

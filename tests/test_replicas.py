@@ -422,6 +422,11 @@ async def test_the_leader_sees_an_outbox_retry_and_a_silence_from_another_proces
     assert sent - asked < 1.0
 
     await tool(config, "silence", "add", "--rule", "missed", "--for", "1h", "--comment", "test")
+    url = f"http://127.0.0.1:{replica.port}/api/v1/silences"
+    async with aiohttp.ClientSession() as session, session.get(url) as answer:
+        assert [s["comment"] for s in (await answer.json())["silences"]] == ["test"]
+    async with aiohttp.ClientSession() as session, session.post(url, json={}) as answer:
+        assert answer.status == 403  # no api_token in this config: the API only reads
     await asyncio.sleep(1.0)  # the promise: a new silence is in force within a second
     hushed = sim.vms.ring(180)
     sim.vms.miss(hushed.id)

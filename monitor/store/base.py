@@ -178,6 +178,29 @@ class Store(Protocol):
         """Silences not yet expired at `now` (every one when None)."""
         ...
 
+    async def add_silence(
+        self,
+        rule: str,
+        matchers: Sequence[tuple[str, str]],
+        starts: float,
+        ends: float,
+        comment: str,
+    ) -> int:
+        """Store a silence (any replica may); returns its id."""
+        ...
+
+    async def expire_silence(self, silence_id: int, now: float) -> bool:
+        """End a silence in force at `now`; False when none was."""
+        ...
+
+    async def outbox(self, *, status: str | None = None) -> list[OutboxItem]:
+        """Every outbox entry, optionally of one status, oldest first."""
+        ...
+
+    async def outbox_retry(self, *, dead: bool, notifier: str | None = None) -> int:
+        """Make entries due now (dead ones revived); how many (any replica may)."""
+        ...
+
     async def prune_sent(self, before: float) -> int:
         """Forget delivered entries decided before `before`."""
         ...

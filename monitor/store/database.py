@@ -108,7 +108,7 @@ class SqlStore(ABC):
     async def outbox_retry(self, *, dead: bool, notifier: str | None = None) -> int:
         """Make entries due now (dead ones revived with a fresh `max_age`); how many."""
         program = sql.outbox_retry(dead, notifier, time.time())
-        return await self._run("retry notifications", program, write=True)
+        return await self._run("retry notifications", program, write=True, fenced=False)
 
     async def outbox_purge(self, *, dead: bool, notifier: str | None = None) -> int:
         """Delete undelivered (or dead-lettered) entries; returns how many."""
@@ -132,7 +132,7 @@ class SqlStore(ABC):
     ) -> int:
         """Store a silence; returns its id."""
         program = sql.add_silence(rule, matchers, starts, ends, comment)
-        return await self._run("add a silence", program, write=True)
+        return await self._run("add a silence", program, write=True, fenced=False)
 
     async def silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at `now` (every one when None), oldest first."""
@@ -162,6 +162,11 @@ class SqlStore(ABC):
         copied = await self._run("write the copy", sql.load(tables), write=True)
         await self._renumber()
         return copied
+
+    async def expire_silence(self, silence_id: int, now: float) -> bool:
+        """End a silence in force now (kept, no longer in force); False when none was."""
+        program = sql.expire_silence(silence_id, now)
+        return await self._run("expire a silence", program, write=True, fenced=False) > 0
 
     async def remove_silence(self, silence_id: int) -> bool:
         """Delete a silence; False when there was none with that id."""

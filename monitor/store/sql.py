@@ -315,6 +315,15 @@ def silences(now: float | None) -> Program[list[Silence]]:
     ]
 
 
+def expire_silence(silence_id: int, now: float) -> Program[int]:
+    changed = yield from _changed(
+        "UPDATE silences SET ends = %s WHERE id = %s AND ends > %s", (now, silence_id, now)
+    )
+    if changed:
+        yield Notify("silences")
+    return changed
+
+
 def remove_silence(silence_id: int) -> Program[int]:
     changed = yield from _changed("DELETE FROM silences WHERE id = %s", (silence_id,))
     if changed:

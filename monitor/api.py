@@ -1,0 +1,187 @@
+"""The JSON API's silences and outbox (`/api/v1/silences`, `/api/v1/outbox`), on any replica.
+
+Reading needs nothing. Changing needs `Authorization: Bearer TOKEN` when the config sets
+`api_token` (401 without it or with a wrong one); without `api_token` the API is read-only and a
+change gets 403. Every answer is JSON; an error is `{"error": "…"}` with a 4xx status (503 when
+the store cannot be reached).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from monitor.model import Silence
+from monitor.rules.silence import parse_matcher
+from monitor.store import OutboxItem, Store, StoreError
+from monitor.units import parse_duration
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STATUSES = ("pending", "sent", "dead")
+
+
+class ApiError(Exception):
+    """An answer other than success: its status and the message of its JSON error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Api:
+    """The silences and outbox endpoints over the daemon's store."""
+
+    def __init__(
+        self,
+        store: Callable[[], Store | None],
+        token: str | None,
+        rules: Callable[[], Collection[str]],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._token = token.encode() if token else None
+        self._rules = rules
+        self._clock = clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/v1/silences", self._answer(self.silences)),
+            web.post("/api/v1/silences", self._answer(self.add_silence, change=True)),
+            web.delete("/api/v1/silences/{id}", self._answer(self.expire_silence, change=True)),
+            web.get("/api/v1/outbox", self._answer(self.outbox)),
+            web.post("/api/v1/outbox/retry", self._answer(self.retry, change=True)),
+        ]
+
+    def _answer(
+        self,
+        work: Callable[[web.Request, Store], Awaitable[tuple[int, Any]]],
+        *,
+        change: bool = False,
+    ) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                if change:
+                    self._authorize(request)
+                store = self._store()
+                if store is None:
+                    raise ApiError(503, "the store is not open yet")
+                status, body = await work(request, store)
+            except ApiError as exc:
+                return web.json_response({"error": str(exc)}, status=exc.status)
+            except StoreError as exc:
+                return web.json_response({"error": str(exc)}, status=503)
+            return web.json_response(body, status=status)
+
+        return handle
+
+    def _authorize(self, request: web.Request) -> None:
+        if self._token is None:
+            raise ApiError(403, "the API is read-only: set api_token in the config to change")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
+            raise ApiError(401, "a change needs Authorization: Bearer with the api_token")
+
+    # --- silences
+
+    async def silences(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        return 200, {"silences": [_silence(s) for s in await store.silences(self._clock())]}
+
+    async def add_silence(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        body = await _json(request)
+        rule = body.get("rule")
+        if not isinstance(rule, str) or not rule:
+            raise ApiError(400, "rule: the name of the rule to silence is required")
+        if rule not in self._rules():
+            raise ApiError(400, f"rule: unknown rule {rule[:100]!r}")
+        match = body.get("match") or {}
+        if not isinstance(match, dict):
+            raise ApiError(
+                400, 'match: an object of field to value, e.g. {"call.intercom.id": "1"}'
+            )
+        try:
+            matchers = [parse_matcher(f"{field}={value}") for field, value in match.items()]
+            seconds = parse_duration(str(body.get("for", "")))
+        except ValueError as exc:
+            raise ApiError(400, str(exc).replace("--match", "match")) from None
+        comment = body.get("comment", "")
+        if not isinstance(comment, str):
+            raise ApiError(400, "comment: text")
+        now = self._clock()
+        silence_id = await store.add_silence(rule, matchers, now, now + seconds, comment[:500])
+        added = Silence(silence_id, rule, tuple(matchers), now, now + seconds, comment[:500])
+        return 201, _silence(added)
+
+    async def expire_silence(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        try:
+            silence_id = int(request.match_info["id"])
+        except ValueError:
+            raise ApiError(400, "a silence id is a number") from None
+        if not await store.expire_silence(silence_id, self._clock()):
+            raise ApiError(404, f"no silence {silence_id} in force")
+        return 200, {"id": silence_id, "expired": True}
+
+    # --- the outbox
+
+    async def outbox(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        status = request.query.get("status")
+        if status is not None and status not in STATUSES:
+            raise ApiError(400, f"status: one of {', '.join(STATUSES)}")
+        return 200, {"outbox": [_item(i) for i in await store.outbox(status=status)]}
+
+    async def retry(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        body = await _json(request, empty_ok=True)
+        notifier, dead = body.get("notifier"), body.get("dead", False)
+        if notifier is not None and not isinstance(notifier, str):
+            raise ApiError(400, "notifier: a notifier's name")
+        if not isinstance(dead, bool):
+            raise ApiError(400, "dead: true or false")
+        return 200, {"retried": await store.outbox_retry(dead=dead, notifier=notifier)}
+
+
+async def _json(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    if empty_ok and not await request.read():
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body is a JSON object")
+    return body
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _silence(s: Silence) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "rule": s.rule,
+        "match": dict(s.matchers),
+        "starts": _iso(s.starts),
+        "ends": _iso(s.ends),
+        "comment": s.comment,
+    }
+
+
+def _item(i: OutboxItem) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "notifier": i.notifier,
+        "target": i.target,
+        "rule": i.rule,
+        "severity": i.severity,
+        "title": i.title,
+        "created_at": _iso(i.created_at),
+        "event_at": _iso(i.event_at),
+        "attempts": i.attempts,
+        "status": i.status,
+        "last_error": i.last_error,
+    }
