@@ -149,6 +149,11 @@ class Tracker:
             if _RANK.get(call.state, 2) < _RANK[prev.state]:
                 out.upserts[call.id] = Tracked(prev.state, call.marker, prev.created)
                 continue  # a record going backwards: keep the state we had
+            if call.created_at is None:
+                # A push tells of the change only (a Bandwidth hangup): the call began when
+                # it was first seen, so its ring time still counts.
+                start = datetime.fromtimestamp(prev.created, UTC)
+                call = msgspec.structs.replace(call, created_at=start)
             _delay(out, call, call.state, now_ts)
             if call.state.terminal and call.ended_at is None:
                 call = msgspec.structs.replace(call, ended_at=now.astimezone(UTC))  # observed

@@ -129,3 +129,23 @@ def test_gone_calls_are_dropped() -> None:
     tracker.apply(diff)
     assert not tracker.knows("1")
     assert list(tracker.open_calls()) == []
+
+
+def test_a_pushed_change_without_a_start_time_keeps_the_call_s_ring_time() -> None:
+    """A Bandwidth hangup says when the call ended, not when it began: the tracked start
+    stands in, so `call.ring_seconds` still reads in templates."""
+    tracker = started()
+    tracker.apply(tracker.diff(PollResult(calls=[call("1", CallState.RINGING)]), T0))
+    hangup = Call(
+        id="1",
+        state=CallState.MISSED,
+        raw_status="completed",
+        created_at=None,
+        ended_at=T0 + timedelta(seconds=20),
+        marker="push|hangup",
+    )
+    (event,) = tracker.diff(PollResult(calls=[hangup], via="push"), T0).events
+    assert event.via == "push"
+    assert event.call is not None
+    assert event.call.created_at == T0
+    assert event.call.ring_seconds == 20
