@@ -87,30 +87,47 @@ def test_a_bird_push_that_is_not_bird_s_is_refused() -> None:
     )
 
 
-def bird_config(sim: Simulator, receiver: Receiver, port: int, folder: Path) -> str:
+async def pushing_daemon(
+    daemon_factory: Callable[..., DaemonProcess],
+    receiver: Receiver,
+    folder: Path,
+    provider: str,
+    rule: str = RULE,
+) -> tuple[DaemonProcess, int]:
+    """A daemon (a process, on SQLite) with one `provider` entry (YAML, indented as a list
+    item), started and past its baseline; and its port."""
+    port = free_port()
     (folder / "rules").mkdir(exist_ok=True)
-    (folder / "rules" / "missed.yaml").write_text(RULE)
-    (folder / "bird-key").write_text(KEY + "\n")
-    return f"""
+    (folder / "rules" / "missed.yaml").write_text(rule)
+    daemon = daemon_factory(
+        f"""
 store: sqlite:///{folder / "state.db"}
 listen: 127.0.0.1:{port}
 rules: [{folder / "rules"}]
 providers:
-  - name: support
-    type: bird
-    base_url: {sim.base_url}
-    token: {sim.bird.access_key}
-    workspace_id: {sim.bird.workspace_id}
-    channel_id: {sim.bird.channel_id}
-    poll_interval: 300ms
-    max_backoff: 300ms
-    webhook:
-      signing_key_file: bird-key
-      url: {PUBLIC}
+{provider}
 notifiers:
   chat:
     urls: ["{receiver.url}"]
 """
+    )
+    await daemon.start()
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    return daemon, port
+
+
+async def polls_blocked(api: Any, port: int, provider: str) -> None:
+    """No poll sees anything from now on: what arrives, arrives by push."""
+    api.faults.add(Fault("status", status=503), times=10_000)
+    await wait_for_metric(port, f'callmon_provider_up{{provider="{provider}"}}', 0, timeout=20)
+
+
+async def polls_again(api: Any, port: int, provider: str) -> None:
+    """Polls succeed again; returns once three more have."""
+    api.faults.clear()
+    await wait_for_metric(port, f'callmon_provider_up{{provider="{provider}"}}', 1, timeout=20)
+    polled = f'callmon_provider_requests_total{{code="200",provider="{provider}"}}'
+    await wait_for_metric(port, polled, metric_value(await metrics(port), polled) + 3)
 
 
 async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
@@ -132,14 +149,27 @@ async def test_a_push_alerts_once_before_any_poll_and_polling_agrees_afterwards(
     daemon_factory: Callable[..., DaemonProcess],
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    daemon = daemon_factory(bird_config(sim, receiver, port, tmp_path))
-    await daemon.start()
-    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
+    (tmp_path / "bird-key").write_text(KEY + "\n")
+    daemon, port = await pushing_daemon(
+        daemon_factory,
+        receiver,
+        tmp_path,
+        f"""\
+  - name: support
+    type: bird
+    base_url: {sim.base_url}
+    token: {sim.bird.access_key}
+    workspace_id: {sim.bird.workspace_id}
+    channel_id: {sim.bird.channel_id}
+    poll_interval: 300ms
+    max_backoff: 300ms
+    webhook:
+      signing_key_file: bird-key
+      url: {PUBLIC}""",
+    )
     hook = f"http://127.0.0.1:{port}/hooks/support"
     sim.bird.subscribe(hook, KEY, PUBLIC)
-    sim.bird.faults.add(Fault("status", status=503), times=10_000)  # no poll sees anything
-    await wait_for_metric(port, 'callmon_provider_up{provider="support"}', 0, timeout=20)
+    await polls_blocked(sim.bird, port, "support")
 
     call = sim.bird.start_call()
     sim.bird.reject(call)  # pushed: ringing, then busy
@@ -181,11 +211,7 @@ async def test_a_push_alerts_once_before_any_poll_and_polling_agrees_afterwards(
         assert metric_value(body, series) == count
 
     # The poll catches up with the same change: no second event.
-    sim.bird.faults.clear()
-    await wait_for_metric(port, 'callmon_provider_up{provider="support"}', 1, timeout=20)
-    polled = 'callmon_provider_requests_total{code="200",provider="support"}'
-    seen = metric_value(await metrics(port), polled)
-    await wait_for_metric(port, polled, seen + 3)
+    await polls_again(sim.bird, port, "support")
     body = await metrics(port)
     busy = (
         'callmon_call_transitions_total{from_state="ringing",provider="support",'
@@ -291,22 +317,13 @@ async def test_a_bandwidth_callback_alerts_once_with_its_hangup_cause(
     daemon_factory: Callable[..., DaemonProcess],
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "missed.yaml").write_text(
-        "rules:\n"
-        "  - name: missed\n"
-        "    when: {to: missed}\n"
-        "    notify: [chat]\n"
-        '    title: "missed {{ call.id }} via {{ via }}: {{ call.raw.hangupCause }}"\n'
-    )
     bw = sim.bandwidth
-    daemon = daemon_factory(
-        f"""
-store: sqlite:///{tmp_path / "state.db"}
-listen: 127.0.0.1:{port}
-rules: [{tmp_path / "rules"}]
-providers:
+    rule = RULE.replace('via {{ via }}"', 'via {{ via }}: {{ call.raw.hangupCause }}"')
+    daemon, port = await pushing_daemon(
+        daemon_factory,
+        receiver,
+        tmp_path,
+        f"""\
   - name: sales
     type: bandwidth
     base_url: {sim.base_url}
@@ -315,18 +332,12 @@ providers:
     api_secret: {bw.api_secret}
     poll_interval: 300ms
     max_backoff: 300ms
-    webhook: {{username: {BW_USER}, password: {BW_PASSWORD}}}
-notifiers:
-  chat:
-    urls: ["{receiver.url}"]
-"""
+    webhook: {{username: {BW_USER}, password: {BW_PASSWORD}}}""",
+        rule,
     )
-    await daemon.start()
-    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     hook = f"http://127.0.0.1:{port}/hooks/sales"
     bw.subscribe(hook.replace("http://", f"http://{BW_USER}:{BW_PASSWORD}@"))
-    bw.faults.add(Fault("status", status=503), times=10_000)
-    await wait_for_metric(port, 'callmon_provider_up{provider="sales"}', 0, timeout=20)
+    await polls_blocked(bw, port, "sales")
 
     call = bw.start_call()
     bw.no_answer(call)
@@ -344,11 +355,7 @@ notifiers:
         assert metric_value(body, series) == count
 
     await wait_until(lambda: asyncio.to_thread(kept, tmp_path / "state.db"), lambda n: n == 0)
-    bw.faults.clear()
-    await wait_for_metric(port, 'callmon_provider_up{provider="sales"}', 1, timeout=20)
-    polled = 'callmon_provider_requests_total{code="200",provider="sales"}'
-    seen = metric_value(await metrics(port), polled)
-    await wait_for_metric(port, polled, seen + 3)
+    await polls_again(bw, port, "sales")
     missed = (
         'callmon_call_transitions_total{from_state="ringing",provider="sales",to_state="missed"}'
     )
@@ -397,31 +404,21 @@ async def test_a_cinnox_call_end_reads_the_final_record_at_once(
 ) -> None:
     """The poll runs once an hour here: only the push can bring the call, and its record shows
     in the call log a second after the call ended (CINNOX publishes late)."""
-    port = free_port()
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "missed.yaml").write_text(RULE)
     cx = sim.cinnox
     cx.late = (1.0, 1.0)
-    daemon = daemon_factory(
-        f"""
-store: sqlite:///{tmp_path / "state.db"}
-listen: 127.0.0.1:{port}
-rules: [{tmp_path / "rules"}]
-providers:
+    daemon, port = await pushing_daemon(
+        daemon_factory,
+        receiver,
+        tmp_path,
+        f"""\
   - name: contact-centre
     type: cinnox
     base_url: {sim.base_url}
     app_id: {cx.app_id}
     token: {cx.token}
     poll_interval: 1h
-    webhook: {{token: {CINNOX_TOKEN}}}
-notifiers:
-  chat:
-    urls: ["{receiver.url}"]
-"""
+    webhook: {{token: {CINNOX_TOKEN}}}""",
     )
-    await daemon.start()
-    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=20)
     hook = f"http://127.0.0.1:{port}/hooks/contact-centre"
     assert await cx.subscribe(f"{hook}?token=wrong") is False
     assert await cx.subscribe(f"{hook}?token={CINNOX_TOKEN}") is True
