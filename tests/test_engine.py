@@ -434,3 +434,42 @@ rules:
     later = T0 + timedelta(minutes=5)
     fired = e.tick(later, down=frozenset({"door"}), polled={})
     assert titles(step(e, fired)) == ["door down for 5 minutes"]
+
+
+def test_every_candidate_rule_says_what_it_decided_and_why(tmp_path: Path) -> None:
+    """The decision record's verdicts: fired, and each way of not firing with its reason."""
+    from monitor.model import Silence
+    from monitor.rules.silence import Silencer
+
+    eng = engine(
+        tmp_path,
+        """
+rules:
+  - {name: gate, when: {to: missed, where: {call.intercom.id: 158}}, notify: [chat]}
+  - {name: other-door, when: {to: missed, where: {call.intercom.id: 180}}, notify: [chat]}
+  - {name: storm, when: {to: missed}, notify: [chat], threshold: {count: 3, within: 10m}}
+  - {name: nightly, when: {to: missed}, notify: [chat], during: night}
+  - {name: hushed, when: {to: missed}, notify: [chat]}
+  - {name: calm, when: {to: missed}, notify: [chat], throttle: {every: 1h}}
+  - {name: slow, when: {to: ringing}, notify: [chat], for: 30s}
+""",
+    )
+    noon = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # 13:00 in Berlin: not night
+    silencer = Silencer([Silence(7, "hushed", (), 0, 4e9, "works")])
+    first = eng.process([call_event("1", "missed", noon)], noon, silencer=silencer)
+    eng.apply(first)
+    second = eng.process([call_event("2", "missed", noon)], noon, silencer=silencer)
+    said = {(v.rule, v.verdict, v.detail) for v in [*second.verdicts, *second.misses()]}
+    assert said == {
+        ("gate", "fired", "sent"),
+        ("other-door", "not matched", "where call.intercom.id: 180 does not hold"),
+        ("storm", "below threshold", "2 of 3 within 600 s"),
+        ("nightly", "outside schedule", "outside its night schedule"),
+        ("hushed", "silenced", "silence 7: works"),
+        ("calm", "throttled", "one alert per 3600 s; this one is counted"),
+    }
+    (alert,) = second.alerts
+    (fired,) = [v.alert for v in second.verdicts if v.verdict == "fired"]
+    assert alert.key == f"{fired}|chat"  # the alert of the fired verdict, to its notifier
+    ringing = eng.process([call_event("3", "ringing", noon, frm=None)], noon)
+    assert [(v.rule, v.verdict) for v in ringing.verdicts] == [("slow", "waiting")]

@@ -17,8 +17,8 @@ from monitor.rules.templates import localtime
 SUMMARY_LINES = 50
 
 
-def group(run: Run, rule: Rule, event: Event, item: Item) -> None:
-    """Add the alert to its group; a full group goes out at once."""
+def group(run: Run, rule: Rule, event: Event, item: Item) -> str:
+    """Add the alert to its group; a full group goes out at once. Says which happened."""
     spec = rule.group
     assert spec is not None
     key = StateKey(rule.name, "group", by_key(spec.by, event))
@@ -26,13 +26,13 @@ def group(run: Run, rule: Rule, event: Event, item: Item) -> None:
     items = [*state.items, item]
     if len(items) >= spec.count:
         run.step.delete(key)
-        deliver(run, rule, summary(run, rule, items, "group"))
-    else:
-        run.step.put(key, Batch(state.due, items))
+        return "grouped; the full group " + deliver(run, rule, summary(run, rule, items, "group"))
+    run.step.put(key, Batch(state.due, items))
+    return f"grouped: {len(items)} waiting, sent together within {spec.seconds:g} s"
 
 
-def deliver(run: Run, rule: Rule, item: Item) -> None:
-    """Send now, or hold for the digest while the rule's quiet hours are on."""
+def deliver(run: Run, rule: Rule, item: Item) -> str:
+    """Send now, or hold for the digest while the rule's quiet hours are on. Says which."""
     if rule.quiet is not None:
         schedule = run.schedules.get(rule.quiet)
         end = schedule.end_after(run.now) if schedule else None
@@ -40,8 +40,9 @@ def deliver(run: Run, rule: Rule, item: Item) -> None:
             key = StateKey(rule.name, "quiet", "")
             state = run.step.get(key, Batch) or Batch(end.timestamp(), [])
             run.step.put(key, Batch(state.due, [*state.items, item]))
-            return
+            return f"held for quiet hours ({rule.quiet}) until {end.isoformat()}"
     send(run, rule, item)
+    return "sent"
 
 
 def flush_due(run: Run, rules: dict[str, Rule], stamp: float) -> None:

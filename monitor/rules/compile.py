@@ -4,6 +4,7 @@ compiled into closures, templates compiled and checked; every problem found at i
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,10 @@ class _Compiler:
             from_states=_from_states(when),
             to_states=_set(states),
             where=where,
+            where_text=tuple(
+                f"{name}: {json.dumps(test, default=str, separators=(', ', ': '))}"
+                for name, test in spec.when.where.items()
+            ),
             notify=tuple(spec.notify),
             severity=spec.severity,
             title=title,

@@ -9,7 +9,16 @@ from monitor.model import Event, EventKind, StateKey
 from monitor.rules import batches, windows
 from monitor.rules.match import Rule
 from monitor.rules.render import render
-from monitor.rules.run import Run, subject
+from monitor.rules.run import (
+    BELOW,
+    FIRED,
+    OUTSIDE,
+    SILENCED,
+    THROTTLED,
+    Run,
+    Verdict,
+    subject,
+)
 from monitor.rules.state import Firing, Item
 from monitor.rules.templates import localtime
 
@@ -27,23 +36,34 @@ def passes_gate(run: Run, rule: Rule, event: Event) -> bool:
 
 
 def fire(run: Run, rule: Rule, event: Event) -> None:
-    """Take the event through the rule's stages to an alert, or stop where one holds it."""
+    """Take the event through the rule's stages to an alert, or stop where one holds it; the
+    verdict says which."""
+    verdicts = run.out.verdicts
     if not passes_gate(run, rule, event):
+        where = f"outside its {rule.during}" if rule.during else f"inside its {rule.outside}"
+        verdicts.append(Verdict(event, rule.name, OUTSIDE, f"{where} schedule"))
         return
     extra: dict[str, Any] = {}
     if rule.threshold is not None:
-        count = windows.threshold(run, rule, event)
-        if count is None:
+        count, reached = windows.threshold(run, rule, event)
+        if not reached:
+            spec = rule.threshold
+            detail = f"{count} of {spec.count} within {spec.seconds:g} s"
+            verdicts.append(Verdict(event, rule.name, BELOW, detail))
             return
         extra["count"] = count
-    if run.silencer and run.silencer.match(rule.name, event, run.now) is not None:
+    if run.silencer and (silence := run.silencer.match(rule.name, event, run.now)) is not None:
         run.out.silenced.append(rule.name)
+        detail = f"silence {silence.id}" + (f": {silence.comment}" if silence.comment else "")
+        verdicts.append(Verdict(event, rule.name, SILENCED, detail))
         return
     run.out.fired.append(rule.name)
     held_back, since = 0, run.now
     if rule.throttle is not None:
         passed = windows.throttle(run, rule, event)
         if passed is None:
+            detail = f"one alert per {rule.throttle.seconds:g} s; this one is counted"
+            verdicts.append(Verdict(event, rule.name, THROTTLED, detail))
             return
         held_back, since = passed
     item = alert_item(run, rule, event, extra)
@@ -54,10 +74,12 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
         run.step.put(StateKey(rule.name, "firing", subject(event)), Firing(item.title))
     if run.backlog and event.kind is EventKind.TRANSITION:
         run.held[rule.name].append(item)
+        how = "held for the summary of the provider's backlog"
     elif rule.group is not None:
-        batches.group(run, rule, event, item)
+        how = batches.group(run, rule, event, item)
     else:
-        batches.deliver(run, rule, item)
+        how = batches.deliver(run, rule, item)
+    verdicts.append(Verdict(event, rule.name, FIRED, how, item.key))
 
 
 def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any]) -> Item:

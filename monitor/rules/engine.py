@@ -19,7 +19,7 @@ from monitor.model import Event
 from monitor.rules import batches, timers, windows
 from monitor.rules.decide import fire
 from monitor.rules.match import Rule
-from monitor.rules.run import Outcome, Run, Timetables
+from monitor.rules.run import WAITING, Considered, Outcome, Run, Timetables, Verdict
 from monitor.rules.schedule import Schedule
 from monitor.rules.silence import Silencer
 from monitor.rules.state import Batch, RuleState, Timer
@@ -88,11 +88,25 @@ class Engine:
         silencer: Silencer = NO_SILENCES,
         timetables: Timetables | None = None,
     ) -> Outcome:
-        """Evaluate events. With `backlog`, call alerts of each rule become one summary."""
-        work = [(event, self._matching(event)) for event in events]
+        """Evaluate events. With `backlog`, call alerts of each rule become one summary.
+
+        Each matching rule's verdict on each event is in `Outcome.verdicts`; the candidates an
+        event did not match are kept by reference in `Outcome.considered`, and say why only when
+        asked (`Outcome.misses`): recording costs the rules nothing measurable.
+        """
+        verdicts: list[Verdict] = []
+        considered: list[Considered] = []
+        work = []
+        for event in events:
+            candidates = self._rules_for(event)
+            matched = [rule for rule in candidates if rule.matches(event)]
+            if len(matched) < len(candidates):
+                considered.append((event, candidates, matched))
+            work.append((event, matched))
         if not self._watchers and not any(rules for _, rules in work):
-            return Outcome()  # the common case, made cheap: no rule wants these events
+            return Outcome(considered=considered)  # the common case: nothing matched
         run = self._run(now, silencer, timetables or {}, backlog)
+        run.out.verdicts, run.out.considered = verdicts, considered
         for event, rules in work:
             timers.leave(run, self._watchers, event)
             for rule in rules:
@@ -100,6 +114,8 @@ class Engine:
                     fire(run, rule, event)
                 else:
                     timers.start(run, rule, event)
+                    waiting = f"for: {rule.hold_for:g} s must pass in this state"
+                    verdicts.append(Verdict(event, rule.name, WAITING, waiting))
         batches.flush_backlog(run, self.by_name)
         run.out.changes = run.step.changes
         return run.out
@@ -132,10 +148,6 @@ class Engine:
         return min(dues) if dues else None
 
     # --- matching
-
-    def _matching(self, event: Event) -> list[Rule]:
-        """The rules whose `when` the event satisfies, in file order."""
-        return [rule for rule in self._rules_for(event) if rule.matches(event)]
 
     def _rules_for(self, event: Event) -> list[Rule]:
         key = (str(event.kind), event.to_state)

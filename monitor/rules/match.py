@@ -105,6 +105,8 @@ class Rule:
     col: int = 1
     fingerprint: str = ""
     """A digest of the rule as written, so a reload can tell a changed rule from the same one."""
+    where_text: tuple[str, ...] = ()
+    """Each `where` condition as written, for `why_not`."""
 
     @property
     def states(self) -> frozenset[str] | None:
@@ -127,6 +129,24 @@ class Rule:
             if not test(get(event)):
                 return False
         return True
+
+
+def why_not(rule: Rule, event: Event) -> str:
+    """Which part of `when` the event fails (values that may be personal are not quoted)."""
+    if event.kind not in rule.kinds:
+        return f"kind is {event.kind}"
+    if rule.providers is not None and event.provider not in rule.providers:
+        return f"provider is {event.provider}"
+    if rule.provider_types is not None and event.provider_type not in rule.provider_types:
+        return f"provider_type is {event.provider_type}"
+    if rule.from_states is not None and event.from_state not in rule.from_states:
+        return f"from is {event.from_state}"
+    if rule.to_states is not None and event.to_state not in rule.to_states:
+        return f"to is {event.to_state}"
+    for (get, test), text in zip(rule.where, rule.where_text, strict=False):
+        if not test(get(event)):
+            return f"where {text} does not hold"
+    return "matches"
 
 
 def by_key(getters: tuple[Getter, ...], event: Event) -> str:

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from monitor.model import Alert, Event, StateKey
+from monitor.rules.match import Rule, why_not
 from monitor.rules.schedule import Schedule, from_timetable
 from monitor.rules.silence import Silencer
 from monitor.rules.state import Item, State, Step
@@ -23,6 +24,32 @@ TIMETABLE = "intercom-timetable"
 
 Timetables = Mapping[tuple[str, int], Schedule]
 """Each door's own timetable: (provider, door id) → schedule."""
+
+
+FIRED = "fired"
+NOT_MATCHED = "not matched"
+OUTSIDE = "outside schedule"
+WAITING = "waiting"
+BELOW = "below threshold"
+SILENCED = "silenced"
+THROTTLED = "throttled"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One rule's decision on one event: `fired`, or why not (`callmon explain` tells them)."""
+
+    event: Event
+    rule: str
+    verdict: str
+    """`fired`, `not matched`, `outside schedule`, `waiting`, `below threshold`, `silenced`,
+    `throttled`."""
+    detail: str = ""
+    alert: str | None = None
+    """The alert's key, when it fired."""
+
+
+Considered = tuple[Event, list[Rule], list[Rule]]
 
 
 @dataclass(slots=True)
@@ -35,6 +62,20 @@ class Outcome:
     silenced: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     """(rule, problem) of each template that failed to render (a fallback text went out)."""
+    verdicts: list[Verdict] = field(default_factory=list)
+    """Each matching rule's decision on each event, for the decision record."""
+    considered: list[Considered] = field(default_factory=list)
+    """(event, candidate rules, the ones that matched) where some candidate did not match."""
+
+    def misses(self) -> list[Verdict]:
+        """The `not matched` verdicts, each saying which part of `when` failed (computed now,
+        not while deciding)."""
+        return [
+            Verdict(event, rule.name, NOT_MATCHED, why_not(rule, event))
+            for event, candidates, matched in self.considered
+            for rule in candidates
+            if rule not in matched
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.alerts or self.changes)

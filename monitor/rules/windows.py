@@ -11,8 +11,8 @@ from monitor.rules.run import Run
 from monitor.rules.state import Throttle, Window
 
 
-def threshold(run: Run, rule: Rule, event: Event) -> int | None:
-    """The count in the window when this event reaches the threshold, else None."""
+def threshold(run: Run, rule: Rule, event: Event) -> tuple[int, bool]:
+    """The count in the window with this event, and whether it reaches the threshold now."""
     spec = rule.threshold
     assert spec is not None
     key = StateKey(rule.name, "threshold", by_key(spec.by, event))
@@ -24,7 +24,7 @@ def threshold(run: Run, rule: Rule, event: Event) -> int | None:
     reached = len(times) >= spec.count
     fire = reached and not state.fired
     run.step.put(key, Window(times, reached))
-    return len(times) if fire else None
+    return len(times), fire
 
 
 def throttle(run: Run, rule: Rule, event: Event) -> tuple[int, datetime] | None:
