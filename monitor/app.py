@@ -317,7 +317,11 @@ class Daemon:
         start = self.supervisor.start
         workers = [w for ws in self.workers.values() for w in ws]
         clock = self._clock_loop = RuleClock(
-            self.pipeline, self.telemetry, self.workers, self._provider_health
+            self.pipeline,
+            self.telemetry,
+            self.workers,
+            self._provider_health,
+            _decisions_retention=self.config.decisions_retention,
         )
         names: list[str] = []
         try:

@@ -92,6 +92,8 @@ class Config(Strict):
     api_token: SecretStr | None = None
     """Lets `/api/v1/…` change silences and retry the outbox (`Authorization: Bearer`); without
     it the API is read-only."""
+    decisions_retention: Duration = 7 * 86400.0
+    """How long the decision record (`callmon explain`) keeps what callmon saw and decided."""
     lease_ttl: Duration = Field(default=15.0, ge=1.0, le=3600.0)
     """With a PostgreSQL store: how long a replica's leadership lasts without renewal, so how
     soon a standby takes over from a leader that died."""

@@ -31,6 +31,8 @@ WEB_CHECK = 5.0
 """How often the HTTP server is checked to be serving."""
 SENT_RETENTION = 7 * 86400.0
 """Delivered messages are kept this long (their idempotency keys with them)."""
+DECISION_ROWS = 1_000_000
+"""The decision record keeps at most this many rows (the newest), whatever their age."""
 
 Health = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
 """The providers that are down, and when each up provider last answered a poll."""
@@ -66,6 +68,7 @@ class RuleClock:
     _providers: Health
     _silences: frozenset[int] = frozenset()
     _next_prune: float = 0.0
+    _decisions_retention: float = 7 * 86400.0
     _woken: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:
@@ -100,6 +103,7 @@ class RuleClock:
         if now >= self._next_prune:
             self._next_prune = now + 3600
             await store.prune_sent(now - SENT_RETENTION)
+            await store.prune_decisions(now - self._decisions_retention, DECISION_ROWS)
 
 
 class RuleFileWatcher:

@@ -12,6 +12,7 @@ would each commit a change made without the other's. What the engine reads besid
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
@@ -32,11 +33,11 @@ from monitor.model import (
 from monitor.redaction import redactor
 from monitor.rules.engine import Engine
 from monitor.rules.match import Rule
-from monitor.rules.run import Outcome
+from monitor.rules.run import Outcome, Verdict, subject
 from monitor.rules.schedule import Schedule, from_timetable
 from monitor.rules.silence import Silencer
 from monitor.rules.state import State, encode_changes
-from monitor.store.base import CallChanges, Changes, Delivery, Store, StoreError
+from monitor.store.base import CallChanges, Changes, Decision, Delivery, Store, StoreError
 from monitor.telemetry import Telemetry
 from monitor.tracker import Diff, Tracker
 
@@ -159,7 +160,7 @@ class Pipeline:
                 timetables=self._timetables,
             )
             calls = CallChanges(tracker.provider, diff.upserts, diff.deletes, diff.stored())
-            queued = await self._commit(outcome, calls, pushes)
+            queued = await self._commit(outcome, calls, pushes, diff.events)
             tracker.apply(diff)
             self._learn_timetables(tracker.provider, result)
         if diff.baseline:
@@ -189,7 +190,7 @@ class Pipeline:
             outcome = self.engine.process(
                 events, now, silencer=self._silencer, timetables=self._timetables
             )
-            queued = await self._commit(outcome)
+            queued = await self._commit(outcome, events=events)
         self._observe(None, events, outcome, queued)
 
     async def tick(
@@ -210,13 +211,24 @@ class Pipeline:
         self._observe(None, (), outcome, queued)
 
     async def _commit(
-        self, outcome: Outcome, calls: CallChanges | None = None, pushes: Sequence[int] = ()
+        self,
+        outcome: Outcome,
+        calls: CallChanges | None = None,
+        pushes: Sequence[int] = (),
+        events: Sequence[Event] = (),
     ) -> int:
-        """Store the outcome (with the rule changes decided outside a step) and the calls in
-        one transaction, then apply it to the engine; on failure nothing changes."""
+        """Store the outcome (with the rule changes decided outside a step), the calls and the
+        decision record in one transaction, then apply it to the engine; on failure nothing
+        changes."""
         rules = {**self._unstored, **outcome.changes}
         queued = 0
-        changes = Changes(calls, encode_changes(rules), self.deliveries(outcome.alerts), pushes)
+        changes = Changes(
+            calls,
+            encode_changes(rules),
+            self.deliveries(outcome.alerts),
+            pushes,
+            decisions(events, outcome),
+        )
         if changes:
             queued = await self.store.commit(changes)
         self._unstored.clear()
@@ -282,3 +294,36 @@ class Pipeline:
             result = "answered" if to == CallState.ENDED else to
             door = t.door(event.provider, str(call.intercom.id))
             t.intercom_calls.labels(event.provider, door, result).inc()
+
+
+def decisions(events: Sequence[Event], outcome: Outcome) -> list[Decision]:
+    """The decision record of a step: each event it saw, followed by each rule's verdict on it
+    (a timer's event comes from its verdict)."""
+    decided = time.time()
+    by_event: dict[int, list[Verdict]] = {id(event): [] for event in events}
+    seen: list[Event] = list(events)
+    for verdict in (*outcome.verdicts, *outcome.misses()):
+        if id(verdict.event) not in by_event:
+            by_event[id(verdict.event)] = []
+            seen.append(verdict.event)
+        by_event[id(verdict.event)].append(verdict)
+    rows: list[Decision] = []
+    for event in seen:
+        rows.append(_decision(decided, event))
+        rows.extend(_decision(decided, event, v) for v in by_event[id(event)])
+    return rows
+
+
+def _decision(decided: float, event: Event, verdict: Verdict | None = None) -> Decision:
+    return Decision(
+        decided,
+        event.provider,
+        event.call.id if event.call is not None else None,
+        subject(event),
+        str(event.kind),
+        event.from_state,
+        event.to_state,
+        event.via,
+        event.at.timestamp(),
+        *((verdict.rule, verdict.verdict, verdict.detail, verdict.alert) if verdict else ()),
+    )

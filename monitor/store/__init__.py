@@ -10,6 +10,7 @@ from __future__ import annotations
 from monitor.store.base import (
     CallChanges,
     Changes,
+    Decision,
     Delivery,
     LeaseLost,
     OutboxItem,
@@ -43,6 +44,7 @@ async def open_store(url: str, *, create: bool = True) -> SqlStore:
 __all__ = [
     "CallChanges",
     "Changes",
+    "Decision",
     "Delivery",
     "LeaseLost",
     "OutboxItem",

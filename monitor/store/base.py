@@ -89,6 +89,25 @@ class CallChanges:
 
 
 @dataclass(frozen=True, slots=True)
+class Decision:
+    """One row of the decision record: an event (`rule` None) or a rule's verdict on it."""
+
+    decided_at: float
+    provider: str
+    call_id: str | None
+    subject: str
+    kind: str
+    from_state: str | None
+    to_state: str
+    via: str
+    at: float
+    rule: str | None = None
+    verdict: str | None = None
+    detail: str = ""
+    alert: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Changes:
     """Everything one step writes, in one transaction: a provider's calls and cursor (after a
     poll), rule state (JSON text; None deletes) and new deliveries."""
@@ -98,9 +117,13 @@ class Changes:
     deliveries: Sequence[Delivery] = ()
     pushes_done: Sequence[int] = ()
     """Stored pushes this step applied: deleted with it."""
+    decisions: Sequence[Decision] = ()
+    """What the step saw and each rule decided, for `callmon explain`."""
 
     def __bool__(self) -> bool:
-        return bool(self.calls or self.rules or self.deliveries or self.pushes_done)
+        return bool(
+            self.calls or self.rules or self.deliveries or self.pushes_done or self.decisions
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +238,14 @@ class Store(Protocol):
 
     async def pushes(self, limit: int) -> list[Push]:
         """The oldest pushes waiting to be applied."""
+        ...
+
+    async def story(self, provider: str, call_id: str) -> tuple[list[Decision], list[OutboxItem]]:
+        """A call's decision record, oldest first, and the outbox entries of its alerts."""
+        ...
+
+    async def prune_decisions(self, before: float, keep: int) -> int:
+        """Forget decisions made before `before`, and all but the newest `keep`."""
         ...
 
     async def listen(self, handle: Callable[[str], None]) -> None:

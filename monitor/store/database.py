@@ -14,6 +14,7 @@ from monitor.model import Silence, StateKey
 from monitor.store import sql
 from monitor.store.base import (
     Changes,
+    Decision,
     Delivery,
     OutboxItem,
     ProviderState,
@@ -137,6 +138,15 @@ class SqlStore(ABC):
     async def silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at `now` (every one when None), oldest first."""
         return await self._run("read silences", sql.silences(now))
+
+    # --- the decision record
+
+    async def story(self, provider: str, call_id: str) -> tuple[list[Decision], list[OutboxItem]]:
+        return await self._run("read a call's story", sql.story(provider, call_id))
+
+    async def prune_decisions(self, before: float, keep: int) -> int:
+        program = sql.prune_decisions(before, keep)
+        return await self._run("prune the decision record", program, write=True)
 
     # --- pushes
 

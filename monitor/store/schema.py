@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from monitor.store.base import StoreNotFound
 from monitor.store.sql import Exec, Program, Query
 
-VERSION = 4
+VERSION = 5
 """The schema this callmon writes."""
 
 
@@ -75,6 +75,29 @@ CREATE TABLE IF NOT EXISTS pushes (
 """
 """Provider pushes (webhooks) accepted by any replica, waiting for the leader to apply them; each
 is deleted in the transaction that applies it."""
+
+DECISION_TABLE = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id {id},
+    decided_at {real} NOT NULL,
+    provider TEXT NOT NULL,
+    call_id TEXT,
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    via TEXT NOT NULL,
+    at {real} NOT NULL,
+    rule TEXT,
+    verdict TEXT,
+    detail TEXT NOT NULL,
+    alert TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_call ON decisions (provider, call_id, id);
+CREATE INDEX IF NOT EXISTS decisions_age ON decisions (decided_at);
+"""
+"""What callmon saw and decided (`callmon explain`): a row per event (no rule), and a row per
+rule's verdict on it; pruned by age and count."""
 
 TABLES = (
     """
@@ -188,5 +211,7 @@ MIGRATIONS: dict[int, str] = {
     3: LEASE_TABLE,
     # 4: pushes on their way from any replica to the leader.
     4: PUSH_TABLE,
+    # 5: the decision record.
+    5: DECISION_TABLE,
 }
 """What each version adds to the one before, in the dialect's words."""

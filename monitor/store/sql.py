@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, TypeVar
 
 from monitor.model import CallState, Silence, StateKey, Tracked
-from monitor.store.base import CallChanges, Changes, Delivery, OutboxItem, ProviderState, Push
+from monitor.store.base import (
+    CallChanges,
+    Changes,
+    Decision,
+    Delivery,
+    OutboxItem,
+    ProviderState,
+    Push,
+)
 
 T = TypeVar("T")
 
@@ -49,6 +57,10 @@ class Notify:
 Statement = Exec | Many | Query | Notify
 Program = Generator[Statement, Any, T]
 
+DECISION_COLUMNS = (
+    "decided_at, provider, call_id, subject, kind, from_state, to_state, via, at, rule, verdict, "
+    "detail, alert"
+)
 ITEM_COLUMNS = (
     "id, notifier, target, rule, severity, title, body, created_at, attempts, status, "
     "last_error, event_at"
@@ -87,6 +99,11 @@ def commit(changes: Changes) -> Program[int]:
     yield from _write_rule_state(changes.rules)
     if changes.pushes_done:
         yield Many("DELETE FROM pushes WHERE id = %s", [(i,) for i in changes.pushes_done])
+    if changes.decisions:
+        yield Many(
+            f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})",
+            [astuple(d) for d in changes.decisions],
+        )
     return (yield from _insert_deliveries(changes.deliveries))
 
 
@@ -266,6 +283,38 @@ def prune_sent(before: float) -> Program[int]:
             "DELETE FROM outbox WHERE status = 'sent' AND created_at < %s", (before,)
         )
     )
+
+
+# --- the decision record
+
+
+def story(provider: str, call_id: str) -> Program[tuple[list[Decision], list[OutboxItem]]]:
+    rows = yield Query(
+        f"SELECT {DECISION_COLUMNS} FROM decisions WHERE provider = %s AND call_id = %s "
+        "ORDER BY id",
+        (provider, call_id),
+    )
+    decisions = [Decision(*row) for row in rows]
+    items: list[OutboxItem] = []
+    for alert in sorted({d.alert for d in decisions if d.alert}):
+        # The alert's deliveries: keys `ALERT|NOTIFIER#TARGET` ('}' sorts right after '|').
+        found = yield Query(
+            f"SELECT {ITEM_COLUMNS} FROM outbox WHERE key > %s AND key < %s ORDER BY id",
+            (alert + "|", alert + "}"),
+        )
+        items.extend(OutboxItem(*row) for row in found)
+    return decisions, items
+
+
+def prune_decisions(before: float, keep: int) -> Program[int]:
+    old = yield from _changed("DELETE FROM decisions WHERE decided_at < %s", (before,))
+    newest = yield Query("SELECT MAX(id) FROM decisions")
+    extra = 0
+    if newest[0][0] is not None:
+        extra = yield from _changed(
+            "DELETE FROM decisions WHERE id <= %s", (int(newest[0][0]) - keep,)
+        )
+    return old + extra
 
 
 # --- pushes
