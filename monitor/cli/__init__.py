@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from monitor import __version__, logs
-from monitor.cli import check, daemon, outbox, rules, silence, store
+from monitor.cli import check, daemon, explain, outbox, rules, silence, store
 from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure
 from monitor.yamldoc import SourceError, SourceErrors
 
@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"callmon {__version__}")
     root.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (daemon, check, rules, silence, outbox, store):
+    for group in (daemon, check, rules, silence, outbox, store, explain):
         group.add_parsers(sub)
     return root
 

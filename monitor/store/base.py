@@ -240,8 +240,10 @@ class Store(Protocol):
         """The oldest pushes waiting to be applied."""
         ...
 
-    async def story(self, provider: str, call_id: str) -> tuple[list[Decision], list[OutboxItem]]:
-        """A call's decision record, oldest first, and the outbox entries of its alerts."""
+    async def story(
+        self, provider: str, call_id: str
+    ) -> tuple[list[Decision], dict[str, list[OutboxItem]]]:
+        """A call's decision record, oldest first, and the outbox entries of each alert."""
         ...
 
     async def prune_decisions(self, before: float, keep: int) -> int:

@@ -141,7 +141,9 @@ class SqlStore(ABC):
 
     # --- the decision record
 
-    async def story(self, provider: str, call_id: str) -> tuple[list[Decision], list[OutboxItem]]:
+    async def story(
+        self, provider: str, call_id: str
+    ) -> tuple[list[Decision], dict[str, list[OutboxItem]]]:
         return await self._run("read a call's story", sql.story(provider, call_id))
 
     async def prune_decisions(self, before: float, keep: int) -> int:

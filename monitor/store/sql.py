@@ -288,21 +288,23 @@ def prune_sent(before: float) -> Program[int]:
 # --- the decision record
 
 
-def story(provider: str, call_id: str) -> Program[tuple[list[Decision], list[OutboxItem]]]:
+def story(
+    provider: str, call_id: str
+) -> Program[tuple[list[Decision], dict[str, list[OutboxItem]]]]:
     rows = yield Query(
         f"SELECT {DECISION_COLUMNS} FROM decisions WHERE provider = %s AND call_id = %s "
         "ORDER BY id",
         (provider, call_id),
     )
     decisions = [Decision(*row) for row in rows]
-    items: list[OutboxItem] = []
+    items: dict[str, list[OutboxItem]] = {}
     for alert in sorted({d.alert for d in decisions if d.alert}):
         # The alert's deliveries: keys `ALERT|NOTIFIER#TARGET` ('}' sorts right after '|').
         found = yield Query(
             f"SELECT {ITEM_COLUMNS} FROM outbox WHERE key > %s AND key < %s ORDER BY id",
             (alert + "|", alert + "}"),
         )
-        items.extend(OutboxItem(*row) for row in found)
+        items[alert] = [OutboxItem(*row) for row in found]
     return decisions, items
 
 
