@@ -3,11 +3,20 @@ transaction per poll, an idempotent outbox, ordered delivery, silences, copying,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.model import Alert, CallState, Severity, Tracked
-from monitor.store import CallChanges, Changes, Delivery, SqliteStore, open_store, schema
+from monitor.store import (
+    CallChanges,
+    Changes,
+    Decision,
+    Delivery,
+    SqliteStore,
+    open_store,
+    schema,
+)
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -179,6 +188,18 @@ async def test_a_whole_store_is_copied_to_the_other_backend_and_back(
     old = tmp_path / "old.db"
     shutil.copy(FIXTURES / "callmon-0.1.0.db", old)
     source = SqliteStore(str(old))
+    seen = Decision(
+        1.0,
+        "front-door",
+        "1001",
+        "front-door/call/1001",
+        "transition",
+        None,
+        "ringing",
+        "poll",
+        1.0,
+    )
+    await source.commit(Changes(decisions=[seen, replace(seen, rule="r", verdict="fired")]))
     middle = await open_store(store_url)
     if isinstance(middle, SqliteStore):  # SQLite → SQLite is a copy too; use another file
         await middle.close()
@@ -191,6 +212,7 @@ async def test_a_whole_store_is_copied_to_the_other_backend_and_back(
         assert await store.silences() == await source.silences()
         assert await store.load_rule_state() == await source.load_rule_state()
         assert await store.load_provider("front-door") == await source.load_provider("front-door")
+        assert await store.story("front-door", "1001") == await source.story("front-door", "1001")
         newest = max(i.id for i in await store.outbox())
         await store.enqueue([Delivery(alert("after-copy"), 0)])
         assert (await store.outbox())[-1].id > newest
@@ -222,3 +244,13 @@ async def test_a_copy_refuses_a_destination_in_use(store_url: str, tmp_path: Pat
     assert await destination.outbox() == []
     await source.close()
     await destination.close()
+
+
+async def test_the_decision_record_is_pruned_by_age_and_by_count(store_url: str) -> None:
+    store = await open_store(store_url)
+    seen = Decision(0.0, "door", "1", "door/call/1", "transition", None, "ringing", "poll", 0.0)
+    await store.commit(Changes(decisions=[replace(seen, decided_at=float(t)) for t in range(6)]))
+    assert await store.prune_decisions(before=2.0, keep=3) == 3  # two too old, one too many
+    decisions, _ = await store.story("door", "1")
+    assert [d.decided_at for d in decisions] == [3.0, 4.0, 5.0]
+    await store.close()

@@ -396,10 +396,12 @@ COPIED = {
     "rule_state": "rule, kind, key, data",
     "silences": "id, rule, matchers, starts, ends, comment",
     "pushes": "id, provider, body, received_at",
+    "decisions": "id, " + DECISION_COLUMNS,
     "outbox": "id, key, notifier, target, rule, severity, title, body, created_at, attempts, "
     "next_at, status, sent_at, last_error, event_at",
 }
-"""Every table a copy carries, with its columns (ids kept: a copy is the same store)."""
+"""Every table a copy carries, with its columns (ids kept: a copy is the same store).
+The lease is not copied: leadership belongs to the running replicas of each store."""
 OCCUPYING = ("calls", "silences", "outbox")
 """A store holding rows in any of these is in use: a copy never writes into it."""
 
