@@ -1,4 +1,5 @@
-"""The JSON API's silences and outbox (`/api/v1/silences`, `/api/v1/outbox`), on any replica.
+"""The JSON API (`/api/v1/…`) on any replica: status, events, alerts, a call's story, silences
+and the outbox, from the store.
 
 Reading needs nothing. Changing needs `Authorization: Bearer TOKEN` when the config sets
 `api_token` (401 without it or with a wrong one); without `api_token` the API is read-only and a
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from monitor.model import Silence
 from monitor.rules.silence import parse_matcher
-from monitor.store import OutboxItem, Store, StoreError
+from monitor.store import Decision, OutboxItem, Store, StoreError
 from monitor.units import parse_duration
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,15 +43,21 @@ class Api:
         token: str | None,
         rules: Callable[[], Collection[str]],
         *,
+        status: Callable[[], Mapping[str, Any]] = dict,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._token = token.encode() if token else None
         self._rules = rules
+        self._status = status
         self._clock = clock
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get("/api/v1/status", self._answer(self.status)),
+            web.get("/api/v1/events", self._answer(self.events)),
+            web.get("/api/v1/alerts", self._answer(self.alerts)),
+            web.get("/api/v1/calls/{provider}/{call}", self._answer(self.call)),
             web.get("/api/v1/silences", self._answer(self.silences)),
             web.post("/api/v1/silences", self._answer(self.add_silence, change=True)),
             web.delete("/api/v1/silences/{id}", self._answer(self.expire_silence, change=True)),
@@ -86,6 +93,57 @@ class Api:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
             raise ApiError(401, "a change needs Authorization: Bearer with the api_token")
+
+    # --- what callmon saw and decided
+
+    async def status(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        pending = await store.outbox(status="pending")
+        dead = await store.outbox(status="dead")
+        return 200, {
+            **self._status(),
+            "rules": sorted(self._rules()),
+            "outbox": {"pending": len(pending), "dead": len(dead)},
+            "silences": len(await store.silences(self._clock())),
+        }
+
+    async def events(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        limit = _limit(request)
+        return 200, {"events": [_event(d) for d in await store.latest(limit)]}
+
+    async def alerts(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        fired = await store.latest(_limit(request), fired=True)
+        deliveries = await store.deliveries({d.alert for d in fired if d.alert})
+        found = []
+        for d in fired:
+            found.append(
+                {
+                    **_event(d),
+                    "rule": d.rule,
+                    "how": d.detail,
+                    "deliveries": [_item(i) for i in deliveries.get(d.alert or "", ())],
+                }
+            )
+        return 200, {"alerts": found}
+
+    async def call(self, request: web.Request, store: Store) -> tuple[int, Any]:
+        provider, call_id = request.match_info["provider"], request.match_info["call"]
+        decisions, deliveries = await store.story(provider, call_id)
+        if not decisions:
+            raise ApiError(404, f"no record of call {call_id[:100]!r} at {provider[:64]!r}")
+        steps: list[dict[str, Any]] = []
+        for d in decisions:
+            if d.rule is None:
+                steps.append({**_event(d), "verdicts": []})
+            elif steps:
+                steps[-1]["verdicts"].append(
+                    {
+                        "rule": d.rule,
+                        "verdict": d.verdict,
+                        "detail": d.detail,
+                        "deliveries": [_item(i) for i in deliveries.get(d.alert or "", ())],
+                    }
+                )
+        return 200, {"provider": provider, "call_id": call_id, "steps": steps}
 
     # --- silences
 
@@ -154,6 +212,29 @@ async def _json(request: web.Request, *, empty_ok: bool = False) -> dict[str, An
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
     return body
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise ApiError(400, "limit: a number from 1 to 1000") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "limit: a number from 1 to 1000")
+    return limit
+
+
+def _event(d: Decision) -> dict[str, Any]:
+    return {
+        "at": _iso(d.at),
+        "provider": d.provider,
+        "call_id": d.call_id,
+        "subject": d.subject,
+        "kind": d.kind,
+        "from": d.from_state,
+        "to": d.to_state,
+        "via": d.via,
+    }
 
 
 def _iso(ts: float | None) -> str | None:

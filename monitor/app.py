@@ -162,7 +162,12 @@ class Daemon:
             [p.name for p in config.providers], list(config.notifiers), [r.name for r in self.rules]
         )
         token = config.api_token.get_secret_value() if config.api_token else None
-        api = Api(lambda: self.store, token, lambda: [r.name for r in self.rules])
+        api = Api(
+            lambda: self.store,
+            token,
+            lambda: [r.name for r in self.rules],
+            status=lambda: {"role": self.role, "providers": self._provider_status()},
+        )
         app = build_app(self.registry, self.readiness, self._hooks(), api.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

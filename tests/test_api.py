@@ -147,3 +147,50 @@ async def test_the_outbox_is_listed_and_retried(api: Call, store: SqlStore) -> N
         400,
         {"error": "dead: true or false"},
     )
+
+
+async def test_what_callmon_saw_and_decided_reads_as_json(
+    api: Call, store: SqlStore, tmp_path: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.model import CallState, PollResult
+    from monitor.pipeline import Pipeline
+    from monitor.rules.engine import Engine
+    from monitor.rules.loader import Context, load_rules
+    from monitor.telemetry import Telemetry
+    from monitor.tracker import Tracker
+    from tests.test_explain import RULES, ring
+
+    (tmp_path / "rules.yaml").write_text(RULES)
+    rules = load_rules([tmp_path / "rules.yaml"], Context(notifiers=["chat"], providers=[]))
+    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), Engine(rules), {"chat": 1})
+    tracker = Tracker("door", "vms-intercom", baselined=True)
+    t0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    for state, at in ((CallState.RINGING, t0), (CallState.MISSED, t0 + timedelta(seconds=30))):
+        await pipeline.process(tracker, PollResult(calls=[ring("1", 158, state, at)]), at)
+
+    status, story = await api("GET", "/calls/door/1", token=None)
+    assert status == 200
+    ringing, missed = story["steps"]
+    assert (ringing["from"], ringing["to"], ringing["via"]) == (None, "ringing", "poll")
+    assert [(v["rule"], v["verdict"]) for v in missed["verdicts"]] == [
+        ("gate", "fired"),
+        ("calm", "fired"),
+        ("hushed", "fired"),
+    ]
+    assert missed["verdicts"][0]["deliveries"][0]["status"] == "pending"
+    assert (await api("GET", "/calls/door/404"))[0] == 404
+
+    status, events = await api("GET", "/events?limit=1")
+    assert [(e["call_id"], e["to"]) for e in events["events"]] == [("1", "missed")]
+    assert (await api("GET", "/events?limit=0"))[0] == 400
+    status, alerts = await api("GET", "/alerts")
+    assert [(a["rule"], a["how"], len(a["deliveries"])) for a in alerts["alerts"]] == [
+        ("hushed", "sent", 1),
+        ("calm", "sent", 1),
+        ("gate", "sent", 1),
+    ]
+    status, overview = await api("GET", "/status")
+    assert overview["outbox"] == {"pending": 3, "dead": 0}
+    assert overview["rules"] == ["missed", "offline"]

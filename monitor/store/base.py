@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -244,6 +244,14 @@ class Store(Protocol):
         self, provider: str, call_id: str
     ) -> tuple[list[Decision], dict[str, list[OutboxItem]]]:
         """A call's decision record, oldest first, and the outbox entries of each alert."""
+        ...
+
+    async def deliveries(self, alerts: Iterable[str]) -> dict[str, list[OutboxItem]]:
+        """The outbox entries of each alert."""
+        ...
+
+    async def latest(self, limit: int, *, fired: bool = False) -> list[Decision]:
+        """The newest events seen (with `fired`: alerts decided), newest first."""
         ...
 
     async def prune_decisions(self, before: float, keep: int) -> int:

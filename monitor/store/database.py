@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import anyio
@@ -145,6 +145,12 @@ class SqlStore(ABC):
         self, provider: str, call_id: str
     ) -> tuple[list[Decision], dict[str, list[OutboxItem]]]:
         return await self._run("read a call's story", sql.story(provider, call_id))
+
+    async def deliveries(self, alerts: Iterable[str]) -> dict[str, list[OutboxItem]]:
+        return await self._run("read the outbox", sql.deliveries(list(alerts)))
+
+    async def latest(self, limit: int, *, fired: bool = False) -> list[Decision]:
+        return await self._run("read the decision record", sql.latest(limit, fired=fired))
 
     async def prune_decisions(self, before: float, keep: int) -> int:
         program = sql.prune_decisions(before, keep)

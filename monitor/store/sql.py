@@ -10,7 +10,7 @@ holds a line of the logic. Statements use `%s` placeholders (SQLite's driver tur
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 from typing import Any, TypeVar
 
@@ -297,15 +297,31 @@ def story(
         (provider, call_id),
     )
     decisions = [Decision(*row) for row in rows]
+    items = yield from deliveries({d.alert for d in decisions if d.alert})
+    return decisions, items
+
+
+def deliveries(alerts: Iterable[str]) -> Program[dict[str, list[OutboxItem]]]:
+    """The outbox entries of each alert (keys `ALERT|NOTIFIER#TARGET`)."""
     items: dict[str, list[OutboxItem]] = {}
-    for alert in sorted({d.alert for d in decisions if d.alert}):
-        # The alert's deliveries: keys `ALERT|NOTIFIER#TARGET` ('}' sorts right after '|').
+    for alert in sorted(alerts):
+        # '}' sorts right after '|': the range holds exactly the alert's keys.
         found = yield Query(
             f"SELECT {ITEM_COLUMNS} FROM outbox WHERE key > %s AND key < %s ORDER BY id",
             (alert + "|", alert + "}"),
         )
         items[alert] = [OutboxItem(*row) for row in found]
-    return decisions, items
+    return items
+
+
+def latest(limit: int, *, fired: bool = False) -> Program[list[Decision]]:
+    """The newest events (or, with `fired`, the newest alerts decided), newest first."""
+    which = "verdict = 'fired'" if fired else "rule IS NULL"
+    rows = yield Query(
+        f"SELECT {DECISION_COLUMNS} FROM decisions WHERE {which} ORDER BY id DESC LIMIT %s",
+        (limit,),
+    )
+    return [Decision(*row) for row in rows]
 
 
 def prune_decisions(before: float, keep: int) -> Program[int]:
