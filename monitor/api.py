@@ -9,6 +9,7 @@ the store cannot be reached).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -88,11 +89,8 @@ class Api:
         return handle
 
     def _authorize(self, request: web.Request) -> None:
-        if self._token is None:
-            raise ApiError(403, "the API is read-only: set api_token in the config to change")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
-            raise ApiError(401, "a change needs Authorization: Bearer with the api_token")
+        authorize(self._token, given if scheme.lower() == "bearer" else None)
 
     # --- what callmon saw and decided
 
@@ -151,29 +149,11 @@ class Api:
         return 200, {"silences": [_silence(s) for s in await store.silences(self._clock())]}
 
     async def add_silence(self, request: web.Request, store: Store) -> tuple[int, Any]:
-        body = await _json(request)
-        rule = body.get("rule")
-        if not isinstance(rule, str) or not rule:
-            raise ApiError(400, "rule: the name of the rule to silence is required")
-        if rule not in self._rules():
-            raise ApiError(400, f"rule: unknown rule {rule[:100]!r}")
-        match = body.get("match") or {}
-        if not isinstance(match, dict):
-            raise ApiError(
-                400, 'match: an object of field to value, e.g. {"call.intercom.id": "1"}'
-            )
-        try:
-            matchers = [parse_matcher(f"{field}={value}") for field, value in match.items()]
-            seconds = parse_duration(str(body.get("for", "")))
-        except ValueError as exc:
-            raise ApiError(400, str(exc).replace("--match", "match")) from None
-        comment = body.get("comment", "")
-        if not isinstance(comment, str):
-            raise ApiError(400, "comment: text")
-        now = self._clock()
-        silence_id = await store.add_silence(rule, matchers, now, now + seconds, comment[:500])
-        added = Silence(silence_id, rule, tuple(matchers), now, now + seconds, comment[:500])
-        return 201, _silence(added)
+        silence = new_silence(await _json(request), self._rules(), self._clock())
+        silence_id = await store.add_silence(
+            silence.rule, silence.matchers, silence.starts, silence.ends, silence.comment
+        )
+        return 201, _silence(dataclasses.replace(silence, id=silence_id))
 
     async def expire_silence(self, request: web.Request, store: Store) -> tuple[int, Any]:
         try:
@@ -202,6 +182,14 @@ class Api:
         return 200, {"retried": await store.outbox_retry(dead=dead, notifier=notifier)}
 
 
+def authorize(token: bytes | None, given: str | None) -> None:
+    """Let a change through when `given` is the configured token (compared in constant time)."""
+    if token is None:
+        raise ApiError(403, "the API is read-only: set api_token in the config to change")
+    if given is None or not hmac.compare_digest(given.encode(), token):
+        raise ApiError(401, "a change needs Authorization: Bearer with the api_token")
+
+
 async def _json(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
     if empty_ok and not await request.read():
         return {}
@@ -212,6 +200,28 @@ async def _json(request: web.Request, *, empty_ok: bool = False) -> dict[str, An
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
     return body
+
+
+def new_silence(body: Mapping[str, Any], rules: Collection[str], now: float) -> Silence:
+    """A silence from `{rule, match, for, comment}` (the API's body, the page's form), its id 0
+    until stored; a bad field is an `ApiError` (400) naming it."""
+    rule = body.get("rule")
+    if not isinstance(rule, str) or not rule:
+        raise ApiError(400, "rule: the name of the rule to silence is required")
+    if rule not in rules:
+        raise ApiError(400, f"rule: unknown rule {rule[:100]!r}")
+    match = body.get("match") or {}
+    if not isinstance(match, dict):
+        raise ApiError(400, 'match: an object of field to value: {"call.intercom.id": "1"}')
+    try:
+        matchers = tuple(parse_matcher(f"{field}={value}") for field, value in match.items())
+        seconds = parse_duration(str(body.get("for", "")))
+    except ValueError as exc:
+        raise ApiError(400, str(exc).replace("--match", "match")) from None
+    comment = body.get("comment", "")
+    if not isinstance(comment, str):
+        raise ApiError(400, "comment: text")
+    return Silence(0, rule, matchers, now, now + seconds, comment[:500])
 
 
 def _limit(request: web.Request) -> int:

@@ -250,6 +250,10 @@ class Store(Protocol):
         """The outbox entries of each alert."""
         ...
 
+    async def open_calls(self, limit: int) -> list[tuple[str, str, str, float]]:
+        """Calls in progress: (provider, id, state, created), newest first."""
+        ...
+
     async def latest(self, limit: int, *, fired: bool = False) -> list[Decision]:
         """The newest events seen (with `fired`: alerts decided), newest first."""
         ...

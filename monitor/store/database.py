@@ -146,6 +146,9 @@ class SqlStore(ABC):
     ) -> tuple[list[Decision], dict[str, list[OutboxItem]]]:
         return await self._run("read a call's story", sql.story(provider, call_id))
 
+    async def open_calls(self, limit: int) -> list[tuple[str, str, str, float]]:
+        return await self._run("read calls in progress", sql.open_calls(limit))
+
     async def deliveries(self, alerts: Iterable[str]) -> dict[str, list[OutboxItem]]:
         return await self._run("read the outbox", sql.deliveries(list(alerts)))
 

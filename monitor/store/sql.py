@@ -314,6 +314,16 @@ def deliveries(alerts: Iterable[str]) -> Program[dict[str, list[OutboxItem]]]:
     return items
 
 
+def open_calls(limit: int) -> Program[list[tuple[str, str, str, float]]]:
+    """Calls in progress (provider, id, state, created), newest first."""
+    rows = yield Query(
+        "SELECT provider, call_id, state, created FROM calls "
+        "WHERE state IN ('ringing', 'answered') ORDER BY created DESC LIMIT %s",
+        (limit,),
+    )
+    return [(str(p), str(c), str(s), float(t)) for p, c, s, t in rows]
+
+
 def latest(limit: int, *, fired: bool = False) -> Program[list[Decision]]:
     """The newest events (or, with `fired`, the newest alerts decided), newest first."""
     which = "verdict = 'fired'" if fired else "rule IS NULL"
