@@ -26,6 +26,7 @@ from monitor.leadership import Leadership, Lease
 from monitor.loops import TICK_SECONDS, WEB_CHECK, RuleClock, RuleFileWatcher, Watchdog, WebWatch
 from monitor.notify.delivery import IDLE_CHECK, RetryPolicy, Worker, drain
 from monitor.notify.sender import Sender, warm_up
+from monitor.page import StatusPage
 from monitor.pipeline import Pipeline
 from monitor.poller import Poller
 from monitor.providers.vms_intercom import VmsIntercomProvider
@@ -162,13 +163,14 @@ class Daemon:
             [p.name for p in config.providers], list(config.notifiers), [r.name for r in self.rules]
         )
         token = config.api_token.get_secret_value() if config.api_token else None
-        api = Api(
-            lambda: self.store,
-            token,
-            lambda: [r.name for r in self.rules],
-            status=lambda: {"role": self.role, "providers": self._provider_status()},
+        rules = lambda: [r.name for r in self.rules]  # noqa: E731 (the rules in force now)
+        api = Api(lambda: self.store, token, rules, status=self._overview)
+        page = StatusPage(
+            lambda: self.store, token, rules, self._overview, self.registry, config.zone
         )
-        app = build_app(self.registry, self.readiness, self._hooks(), api.routes())
+        app = build_app(
+            self.registry, self.readiness, self._hooks(), [*api.routes(), *page.routes()]
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
@@ -221,6 +223,15 @@ class Daemon:
 
     def _leading(self, leading: bool) -> None:
         self.telemetry.leader.set(1 if leading else 0)
+
+    def _overview(self) -> dict[str, Any]:
+        """What only this process knows: its role, its providers' health, the doors it saw."""
+        doors = [
+            (name, door, online)
+            for name, (tracker, _) in self._push_targets.items()
+            for door, online in sorted(tracker.intercoms.items())
+        ]
+        return {"role": self.role, "providers": self._provider_status(), "doors": doors}
 
     def _hooks(self) -> PushHandler | None:
         """`POST /hooks/NAME` for the providers with a `webhook:`, on every replica."""

@@ -33,10 +33,10 @@ def build_app(
     registry: CollectorRegistry,
     readiness: Readiness,
     hooks: PushHandler | None = None,
-    api: Sequence[web.RouteDef] = (),
+    routes: Sequence[web.RouteDef] = (),
 ) -> web.Application:
     """The aiohttp application serving the probes, the metrics, (with `hooks`) the providers'
-    pushes on `POST /hooks/NAME`, and the JSON API's `api` routes."""
+    pushes on `POST /hooks/NAME`, and `routes` (the JSON API, the status page)."""
 
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -64,7 +64,7 @@ def build_app(
     app = web.Application()
     if hooks is not None:
         app.router.add_post("/hooks/{name}", hooks)
-    app.router.add_routes(api)
+    app.router.add_routes(routes)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -31,7 +31,7 @@ async def store(store_url: str) -> AsyncIterator[SqlStore]:
 
 async def serve(store: SqlStore, token: str | None) -> tuple[web.AppRunner, str]:
     api = Api(lambda: store, token, lambda: ["missed", "offline"], clock=lambda: NOW)
-    runner = web.AppRunner(build_app(CollectorRegistry(), Readiness(), api=api.routes()))
+    runner = web.AppRunner(build_app(CollectorRegistry(), Readiness(), routes=api.routes()))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

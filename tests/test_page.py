@@ -1,0 +1,144 @@
+"""The status page and a call's story page over real HTTP: HTML, escaped, no JavaScript, the
+silence form guarded by the api token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.model import Call, CallState, Intercom, PollResult
+from monitor.page import StatusPage
+from monitor.pipeline import Pipeline
+from monitor.rules.engine import Engine
+from monitor.rules.loader import Context, load_rules
+from monitor.store import SqliteStore
+from monitor.telemetry import Telemetry
+from monitor.tracker import Tracker
+from monitor.web import Readiness, build_app
+
+TOKEN = "page-token-3e9a1c5d7f"
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+HOSTILE = "<script>alert(1)</script>"
+
+
+async def recorded(tmp_path: Path) -> SqliteStore:
+    """A store holding a missed call at a door whose title is markup."""
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - {name: missed, when: {to: missed}, notify: [chat],"
+        " title: 'Missed call at {{ call.intercom.title }}'}\n"
+    )
+    rules = load_rules([tmp_path / "rules.yaml"], Context(notifiers=["chat"], providers=[]))
+    store = SqliteStore(str(tmp_path / "state.db"))
+    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), Engine(rules), {"chat": 1})
+    tracker = Tracker("door", "vms-intercom", baselined=True)
+    for state, at in ((CallState.RINGING, T0), (CallState.MISSED, T0 + timedelta(seconds=30))):
+        call = Call(
+            id="1",
+            state=state,
+            raw_status=state.value,
+            created_at=T0,
+            intercom=Intercom(158, HOSTILE),
+            marker=state.value,
+        )
+        await pipeline.process(tracker, PollResult(calls=[call]), at)
+    return store
+
+
+async def serve(store: SqliteStore, token: str | None) -> tuple[web.AppRunner, str]:
+    page = StatusPage(
+        lambda: store,
+        token,
+        lambda: ["missed"],
+        lambda: {"role": "leader", "providers": {"door": {"up": True}}, "doors": []},
+        CollectorRegistry(),
+        ZoneInfo("Europe/Berlin"),
+    )
+    runner = web.AppRunner(build_app(CollectorRegistry(), Readiness(), routes=page.routes()))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, str]]:
+    store = await recorded(tmp_path)
+    runner, base = await serve(store, TOKEN)
+    yield store, base
+    await runner.cleanup()
+    await store.close()
+
+
+async def get(url: str) -> tuple[int, str, str]:
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return r.status, r.content_type, await r.text()
+
+
+async def post(url: str, form: dict[str, str]) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url, data=form, allow_redirects=False) as r,
+    ):
+        return r.status, await r.text()
+
+
+async def test_the_page_shows_what_callmon_saw_escaped_and_refreshes_itself(
+    site: tuple[SqliteStore, str],
+) -> None:
+    _, base = site
+    status, kind, html = await get(base + "/")
+    assert (status, kind) == (200, "text/html")
+    assert '<meta http-equiv="refresh" content="10">' in html
+    assert HOSTILE not in html
+    assert "Missed call at &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert '<a href="/calls/door/1">call 1</a>' in html
+    assert "<script" not in html  # no JavaScript, and nothing from outside
+    assert "http://" not in html
+    assert "https://" not in html
+    status, _, story = await get(base + "/calls/door/1")
+    assert status == 200
+    assert "first seen ringing" in story
+    assert "ringing → missed" in story
+    assert "fired" in story
+    assert (await get(base + "/calls/door/nope"))[0] == 404
+
+
+async def test_the_form_adds_and_expires_a_silence_with_the_token(
+    site: tuple[SqliteStore, str],
+) -> None:
+    store, base = site
+    form = {"rule": "missed", "match": "call.intercom.id=158", "for": "2h", "comment": "repair"}
+    status, text = await post(base + "/silences", {**form, "token": "wrong"})
+    assert status == 401
+    assert "api_token" in text
+    assert await store.silences() == []
+    assert (await post(base + "/silences", {**form, "token": TOKEN}))[0] == 303
+    (silence,) = await store.silences()
+    assert silence.matchers == (("call.intercom.id", "158"),)
+    _, _, html = await get(base + "/")
+    assert "<td>repair</td>" in html
+    expire = f"{base}/silences/{silence.id}/expire"
+    assert (await post(expire, {"token": TOKEN}))[0] == 303
+    _, _, html = await get(base + "/")
+    assert "<td>repair</td>" not in html
+    assert (await post(base + "/silences", {**form, "rule": "nope", "token": TOKEN}))[0] == 400
+
+
+async def test_without_a_token_the_page_only_reads(tmp_path: Path) -> None:
+    store = await recorded(tmp_path)
+    runner, base = await serve(store, None)
+    try:
+        _, _, html = await get(base + "/")
+        assert "add silence" not in html
+        form = {"rule": "missed", "for": "2h", "comment": "x", "token": "anything"}
+        assert (await post(base + "/silences", form))[0] == 403
+    finally:
+        await runner.cleanup()
+        await store.close()
