@@ -142,3 +142,36 @@ async def test_without_a_token_the_page_only_reads(tmp_path: Path) -> None:
     finally:
         await runner.cleanup()
         await store.close()
+
+
+async def test_in_a_real_browser_a_call_s_story_is_a_click_away_and_the_form_silences(
+    site: tuple[SqliteStore, str], tmp_path: Path
+) -> None:
+    """Debian's Chromium, headless: open the page, follow a call to its story, add a silence
+    through the form, see it listed; screenshots at desktop and phone widths."""
+    from tests.browser import browser
+
+    store, base = site
+    async with browser() as page:
+        await page.goto(base + "/")
+        assert "Calls in progress" in await page.text()
+        await page.screenshot(tmp_path / "status-desktop.png", width=1280)
+        await page.screenshot(tmp_path / "status-phone.png", width=390)
+        await page.run(
+            "document.querySelector('a[href=\"/calls/door/1\"]').click()", navigates=True
+        )
+        story = await page.text()
+        assert "door call 1" in story
+        assert "ringing → missed" in story
+        await page.screenshot(tmp_path / "story.png", width=1280)
+        await page.goto(base + "/")
+        await page.run(
+            "const f = document.querySelector('form[action=\"/silences\"]');"
+            "f.comment.value = 'from the browser'; f.token.value = '" + TOKEN + "';"
+            "f.submit()",
+            navigates=True,
+        )
+        assert "from the browser" in await page.text()
+    assert [s.comment for s in await store.silences()] == ["from the browser"]
+    for name in ("status-desktop.png", "status-phone.png", "story.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,139 @@
+"""A real headless Chromium for the tests, driven over the DevTools protocol (a WebSocket, through
+aiohttp): navigate, evaluate, wait for loads, take screenshots. Debian's `chromium`; `.ci/run`
+installs it, and elsewhere the tests that need it skip with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port, wait_until
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+class Page:
+    """One browser tab."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._ids = itertools.count(1)
+        self._loads = 0
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        message_id = next(self._ids)
+        await self._ws.send_json({"id": message_id, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self._ws.receive_json(), 30)
+            if message.get("method") == "Page.loadEventFired":
+                self._loads += 1
+            if message.get("id") == message_id:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message.get("result", {})
+                return result
+
+    async def loaded(self, since: int) -> None:
+        """Wait until a page load after `since` loads has fired."""
+        while self._loads <= since:
+            message = await asyncio.wait_for(self._ws.receive_json(), 30)
+            if message.get("method") == "Page.loadEventFired":
+                self._loads += 1
+
+    async def goto(self, url: str) -> None:
+        before = self._loads
+        await self.send("Page.navigate", url=url)
+        await self.loaded(before)
+
+    async def run(self, expression: str, *, navigates: bool = False) -> Any:
+        """Evaluate JavaScript in the page (the test's own hand, not the page's code)."""
+        before = self._loads
+        found = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        if navigates:
+            await self.loaded(before)
+        return found.get("result", {}).get("value")
+
+    async def text(self) -> str:
+        return str(await self.run("document.body.innerText"))
+
+    async def screenshot(self, path: Path, width: int, height: int = 900) -> None:
+        await self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=width < 600,
+        )
+        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (CI installs it: see .ci/run)")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return found
+
+
+@contextlib.asynccontextmanager
+async def browser() -> AsyncIterator[Page]:
+    """A headless Chromium with one page, closed afterwards."""
+    port = free_port()
+    profile = tempfile.mkdtemp(prefix="callmon-chromium-")
+    proc = await asyncio.create_subprocess_exec(
+        chromium(),
+        *FLAGS,
+        f"--user-data-dir={profile}",
+        f"--remote-debugging-port={port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def targets() -> list[dict[str, Any]]:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/json/list") as r:
+                        found: list[dict[str, Any]] = await r.json()
+                        return found
+                except aiohttp.ClientError:
+                    return []
+
+            pages = await wait_until(
+                targets, lambda found: any(t.get("type") == "page" for t in found), timeout=30
+            )
+            target = next(t for t in pages if t.get("type") == "page")
+            async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                page = Page(ws)
+                await page.send("Page.enable")
+                yield page
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
