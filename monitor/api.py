@@ -275,4 +275,5 @@ def _item(i: OutboxItem) -> dict[str, Any]:
         "attempts": i.attempts,
         "status": i.status,
         "last_error": i.last_error,
+        "tries": [{"at": _iso(t.at), "outcome": t.outcome, "error": t.error} for t in i.tries],
     }

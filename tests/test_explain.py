@@ -65,9 +65,10 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             await pipeline.process(tracker, result, missed_at)
         # The gate's alert: refused twice, then delivered.
         (item,) = [i for i in await store.outbox() if i.rule == "gate"]
-        await store.mark_failed(item.id, 0, "failed: 503 Service Unavailable")
-        await store.mark_failed(item.id, 0, "failed: 503 Service Unavailable")
-        await store.mark_sent(item.id, T0.timestamp() + 40)
+        for second in (31, 33):
+            at = T0.timestamp() + second
+            await store.mark_failed(item.id, at + 2, "failed: 503 Service Unavailable", at=at)
+        await store.mark_sent(item.id, T0.timestamp() + 37)
         await store.close()
 
     asyncio.run(record())
@@ -84,6 +85,9 @@ def test_a_call_that_fired_tells_each_rule_s_decision_and_the_delivery(
         "2026-11-23 13:00:30 CET  ringing → missed  (by poll)",
         "    gate    fired: sent",
         "              → chat #0: delivered after 3 attempts (decided 2026-11-23 13:00:30 CET)",
+        "                  2026-11-23 13:00:31 CET failed — failed: 503 Service Unavailable",
+        "                  2026-11-23 13:00:33 CET failed — failed: 503 Service Unavailable",
+        "                  2026-11-23 13:00:37 CET sent",
         "    calm    fired: sent",
         "              → chat #0: waiting after 0 attempts (decided 2026-11-23 13:00:30 CET)",
         "    hushed  silenced: silence 4: door repair",

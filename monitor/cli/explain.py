@@ -55,6 +55,11 @@ def story(
         lines.append(f"    {d.rule:<{width}}  {d.verdict}{because}")
         for item in deliveries.get(d.alert or "", ()):
             lines.append(f"    {'':<{width}}    {_delivery(item, zone)}")
+            for tried in item.tries:
+                error = f" — {tried.error}" if tried.error else ""
+                lines.append(
+                    f"    {'':<{width}}        {_when(tried.at, zone)} {tried.outcome}{error}"
+                )
     return lines
 
 

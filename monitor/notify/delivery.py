@@ -237,7 +237,8 @@ class Worker:
             )
             self._failing = True
         try:
-            await self._store.mark_failed(item.id, now + delay, f"{result.reason}: {result.detail}")
+            error = f"{result.reason}: {result.detail}"
+            await self._store.mark_failed(item.id, now + delay, error, at=now)
         except StoreError:
             # Held back all the same, with its backoff growing, though the store cannot say so.
             self._hold_until = now + delay

@@ -137,6 +137,16 @@ class Push:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at delivering an outbox entry."""
+
+    at: float
+    outcome: str
+    """`sent`, `failed` or `dead` (given up)."""
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A queued delivery with its bookkeeping."""
 
@@ -152,6 +162,8 @@ class OutboxItem:
     status: str
     last_error: str | None
     event_at: float | None = None
+    tries: tuple[Attempt, ...] = ()
+    """Each attempt, oldest first (filled where a call's story is read)."""
 
 
 class Store(Protocol):
@@ -185,8 +197,10 @@ class Store(Protocol):
         """Record a delivery as sent."""
         ...
 
-    async def mark_failed(self, item_id: int, retry_at: float, error: str) -> None:
-        """Record a failed attempt; retry at `retry_at`."""
+    async def mark_failed(
+        self, item_id: int, retry_at: float, error: str, at: float | None = None
+    ) -> None:
+        """Record a failed attempt (made at `at`, now when None); retry at `retry_at`."""
         ...
 
     async def mark_dead(self, item_id: int, error: str) -> None:

@@ -84,12 +84,15 @@ class SqlStore(ABC):
     async def mark_sent(self, item_id: int, now: float) -> None:
         await self._run("record a sent notification", sql.mark_sent(item_id, now), write=True)
 
-    async def mark_failed(self, item_id: int, retry_at: float, error: str) -> None:
-        program = sql.mark_failed(item_id, retry_at, error)
+    async def mark_failed(
+        self, item_id: int, retry_at: float, error: str, at: float | None = None
+    ) -> None:
+        program = sql.mark_failed(item_id, retry_at, error, time.time() if at is None else at)
         await self._run("record a failed delivery", program, write=True)
 
     async def mark_dead(self, item_id: int, error: str) -> None:
-        await self._run("dead-letter a notification", sql.mark_dead(item_id, error), write=True)
+        program = sql.mark_dead(item_id, error, time.time())
+        await self._run("dead-letter a notification", program, write=True)
 
     async def oldest_pending(self, notifier: str) -> float | None:
         return await self._run("read the outbox", sql.oldest_pending(notifier))

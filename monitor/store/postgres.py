@@ -246,7 +246,7 @@ def _leader() -> sql.Program[tuple[str, int, float] | None]:
 
 
 def _renumber() -> sql.Program[None]:
-    for table in ("outbox", "silences", "pushes", "decisions"):
+    for table in ("outbox", "silences", "pushes", "decisions", "attempts"):
         yield sql.Query(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
             f"COALESCE(MAX(id), 0) + 1, false) FROM {table}"

@@ -95,9 +95,17 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_call ON decisions (provider, call_id, id);
 CREATE INDEX IF NOT EXISTS decisions_age ON decisions (decided_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    id {id},
+    outbox_id {bigint} NOT NULL,
+    at {real} NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_item ON attempts (outbox_id, id);
 """
 """What callmon saw and decided (`callmon explain`): a row per event (no rule), and a row per
-rule's verdict on it; pruned by age and count."""
+rule's verdict on it, pruned by age and count; and each delivery attempt's outcome."""
 
 TABLES = (
     """

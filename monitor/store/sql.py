@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from typing import Any, TypeVar
 
 from monitor.model import CallState, Silence, StateKey, Tracked
 from monitor.store.base import (
+    Attempt,
     CallChanges,
     Changes,
     Decision,
@@ -194,33 +195,39 @@ def next_due(notifier: str, target: int) -> Program[float | None]:
     return float(rows[0][0]) if rows else None
 
 
+def _attempt(item_id: int, at: float, outcome: str, error: str | None = None) -> Program[None]:
+    yield Exec(
+        "INSERT INTO attempts (outbox_id, at, outcome, error) VALUES (%s, %s, %s, %s)",
+        (item_id, at, outcome, None if error is None else error[:500]),
+    )
+
+
 def mark_sent(item_id: int, now: float) -> Program[int]:
-    return (
-        yield from _changed(
-            "UPDATE outbox SET status = 'sent', sent_at = %s, attempts = attempts + 1, "
-            "last_error = NULL WHERE id = %s",
-            (now, item_id),
-        )
+    changed = yield from _changed(
+        "UPDATE outbox SET status = 'sent', sent_at = %s, attempts = attempts + 1, "
+        "last_error = NULL WHERE id = %s",
+        (now, item_id),
     )
+    yield from _attempt(item_id, now, "sent")
+    return changed
 
 
-def mark_failed(item_id: int, retry_at: float, error: str) -> Program[int]:
-    return (
-        yield from _changed(
-            "UPDATE outbox SET attempts = attempts + 1, next_at = %s, last_error = %s "
-            "WHERE id = %s",
-            (retry_at, error[:500], item_id),
-        )
+def mark_failed(item_id: int, retry_at: float, error: str, at: float) -> Program[int]:
+    changed = yield from _changed(
+        "UPDATE outbox SET attempts = attempts + 1, next_at = %s, last_error = %s WHERE id = %s",
+        (retry_at, error[:500], item_id),
     )
+    yield from _attempt(item_id, at, "failed", error)
+    return changed
 
 
-def mark_dead(item_id: int, error: str) -> Program[int]:
-    return (
-        yield from _changed(
-            "UPDATE outbox SET status = 'dead', last_error = %s WHERE id = %s",
-            (error[:500], item_id),
-        )
+def mark_dead(item_id: int, error: str, at: float) -> Program[int]:
+    changed = yield from _changed(
+        "UPDATE outbox SET status = 'dead', last_error = %s WHERE id = %s",
+        (error[:500], item_id),
     )
+    yield from _attempt(item_id, at, "dead", error)
+    return changed
 
 
 def oldest_pending(notifier: str) -> Program[float | None]:
@@ -278,11 +285,11 @@ def outbox_purge(dead: bool, notifier: str | None) -> Program[int]:
 
 
 def prune_sent(before: float) -> Program[int]:
-    return (
-        yield from _changed(
-            "DELETE FROM outbox WHERE status = 'sent' AND created_at < %s", (before,)
-        )
+    pruned = yield from _changed(
+        "DELETE FROM outbox WHERE status = 'sent' AND created_at < %s", (before,)
     )
+    yield Exec("DELETE FROM attempts WHERE outbox_id NOT IN (SELECT id FROM outbox)")
+    return pruned
 
 
 # --- the decision record
@@ -310,7 +317,15 @@ def deliveries(alerts: Iterable[str]) -> Program[dict[str, list[OutboxItem]]]:
             f"SELECT {ITEM_COLUMNS} FROM outbox WHERE key > %s AND key < %s ORDER BY id",
             (alert + "|", alert + "}"),
         )
-        items[alert] = [OutboxItem(*row) for row in found]
+        listed = []
+        for row in found:
+            item = OutboxItem(*row)
+            tried = yield Query(
+                "SELECT at, outcome, error FROM attempts WHERE outbox_id = %s ORDER BY id",
+                (item.id,),
+            )
+            listed.append(replace(item, tries=tuple(Attempt(*t) for t in tried)))
+        items[alert] = listed
     return items
 
 
@@ -423,6 +438,7 @@ COPIED = {
     "silences": "id, rule, matchers, starts, ends, comment",
     "pushes": "id, provider, body, received_at",
     "decisions": "id, " + DECISION_COLUMNS,
+    "attempts": "id, outbox_id, at, outcome, error",
     "outbox": "id, key, notifier, target, rule, severity, title, body, created_at, attempts, "
     "next_at, status, sent_at, last_error, event_at",
 }
