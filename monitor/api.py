@@ -64,7 +64,12 @@ class Api:
             web.delete("/api/v1/silences/{id}", self._answer(self.expire_silence, change=True)),
             web.get("/api/v1/outbox", self._answer(self.outbox)),
             web.post("/api/v1/outbox/retry", self._answer(self.retry, change=True)),
+            web.route("*", "/api/v1/{rest:.*}", self._unknown),
         ]
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        message = f"no endpoint {request.method} {request.path[:100]}"
+        return web.json_response({"error": message}, status=404)
 
     def _answer(
         self,

@@ -194,3 +194,11 @@ async def test_what_callmon_saw_and_decided_reads_as_json(
     status, overview = await api("GET", "/status")
     assert overview["outbox"] == {"pending": 3, "dead": 0}
     assert overview["rules"] == ["missed", "offline"]
+
+
+async def test_an_unknown_endpoint_is_a_json_404(api: Call) -> None:
+    assert await api("GET", "/nothing-here") == (
+        404,
+        {"error": "no endpoint GET /api/v1/nothing-here"},
+    )
+    assert (await api("PUT", "/silences"))[0] in (404, 405)

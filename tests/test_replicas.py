@@ -338,6 +338,12 @@ async def test_sigterm_hands_the_lease_over_at_once(
     other = next(r for r in group if r is not leader)
     assert await wait_until(other.role, lambda role: role is not None) == "standby"
     assert await healthz(other) == 200  # a standby is healthy: nothing to restart
+    async with aiohttp.ClientSession() as session:  # and shows the shared store
+        async with session.get(f"http://127.0.0.1:{other.port}/") as page:
+            assert page.status == 200
+            assert "standby" in await page.text()
+        async with session.get(f"http://127.0.0.1:{other.port}/api/v1/status") as answer:
+            assert (await answer.json())["role"] == "standby"
     assert metric_value(await metrics(leader.port), "callmon_leader") == 1
     assert metric_value(await metrics(other.port), "callmon_leader") == 0
     # The rules change while it stands by: it will lead with the new ones.
