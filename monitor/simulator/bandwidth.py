@@ -9,7 +9,6 @@ each call's events are posted to it as v1 callbacks (PROVIDERS.md section 5).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,18 +97,14 @@ class BandwidthApi(FakeApi):
     name: str = "bandwidth"
     callback: str | None = None
     """The application's callback URL (credentials in it, sent as HTTP Basic); None: no pushes."""
-    pushes: list[asyncio.Task[int]] = field(default_factory=list)
 
     def subscribe(self, callback: str) -> None:
         """Post v1 call events (`incomingcall`, `answer`, `hangup`) to `callback`."""
         self.callback = callback
 
     def _push(self, call: CatapultCall, event: str, at: float) -> None:
-        if self.callback is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        callback = self.callback
+        if callback is None:
             return
         body: dict[str, Any] = {
             "eventType": event,
@@ -122,7 +117,7 @@ class BandwidthApi(FakeApi):
         }
         if event == "hangup":
             body["cause"] = call.cause
-        self.pushes.append(loop.create_task(_post_callback(self.callback, body)))
+        self.push(lambda: _post_callback(callback, body))
 
     def start_call(self, at: float | None = None) -> str:
         incoming = self.rng.random() < 0.7

@@ -11,7 +11,6 @@ client pages shift records between pages, as a live list does.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -116,7 +115,6 @@ class BirdApi(FakeApi):
     name: str = "bird"
     subscription: Subscription | None = None
     """A webhook subscription: every status change is posted to it, signed."""
-    pushes: list[asyncio.Task[int]] = field(default_factory=list)
 
     def subscribe(self, post_to: str, signing_key: str, url: str | None = None) -> None:
         """Subscribe to `voice.inbound` and `voice.outbound`: post each change to `post_to`,
@@ -129,13 +127,9 @@ class BirdApi(FakeApi):
         sub = self.subscription
         if sub is None:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
         event = "voice.inbound" if call.direction == "incoming" else "voice.outbound"
         payload = {"service": "channels", "event": event, "payload": call.as_json(self.channel_id)}
-        self.pushes.append(loop.create_task(sub.post(json.dumps(payload).encode())))
+        self.push(lambda: sub.post(json.dumps(payload).encode()))
 
     # --- the line the traffic drives
 

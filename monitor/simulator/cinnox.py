@@ -9,7 +9,6 @@ A call event subscription gets `CallStart` and `CallEnd` of each call (PROVIDERS
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +84,6 @@ class CinnoxApi(FakeApi):
     name: str = "cinnox"
     subscription: str | None = None
     """The call event subscription's URL, once its challenge was answered."""
-    pushes: list[asyncio.Task[int]] = field(default_factory=list)
 
     async def subscribe(self, url: str) -> bool:
         """Enable the call event subscription (`PATCH …/call-event-sub`): CINNOX first posts a
@@ -106,14 +104,11 @@ class CinnoxApi(FakeApi):
 
     def _push(self, call: CinnoxCall, status: str) -> None:
         """Post `CallStart` / `CallEnd` of a call (no times, no outcome: the call log has them)."""
-        if self.subscription is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        url = self.subscription
+        if url is None:
             return
         body = {"message": {"id": call.call_id, "status": status, "serviceId": "svc-1"}}
-        self.pushes.append(loop.create_task(_post(self.subscription, body)))
+        self.push(lambda: _post(url, body))
 
     def start_call(self, at: float | None = None) -> str:
         hid = f"{self.rng.getrandbits(96):024x}"

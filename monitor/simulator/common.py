@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -103,6 +104,8 @@ class FakeApi:
     rng: random.Random = field(default_factory=random.Random)
     requests: int = 0
     list_requests: int = 0
+    pushes: list[asyncio.Task[int]] = field(default_factory=list)
+    """Webhook posts under way or done (their results are the receiver's statuses)."""
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def at(self, moment: float | None) -> float:
@@ -112,6 +115,15 @@ class FakeApi:
     def number(self) -> int:
         """The next caller number's digits."""
         return next(self._numbers)
+
+    def push(self, post: Callable[[], Coroutine[Any, Any, int]]) -> None:
+        """Send a webhook in the background, as the vendor does after a change; nothing when no
+        event loop runs (history made before the servers start)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.pushes.append(loop.create_task(post()))
 
 
 def guarded(check: Check, handler: Handler) -> Handler:
