@@ -18,7 +18,7 @@ from monitor.page import StatusPage
 from monitor.pipeline import Pipeline
 from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
-from monitor.store import SqliteStore
+from monitor.store import SqliteStore, SqlStore, open_store
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
 from monitor.web import Readiness, build_app
@@ -28,14 +28,15 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
 
 
-async def recorded(tmp_path: Path) -> SqliteStore:
-    """A store holding a missed call at a door whose title is markup."""
+async def recorded(tmp_path: Path, url: str | None = None) -> SqlStore:
+    """A store (SQLite, or the one at `url`) holding a missed call at a door whose title is
+    markup."""
     (tmp_path / "rules.yaml").write_text(
         "rules:\n  - {name: missed, when: {to: missed}, notify: [chat],"
         " title: 'Missed call at {{ call.intercom.title }}'}\n"
     )
     rules = load_rules([tmp_path / "rules.yaml"], Context(notifiers=["chat"], providers=[]))
-    store = SqliteStore(str(tmp_path / "state.db"))
+    store = await open_store(url) if url else SqliteStore(str(tmp_path / "state.db"))
     pipeline = Pipeline(store, Telemetry(CollectorRegistry()), Engine(rules), {"chat": 1})
     tracker = Tracker("door", "vms-intercom", baselined=True)
     for state, at in ((CallState.RINGING, T0), (CallState.MISSED, T0 + timedelta(seconds=30))):
@@ -51,7 +52,7 @@ async def recorded(tmp_path: Path) -> SqliteStore:
     return store
 
 
-async def serve(store: SqliteStore, token: str | None) -> tuple[web.AppRunner, str]:
+async def serve(store: SqlStore, token: str | None) -> tuple[web.AppRunner, str]:
     page = StatusPage(
         lambda: store,
         token,
@@ -68,8 +69,9 @@ async def serve(store: SqliteStore, token: str | None) -> tuple[web.AppRunner, s
 
 
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, str]]:
-    store = await recorded(tmp_path)
+async def site(tmp_path: Path, store_url: str) -> AsyncIterator[tuple[SqlStore, str]]:
+    """The page over each store (the shared one is what a standby shows)."""
+    store = await recorded(tmp_path, store_url)
     runner, base = await serve(store, TOKEN)
     yield store, base
     await runner.cleanup()
@@ -90,7 +92,7 @@ async def post(url: str, form: dict[str, str]) -> tuple[int, str]:
 
 
 async def test_the_page_shows_what_callmon_saw_escaped_and_refreshes_itself(
-    site: tuple[SqliteStore, str],
+    site: tuple[SqlStore, str],
 ) -> None:
     _, base = site
     status, kind, html = await get(base + "/")
@@ -111,7 +113,7 @@ async def test_the_page_shows_what_callmon_saw_escaped_and_refreshes_itself(
 
 
 async def test_the_form_adds_and_expires_a_silence_with_the_token(
-    site: tuple[SqliteStore, str],
+    site: tuple[SqlStore, str],
 ) -> None:
     store, base = site
     form = {"rule": "missed", "match": "call.intercom.id=158", "for": "2h", "comment": "repair"}
@@ -145,7 +147,7 @@ async def test_without_a_token_the_page_only_reads(tmp_path: Path) -> None:
 
 
 async def test_in_a_real_browser_a_call_s_story_is_a_click_away_and_the_form_silences(
-    site: tuple[SqliteStore, str], tmp_path: Path
+    site: tuple[SqlStore, str], tmp_path: Path
 ) -> None:
     """Debian's Chromium, headless: open the page, follow a call to its story, add a silence
     through the form, see it listed; screenshots at desktop and phone widths."""
