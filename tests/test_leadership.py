@@ -5,7 +5,7 @@ and what it does on loss and on stop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from monitor.leadership import LOCAL_SHARE, Leadership
@@ -53,6 +53,19 @@ class MemoryLease:
             self.expires = 0.0
 
 
+def leader_work(stopping: asyncio.Event, cancelled: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """The leader's work: runs until `stopping`; sets `cancelled` when leadership ends it."""
+
+    async def work() -> None:
+        try:
+            await stopping.wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    return work
+
+
 def leadership(lease: MemoryLease, ttl: float = 3.0) -> tuple[Leadership, list[bool]]:
     changes: list[bool] = []
     return Leadership(lease, ttl, on_change=changes.append, clock=lambda: lease.now[0]), changes
@@ -88,17 +101,8 @@ async def test_a_lease_taken_by_another_stops_the_work_at_once_and_stands_by() -
     now = [0.0]
     lease = MemoryLease(now)
     lead, changes = leadership(lease, ttl=0.3)  # renews every 0.1 s of real time
-    stopping = asyncio.Event()
-    cancelled = asyncio.Event()
-
-    async def work() -> None:
-        try:
-            await stopping.wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    task = asyncio.create_task(lead.run(work, stopping))
+    stopping, cancelled = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(lead.run(leader_work(stopping, cancelled), stopping))
     await wait_for(lambda: lead.leading)
     lease.token, lease.holder, lease.expires = 7, "other", 1e9  # another replica took it
     await wait_for(cancelled.is_set, timeout=5)
@@ -118,21 +122,13 @@ async def test_a_store_out_of_reach_ends_leadership_once_the_lease_lapses() -> N
     now = [0.0]
     lease = MemoryLease(now)
     lead, changes = leadership(lease, ttl=0.3)
-    stopping = asyncio.Event()
-    cancelled = asyncio.Event()
-
-    async def work() -> None:
-        try:
-            await stopping.wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    task = asyncio.create_task(lead.run(work, stopping))
+    stopping, cancelled = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(lead.run(leader_work(stopping, cancelled), stopping))
     await wait_for(lambda: lead.leading)
+    renewals = lease.calls.count("renew")
     lease.down = True
-    await asyncio.sleep(0.15)
-    assert lead.leading  # a renewal failed: still within its share of the ttl
+    await wait_for(lambda: lease.calls.count("renew") > renewals)  # and that renewal failed
+    assert lead.leading  # still within its share of the ttl
     now[0] += 0.3 * LOCAL_SHARE
     await wait_for(cancelled.is_set, timeout=5)
     assert changes == [True, False]
