@@ -375,6 +375,9 @@ class Daemon:
             self._clock_loop = None
             self._intake = None
             self.pipeline = None
+            # Nor does a standby report providers or doors as the leader last saw them.
+            self.pollers = []
+            self._push_targets = {}
 
     def _give_up(self, problems: list[str]) -> None:
         self.exit_code = EXIT_UNHEALTHY
