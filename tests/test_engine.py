@@ -473,3 +473,22 @@ rules:
     assert alert.key == f"{fired}|chat"  # the alert of the fired verdict, to its notifier
     ringing = eng.process([call_event("3", "ringing", noon, frm=None)], noon)
     assert [(v.rule, v.verdict) for v in ringing.verdicts] == [("slow", "waiting")]
+
+
+def test_the_index_by_door_chooses_the_rules_matching_all_would(tmp_path: Path) -> None:
+    """Rules about one door each are looked up by the event's door; the verdicts (and the rules
+    said not to match, for the decision record) are those of trying every rule."""
+    text = "rules:\n" + "".join(
+        f"  - {{name: door-{i}, when: {{to: missed, where: {{call.intercom.id: {spec}}}}}, "
+        "notify: [chat]}\n"
+        for i, spec in enumerate(["158", "'158'", "[7, 158.0]", "7", "{gt: 100}", "'x'"])
+    )
+    text += "  - {name: any-door, when: {to: missed}, notify: [chat]}\n"
+    eng = engine(tmp_path, text)
+    for door, fired in ((158, {0, 1, 2, 4}), (7, {2, 3}), (99, set())):
+        outcome = eng.process([call_event(f"c{door}", "missed", T0, door=door)], T0)
+        names = {f"door-{i}" for i in fired} | {"any-door"}
+        assert {v.rule for v in outcome.verdicts} == names
+        assert {v.rule for v in outcome.misses()} == {r.name for r in eng.rules} - names
+    shortlist = eng._rules_for(call_event("x", "missed", T0, door=99))
+    assert len(shortlist.rules(call_event("x", "missed", T0, door=99))) == 2  # any-door, gt

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.model import Call, CallState, Event, EventKind, Intercom
 from monitor.rules.engine import Engine
@@ -234,3 +237,91 @@ def test_a_missing_value_renders_as_nothing_not_none() -> None:
 
     template = Templates().compile("Missed call at {{ call.intercom.title }}")
     assert template.render({"call": {"intercom": {"title": None}}}) == "Missed call at "
+
+
+FIELD_TEMPLATES = [
+    "Missed call at {{ call.intercom.title }}",
+    "{{ call.intercom.title }}/{{ call.id }} ({{ provider }}) {{ call.ring_seconds }}s",
+    "{{ call.raw.detail.code }}|{{ call.raw.missing.deeper }}|{{ nothing.at.all }}",
+    "{{ at }} {{ call.created_at }} {{ inferred }} {{ call.talk_seconds }}",
+    "{{ at.year }} {{ call.created_at.hour }}",  # a datetime's attribute: Jinja renders it
+    "{{ call.items }}{{ call.raw.keys }}",  # a mapping's method: Jinja renders it
+    "plain {{ rule }}\n",
+    "{{ rule }}: {{ provider }} {{ call.id or intercom.id or '' }} {{ to }}",  # the default
+    """He said "hi" {x} '{y}' \\n {{ rule }}{{ '"' }}{{ "{" }}""",
+    "{{ intercom.id or call.nothing or 0 }}|{{ reason or 'no reason' }}|{{ none }}{{ 7 }}",
+]
+
+
+@pytest.mark.parametrize("source", FIELD_TEMPLATES)
+def test_field_templates_render_as_jinja_does(source: str) -> None:
+    """Templates that only print fields skip Jinja: the text is the same as Jinja's."""
+    from monitor.model import Call, CallState, Event, EventKind, Intercom
+    from monitor.providers.records import LazyJson
+
+    call = Call(
+        "7",
+        CallState.MISSED,
+        "missed",
+        created_at=T0,
+        ended_at=T0,
+        intercom=Intercom(3, "Gate <1>"),
+        raw=LazyJson(b'{"detail": {"code": 17}, "n": null}'),
+    )
+    event = Event(EventKind.TRANSITION, "door", "vms-intercom", "missed", T0, "ringing", call=call)
+    context = {**event.as_dict(), "rule": "r", "count": 3}
+    compiled = Templates().compile(source)
+    jinja = Templates()._env.from_string(source)
+    assert compiled.render(context) == jinja.render(context).strip("\n")
+
+
+def test_field_templates_are_filled_in_without_jinja() -> None:
+    """The fast path is taken (the comparison above would pass with Jinja alone), and output
+    beyond the bound fails as Jinja's does."""
+    from monitor.rules.templates import RenderError
+
+    compiled = Templates().compile("Missed at {{ call.intercom.title }}")
+    compiled._template = None  # with no Jinja template left, only the fast path can render it
+    compiled._text = "(Jinja's path)"
+    assert compiled._fields is not None
+    compiled._template = object()
+    assert compiled.render({"call": {"intercom": {"title": "Gate"}}}) == "Missed at Gate"
+    with pytest.raises(RenderError, match="longer than"):
+        compiled.render({"call": {"intercom": {"title": "x" * 20_000}}})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    expected=st.one_of(
+        st.integers(-300, 300),
+        st.floats(allow_nan=False, allow_infinity=False, width=32),
+        st.sampled_from(["158", "158.0", "1e3", "x", "", " 1", "True", "None"]),
+    ),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-300, 300),
+        st.floats(allow_nan=False, width=32),
+        st.sampled_from(["158", "158.0", "1000", "1e3", "x", "", "1.5", "-0.0", "0"]),
+    ),
+)
+def test_index_keys_never_leave_out_a_rule_that_matches(expected: Any, value: Any) -> None:
+    """Whenever `where` equality holds, the event's index key is among the rule's keys."""
+    from monitor.rules.match import compile_test, index_key, index_keys
+
+    if compile_test(expected, ())(value):
+        keys = index_keys(expected)
+        assert keys is not None
+        assert index_key(value) in keys
+
+
+def test_a_regex_remembers_values_and_still_answers_right() -> None:
+    from monitor.rules import regex
+
+    search = regex.compile_linear("^Door [0-9]+$")
+    for _ in range(2):
+        assert search("Door 12") is True
+        assert search("Gate 12") is False
+    many = [f"Door {i}" for i in range(regex.MEMO_SIZE + 10)]
+    assert all(search(text) for text in many)  # past the memory's size: emptied, still right
+    assert search("Door 1" + "0" * 300) is True  # too long to remember, answered all the same

@@ -19,6 +19,7 @@ from monitor.rules.match import (
     RuleError,
     compile_field,
     compile_test,
+    index_keys,
 )
 from monitor.rules.run import TIMETABLE
 from monitor.rules.schema import RuleSpec, When
@@ -85,6 +86,7 @@ class _Compiler:
             from_states=_from_states(when),
             to_states=_set(states),
             where=where,
+            equals=self._equals(where),
             where_text=tuple(
                 f"{name}: {json.dumps(test, default=str, separators=(', ', ': '))}"
                 for name, test in spec.when.where.items()
@@ -165,7 +167,11 @@ class _Compiler:
                     getters.append(compile_field(path, (*self.loc, key, "by", i)))
                 except RuleError as exc:
                     self.errors.append(self.doc.error(exc.loc, str(exc)))
-            found[key] = KeyedWindow(seconds, tuple(getters), count)
+            text = {
+                "threshold": f" of {count} within {seconds:g} s",
+                "throttle": f"one alert per {seconds:g} s; this one is counted",
+            }.get(key, "")
+            found[key] = KeyedWindow(seconds, tuple(getters), count, text)
         return found
 
     def _where(self) -> tuple[tuple[Getter, Predicate], ...]:
@@ -178,6 +184,17 @@ class _Compiler:
                 key = exc.at_key or exc.loc == at
                 self.errors.append(self.doc.error(exc.loc, str(exc), key=key))
         return tuple(tests)
+
+    def _equals(
+        self, where: tuple[tuple[Getter, Predicate], ...]
+    ) -> tuple[tuple[str, Getter, frozenset[str]], ...]:
+        """The `where` fields tested for equality with plain values, for the engine's index."""
+        found = []
+        for (name, test), (get, _) in zip(self.spec.when.where.items(), where, strict=True):
+            keys = index_keys(test)
+            if keys is not None:
+                found.append((name, get, keys))
+        return tuple(found)
 
     def _templates(self) -> list[Template | None]:
         """Title, body and the summary's title and body, compiled and checked."""

@@ -39,7 +39,7 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
     """Take the event through the rule's stages to an alert, or stop where one holds it; the
     verdict says which."""
     verdicts = run.out.verdicts
-    if not passes_gate(run, rule, event):
+    if (rule.during or rule.outside) and not passes_gate(run, rule, event):
         where = f"outside its {rule.during}" if rule.during else f"inside its {rule.outside}"
         verdicts.append(Verdict(event, rule.name, OUTSIDE, f"{where} schedule"))
         return
@@ -47,9 +47,7 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
     if rule.threshold is not None:
         count, reached = windows.threshold(run, rule, event)
         if not reached:
-            spec = rule.threshold
-            detail = f"{count} of {spec.count} within {spec.seconds:g} s"
-            verdicts.append(Verdict(event, rule.name, BELOW, detail))
+            verdicts.append(Verdict(event, rule.name, BELOW, f"{count}{rule.threshold.text}"))
             return
         extra["count"] = count
     if run.silencer and (silence := run.silencer.match(rule.name, event, run.now)) is not None:
@@ -62,8 +60,7 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
     if rule.throttle is not None:
         passed = windows.throttle(run, rule, event)
         if passed is None:
-            detail = f"one alert per {rule.throttle.seconds:g} s; this one is counted"
-            verdicts.append(Verdict(event, rule.name, THROTTLED, detail))
+            verdicts.append(Verdict(event, rule.name, THROTTLED, rule.throttle.text))
             return
         held_back, since = passed
     item = alert_item(run, rule, event, extra)
@@ -84,21 +81,18 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
 
 def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any]) -> Item:
     """The rule's alert about this event, rendered, keyed by rule, subject and step."""
-    context = {
-        **run.view(event),
-        "rule": rule.name,
-        "severity": str(rule.severity),
-        "for": rule.hold_for,
-        **extra,
-    }
+    context = run.view(event) | rule.fields
+    if extra:
+        context.update(extra)
+    at = event.at.timestamp()
     step = f"{event.from_state or 'none'}>{event.to_state}"
     if event.kind is not EventKind.TRANSITION:
-        step += f"@{event.at.timestamp():.3f}"
+        step += f"@{at:.3f}"
     return Item(
-        key=f"{rule.name}|{event.kind}|{subject(event)}|{step}",
-        title=render(run, rule, rule.title, context, "title"),
-        body=render(run, rule, rule.body, context, "body"),
-        at=event.at.timestamp(),
-        provider=event.provider,
-        severity=str(rule.severity),
+        f"{rule.name}|{event.kind.value}|{subject(event)}|{step}",
+        render(run, rule, rule.title, context, "title"),
+        render(run, rule, rule.body, context, "body") if rule.body.dynamic else rule.body.text,
+        at,
+        event.provider,
+        rule.fields["severity"],
     )

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, tzinfo
 from monitor.model import Event
 from monitor.rules import batches, timers, windows
 from monitor.rules.decide import fire
-from monitor.rules.match import Rule
+from monitor.rules.match import Rule, Shortlist
 from monitor.rules.run import WAITING, Considered, Outcome, Run, Timetables, Verdict
 from monitor.rules.schedule import Schedule
 from monitor.rules.silence import Silencer
@@ -69,7 +69,7 @@ class Engine:
             for kind in rule.kinds:
                 for to in rule.to_states or (None,):
                     self._index[(kind, to)].append(rule)
-        self._candidates: dict[tuple[str, str], list[Rule]] = {}
+        self._candidates: dict[tuple[str, str], Shortlist] = {}
         self._watchers = [r for r in self.rules if r.hold_for or r.resolve]
 
     def _run(
@@ -98,8 +98,9 @@ class Engine:
         considered: list[Considered] = []
         work = []
         for event in events:
-            candidates = self._rules_for(event)
-            matched = [rule for rule in candidates if rule.matches(event)]
+            shortlist = self._rules_for(event)
+            candidates = shortlist.candidates
+            matched = [rule for rule in shortlist.rules(event) if rule.matcher(event)]
             if len(matched) < len(candidates):
                 considered.append((event, candidates, matched))
             work.append((event, matched))
@@ -149,12 +150,12 @@ class Engine:
 
     # --- matching
 
-    def _rules_for(self, event: Event) -> list[Rule]:
-        key = (str(event.kind), event.to_state)
+    def _rules_for(self, event: Event) -> Shortlist:
+        key = (event.kind.value, event.to_state)
         found = self._candidates.get(key)
         if found is None:
             chosen = {id(r) for r in self._index.get(key, ())}
             chosen |= {id(r) for r in self._index.get((key[0], None), ())}
-            found = [r for r in self.rules if id(r) in chosen]
+            found = Shortlist([r for r in self.rules if id(r) in chosen])
             self._candidates[key] = found
         return found

@@ -43,12 +43,27 @@ def compile_linear(pattern: str) -> Callable[[str], bool]:
         text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
         raise RegexError(_explain(text))
     match = compiled.Match
+    known: dict[str, bool] = {}
 
     def search(text: str) -> bool:
-        data = text.encode("utf-8", "replace")
-        return bool(match(_SEARCH, data, 0, len(data))[0][0] >= 0)
+        # The same few values come again and again (a door's title, a line's number): each
+        # short one is searched once (a bounded memory, emptied when full).
+        found = known.get(text)
+        if found is None:
+            data = text.encode("utf-8", "replace")
+            found = bool(match(_SEARCH, data, 0, len(data))[0][0] >= 0)
+            if len(text) <= MEMO_LENGTH:
+                if len(known) >= MEMO_SIZE:
+                    known.clear()
+                known[text] = found
+        return found
 
     return search
+
+
+MEMO_SIZE = 4096
+"""Values whose result each regex remembers (at most `MEMO_LENGTH` characters each)."""
+MEMO_LENGTH = 256
 
 
 def _explain(detail: str) -> str:

@@ -28,18 +28,22 @@ def render(run: Run, rule: Rule, template: Template, context: Mapping[str, Any],
         return f"(the {what} of rule {rule.name} could not be rendered: {exc})"
 
 
+SEVERITIES = {severity.value: severity for severity in Severity}
+
+
 def send(run: Run, rule: Rule, item: Item) -> None:
     """One alert per notifier of the rule, keyed so that the same decision is queued once."""
+    event_at = datetime.fromtimestamp(item.at, UTC)
     for notifier in rule.notify:
         run.out.alerts.append(
             Alert(
                 key=f"{item.key}|{notifier}",
                 rule=rule.name,
                 notifier=notifier,
-                severity=Severity(item.severity),
+                severity=SEVERITIES[item.severity],
                 title=item.title,
                 body=item.body,
                 created_at=run.now,
-                event_at=datetime.fromtimestamp(item.at, UTC),
+                event_at=event_at,
             )
         )

@@ -13,6 +13,8 @@ from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from monitor.model import Alert, Event, StateKey
 from monitor.rules.match import Rule, why_not
 from monitor.rules.schedule import Schedule, from_timetable
@@ -35,8 +37,7 @@ SILENCED = "silenced"
 THROTTLED = "throttled"
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     """One rule's decision on one event: `fired`, or why not (`callmon explain` tells them)."""
 
     event: Event
@@ -95,9 +96,9 @@ class Run:
     out: Outcome = field(default_factory=Outcome)
     held: defaultdict[str, list[Item]] = field(default_factory=partial(defaultdict, list))
     """Call alerts held back for a backlog summary, per rule."""
-    _views: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    _views: dict[int, dict[str, Any]] = field(default_factory=dict)
 
-    def view(self, event: Event) -> Mapping[str, Any]:
+    def view(self, event: Event) -> dict[str, Any]:
         """The event's fields as templates read them (built once per event)."""
         key = id(event)
         if key not in self._views:

@@ -106,6 +106,7 @@ class RenderTimeout(BoundExceeded):
 
 
 _armed = False
+_installed = False
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -116,12 +117,15 @@ def _interrupt(signum: int, frame: Any) -> None:
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Interrupt the block after `seconds` (a SIGALRM timer; only in the main thread, where a
-    signal can be delivered; elsewhere the size bounds alone apply)."""
-    global _armed
-    if threading.current_thread() is not threading.main_thread() or _armed:
+    signal can be delivered; elsewhere the size bounds alone apply). The handler is installed
+    once and does nothing unless a render is under way: a render costs two `setitimer` calls."""
+    global _armed, _installed
+    if _armed or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGALRM, _interrupt)
+    if not _installed:
+        signal.signal(signal.SIGALRM, _interrupt)
+        _installed = True
     _armed = True
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -129,4 +133,3 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         _armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

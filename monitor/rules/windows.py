@@ -16,15 +16,20 @@ def threshold(run: Run, rule: Rule, event: Event) -> tuple[int, bool]:
     spec = rule.threshold
     assert spec is not None
     key = StateKey(rule.name, "threshold", by_key(spec.by, event))
-    state = run.step.get(key, Window) or Window([])
+    state = run.step.get(key, Window)
     at = event.at.timestamp()
-    times = [t for t in state.times if t > at - spec.seconds]
-    times.append(at)
-    times = times[-max(spec.count, 1) * 4 :]
+    if state is None:
+        times, fired = [at], False
+    else:
+        since = at - spec.seconds
+        times = [t for t in state.times if t > since]
+        times.append(at)
+        if len(times) > spec.count * 4:
+            del times[: -spec.count * 4]
+        fired = state.fired
     reached = len(times) >= spec.count
-    fire = reached and not state.fired
     run.step.put(key, Window(times, reached))
-    return len(times), fire
+    return len(times), reached and not fired
 
 
 def throttle(run: Run, rule: Rule, event: Event) -> tuple[int, datetime] | None:
