@@ -502,3 +502,41 @@ async def test_a_malformed_record_served_again_is_reported_once(
     skips = [e for e in logs if e["event"] == "record skipped"]
     assert len(skips) == 1
     assert (first.skipped, second.skipped) == (2, 0)  # the record and the door status, once
+
+
+async def test_calls_tracked_unchanged_are_read_slim_and_news_in_full(
+    serve: Any, session: aiohttp.ClientSession
+) -> None:
+    """A poll normalises only what is news: the calls the tracker holds unchanged come back
+    without times or record (the tracker passes over them), a changed one in full."""
+    ringing = {**record(3, "ring"), "started_at": None}
+    bodies: list[Any] = [{"data": [ringing, record(2), record(1)]}]
+
+    async def handler(request: web.Request) -> web.Response:
+        return await pages(*bodies)(request)
+
+    base = await serve({"/api/v1/intercom/calls": handler})
+    client = VmsIntercom(settings(base), session)
+    tracker = fresh_tracker()
+    first = await client.poll(tracker)
+    assert all(c.created_at is not None for c in first.calls)
+    tracker.apply(tracker.diff(first, datetime.now(UTC)))
+    again = await client.poll(tracker)
+    assert [(c.id, c.created_at, c.intercom and c.intercom.id) for c in again.calls] == [
+        ("3", None, 158),
+        ("2", None, 158),
+        ("1", None, 158),
+    ]
+    assert tracker.diff(again, datetime.now(UTC)).events == []
+    bodies[0] = {"data": [{**ringing, "status": "missed"}, record(2), record(1)]}
+    changed = await client.poll(tracker)
+    assert [(c.id, c.state, c.created_at is not None) for c in changed.calls] == [
+        ("3", CallState.MISSED, True),
+        ("2", CallState.MISSED, False),
+        ("1", CallState.MISSED, False),
+    ]
+    events = tracker.diff(changed, datetime.now(UTC)).events
+    assert [(e.from_state, e.to_state) for e in events] == [("ringing", "missed")]
+    bodies[0] = {"data": [{**record(4), "id": "x"}, record(3), record(2)]}
+    broken = await client.poll(tracker)  # off the slim shape: record by record
+    assert [(c.id, c.created_at is not None) for c in broken.calls] == [("3", True), ("2", True)]
