@@ -1,8 +1,4 @@
 """callmon: an event-driven call-status monitor."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("callmon")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+__version__ = "0.1.0"
+"""The one place the version is written (`pyproject.toml` reads it from here)."""

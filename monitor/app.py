@@ -61,8 +61,12 @@ class Daemon:
         record: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         store: Store | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self._check = check
+        """A check of the config to make once ready, off the start-up path (its notifier URLs:
+        apprise finds its plugins first); what it raises ends `run` with that error."""
         self.registry = registry or CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
         self.supervisor = Supervisor(self.telemetry, clock=clock)
@@ -160,7 +164,10 @@ class Daemon:
         """
         config = self.config
         self.telemetry.declare(
-            [p.name for p in config.providers], list(config.notifiers), [r.name for r in self.rules]
+            [p.name for p in config.providers],
+            list(config.notifiers),
+            [r.name for r in self.rules],
+            provider_series=config.provider_series,
         )
         token = config.api_token.get_secret_value() if config.api_token else None
         rules = lambda: [r.name for r in self.rules]  # noqa: E731 (the rules in force now)
@@ -196,6 +203,8 @@ class Daemon:
     ) -> None:
         """The loops of every role (watchdog, web, rule files), and the leader's work: always
         with a store of one process; while holding the lease with a shared one."""
+        if self._check is not None:
+            await anyio.to_thread.run_sync(self._check)
         start = self.supervisor.start
         watchdog = Watchdog(
             store, self.supervisor, self.config.unhealthy_exit_after, self._give_up, self._clock
@@ -318,8 +327,14 @@ class Daemon:
             self.telemetry.limit_doors(name, len(settings.intercoms or ()) or settings.max_doors)
         requests = self.telemetry.requests
 
+        label = self.telemetry.provider(name)
+        children: dict[str, Any] = {}
+
         def observe(code: str) -> None:
-            requests.labels(name, code).inc()
+            child = children.get(code)
+            if child is None:
+                child = children[code] = requests.labels(label, code)
+            child.inc()
 
         client = providers.build(settings, session, observe)
         self._push_targets[name] = (tracker, client)

@@ -95,6 +95,9 @@ class Config(Strict):
     decisions_retention: Duration = 7 * 86400.0
     """How long the decision record (`callmon explain`) keeps what callmon saw and decided."""
     lease_ttl: Duration = Field(default=15.0, ge=1.0, le=3600.0)
+    provider_series: int = Field(default=100, ge=0, le=1_000_000)
+    """Providers (in config order) with metric series of their own besides `provider_up` and
+    the last success: the rest are summed under `provider="other"`."""
     """With a PostgreSQL store: how long a replica's leadership lasts without renewal, so how
     soon a standby takes over from a leader that died."""
 

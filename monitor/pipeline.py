@@ -38,7 +38,7 @@ from monitor.rules.schedule import Schedule, from_timetable
 from monitor.rules.silence import Silencer
 from monitor.rules.state import State, encode_changes
 from monitor.store.base import CallChanges, Changes, Decision, Delivery, Store, StoreError
-from monitor.telemetry import Telemetry
+from monitor.telemetry import OTHER, Telemetry
 from monitor.tracker import Diff, Tracker
 
 log = structlog.get_logger("monitor.pipeline")
@@ -159,7 +159,9 @@ class Pipeline:
                 silencer=self._silencer,
                 timetables=self._timetables,
             )
-            calls = CallChanges(tracker.provider, diff.upserts, diff.deletes, diff.stored())
+            calls = None
+            if not tracker.stores_nothing(diff):
+                calls = CallChanges(tracker.provider, diff.upserts, diff.deletes, diff.stored())
             queued = await self._commit(outcome, calls, pushes, diff.events)
             tracker.apply(diff)
             self._learn_timetables(tracker.provider, result)
@@ -171,9 +173,11 @@ class Pipeline:
                 alerted=len(diff.events),
             )
         if result.skipped:
-            self.telemetry.records_skipped.labels(tracker.provider).inc(result.skipped)
+            label = self.telemetry.provider(tracker.provider)
+            self.telemetry.records_skipped.labels(label).inc(result.skipped)
         if diff.delays and not diff.baseline:
-            detection = self.telemetry.detection_seconds.labels(tracker.provider, result.via)
+            label = self.telemetry.provider(tracker.provider)
+            detection = self.telemetry.detection_seconds.labels(label, result.via)
             for delay in diff.delays:
                 detection.observe(delay)
         self._observe(tracker, diff.events, outcome, queued, backlog)
@@ -259,10 +263,10 @@ class Pipeline:
         if tracker is not None:
             counts = tracker.active_counts()
             for state in (CallState.RINGING, CallState.ANSWERED):
-                t.calls_active.labels(tracker.provider, state.value).set(counts.get(state, 0))
+                t.set_active(tracker.provider, state.value, counts.get(state, 0))
             for door, online in tracker.intercoms.items():
                 label = t.door(tracker.provider, door)
-                if label != "other":
+                if label != OTHER:
                     t.intercom_online.labels(tracker.provider, label).set(1 if online else 0)
         for rule in outcome.fired:
             t.rule_fired.labels(rule).inc()
@@ -279,21 +283,22 @@ class Pipeline:
         """A call's transition in the metrics: counts, ring and talk times, per-door outcomes."""
         t, call, to = self.telemetry, event.call, event.to_state
         assert call is not None
-        t.transitions.labels(event.provider, event.from_state or "none", to).inc()
+        provider = t.provider(event.provider)
+        t.transitions.labels(provider, event.from_state or "none", to).inc()
         ring = call.ring_seconds
         # The ring ends once per call: when answered, or at an unanswered end; a call first
         # seen already over (every CINNOX record) rang too, by the provider's own times.
         if ring is not None:
             if to == CallState.ANSWERED or (to == CallState.ENDED and event.from_state is None):
-                t.ring_seconds.labels(event.provider, "answered").observe(ring)
+                t.ring_seconds.labels(provider, "answered").observe(ring)
             elif to in ("missed", "rejected", "failed"):
-                t.ring_seconds.labels(event.provider, to).observe(ring)
+                t.ring_seconds.labels(provider, to).observe(ring)
         if to == CallState.ENDED and call.talk_seconds is not None:
-            t.talk_seconds.labels(event.provider).observe(call.talk_seconds)
-        if call.intercom is not None and to in TERMINAL:
+            t.talk_seconds.labels(provider).observe(call.talk_seconds)
+        if call.intercom is not None and to in TERMINAL and provider != OTHER:
             result = "answered" if to == CallState.ENDED else to
             door = t.door(event.provider, str(call.intercom.id))
-            t.intercom_calls.labels(event.provider, door, result).inc()
+            t.intercom_calls.labels(provider, door, result).inc()
 
 
 def decisions(events: Sequence[Event], outcome: Outcome) -> list[Decision]:

@@ -64,6 +64,15 @@ class Poller:
     last_error: str | None = field(default=None, init=False)
     """Why the last poll failed (secrets removed), until a poll succeeds."""
 
+    def __post_init__(self) -> None:
+        # The series this loop writes on every poll, looked up once (a lookup by label values
+        # costs more than the update).
+        name, t = self.settings.name, self.telemetry
+        self._duration = t.poll_duration.labels(t.provider(name))
+        self._last_success = t.last_success.labels(name)
+        self._up = t.provider_up.labels(name)
+        self._lag = t.poll_lag
+
     @property
     def deadline(self) -> float:
         """The longest a whole poll may take: room for paging and per-call follow-ups."""
@@ -79,11 +88,15 @@ class Poller:
 
         The jitter only ever shortens the wait, so a change is seen within one interval.
         """
+        due: float | None = None
         while True:
             started = time.monotonic()
+            if due is not None:
+                self._lag.observe(max(0.0, started - due))
             delay = await self.poll_once()
             delay -= random.uniform(0.0, delay * self.jitter)
-            wait = max(0.0, delay - (time.monotonic() - started))
+            due = started + delay
+            wait = max(0.0, due - time.monotonic())
             if beat is not None:
                 beat(wait + self.deadline + STORE_SLACK)
             await asyncio.sleep(wait)
@@ -111,15 +124,15 @@ class Poller:
             )
             return await self._failed(message, "internal_error", None)
         finally:
-            self.telemetry.poll_duration.labels(name).observe(time.perf_counter() - started)
+            self._duration.observe(time.perf_counter() - started)
         now = self.clock()
         if not await self._on_result(result, now, self.up is False):
             return self.settings.poll_interval  # not kept: the next poll makes it again
         self.failures = 0
         self.last_success = now
         self.last_error = None
-        self.telemetry.last_success.labels(name).set(now.timestamp())
-        self.telemetry.provider_up.labels(name).set(1)
+        self._last_success.set(now.timestamp())
+        self._up.set(1)
         if self.up is None:
             self.up = True  # the first poll: nothing to tell
         elif self.up is False and await self._health(True, None, now):
@@ -131,7 +144,7 @@ class Poller:
         # The API's own words may echo a credential (a 401 quoting the request's header).
         message = self.last_error = self.redact(message)
         self.failures += 1
-        self.telemetry.provider_up.labels(name).set(0)
+        self._up.set(0)
         if self.up is not False:
             if await self._health(False, message, self.clock()):
                 log.warning("provider down", provider=name, reason=reason, error=message)

@@ -15,6 +15,7 @@ TALK = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 POLL = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 DELIVERY = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400)
 DETECTION = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+LAG = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
 """Histogram buckets, seconds: ring time to 3 minutes, talk time to an hour, poll duration from
 5 ms to 30 s, delivery from 250 ms to a day."""
 OUTCOMES = ("sent", "retried", "failed", "dropped")
@@ -30,6 +31,7 @@ HELP = {
     "provider_up": "1 when the provider's last poll succeeded",
     "provider_requests_total": "HTTP requests to providers by status code",
     "poll_duration_seconds": "Duration of a whole poll",
+    "poll_lag_seconds": "How late polls start after they were due (all providers): a busy process",
     "last_poll_success_timestamp_seconds": "When the last poll succeeded",
     "provider_records_skipped_total": "Malformed records skipped",
     "rule_fired_total": "Alerts decided, by rule",
@@ -50,6 +52,9 @@ HELP = {
 """Each metric's help text, by its name after `callmon_`."""
 DOOR_LIMIT = 200
 """Doors per provider with series of their own unless a provider says otherwise."""
+OTHER = "other"
+"""The label value standing for every provider past the config's `provider_series`, and for
+every door past a provider's door limit."""
 
 
 class Metric(Generic[M]):
@@ -89,6 +94,7 @@ class Telemetry:
     provider_up = Metric(Gauge, "provider_up", "provider")
     requests = Metric(Counter, "provider_requests_total", "provider code")
     poll_duration = Metric(Histogram, "poll_duration_seconds", "provider", buckets=POLL)
+    poll_lag = Metric(Histogram, "poll_lag_seconds", "", buckets=LAG)
     last_success = Metric(Gauge, "last_poll_success_timestamp_seconds", "provider")
     records_skipped = Metric(Counter, "provider_records_skipped_total", "provider")
     rule_fired = Metric(Counter, "rule_fired_total", "rule")
@@ -112,14 +118,39 @@ class Telemetry:
         self.registry = registry
         self._doors: dict[str, set[str]] = {}
         self._door_limits: dict[str, int] = {}
+        self._detailed: frozenset[str] | None = None
+        self._active: dict[tuple[str, str], int] = {}
+        """The calls in progress of each provider summed under `other`, by (provider, state)."""
         for name, value in vars(Telemetry).items():
             if isinstance(value, Metric):
                 getattr(self, name)  # every metric exists from the start
         self.build_info.labels(__version__, platform.python_version()).set(1)
 
+    def provider(self, name: str) -> str:
+        """A provider's label value on detail series (every metric but `provider_up` and
+        `last_poll_success_timestamp_seconds`): its name, or `other` past `provider_series`.
+        A fleet of ten thousand accounts would otherwise make over a million series (a
+        scrape of them takes seconds, and hundreds of MiB)."""
+        detailed = self._detailed
+        return name if detailed is None or name in detailed else OTHER
+
+    def set_active(self, provider: str, state: str, count: int) -> None:
+        """`calls_active` of a provider; the providers under `other` are summed."""
+        label = self.provider(provider)
+        if label != OTHER:
+            self.calls_active.labels(label, state).set(count)
+            return
+        before = self._active.get((provider, state), 0)
+        if count != before:
+            self._active[(provider, state)] = count
+            self.calls_active.labels(OTHER, state).inc(count - before)
+
     def door(self, provider: str, door: str) -> str:
         """A door's label value: its id, or `other` past the provider's door limit, so that
-        per-door series stay bounded however many doors calls come from."""
+        per-door series stay bounded however many doors calls come from (a provider under
+        `other` has no door series of its own: every door is `other`)."""
+        if self.provider(provider) == OTHER:
+            return OTHER
         seen = self._doors.setdefault(provider, set())
         if door in seen:
             return door
@@ -133,12 +164,26 @@ class Telemetry:
         self._door_limits[provider] = limit
 
     def declare(
-        self, providers: Iterable[str], notifiers: Iterable[str], rules: Iterable[str]
+        self,
+        providers: Iterable[str],
+        notifiers: Iterable[str],
+        rules: Iterable[str],
+        *,
+        provider_series: int | None = None,
     ) -> None:
-        """Create every bounded label set now, so series exist before anything happens."""
+        """Create every bounded label set now, so series exist before anything happens; with
+        `provider_series`, only that many providers get detail series of their own."""
+        providers = list(providers)
+        detail = providers
+        if provider_series is not None:
+            self._detailed = frozenset(providers[:provider_series])
+            detail = providers[:provider_series]
+            if len(providers) > provider_series:
+                detail.append(OTHER)
         for p in providers:
             self.provider_up.labels(p)
             self.last_success.labels(p)
+        for p in detail:
             self.records_skipped.labels(p)
             self.talk_seconds.labels(p)
             self.poll_duration.labels(p)

@@ -213,6 +213,16 @@ class Tracker:
             out.horizon = max(out.horizon or newest, newest)
         out.pruned_at = now_ts
 
+    def stores_nothing(self, diff: Diff) -> bool:
+        """Whether `diff` leaves the stored state as it is (no call, cursor or door changed):
+        the steady poll of a quiet provider, which needs no write at all."""
+        return (
+            not (diff.upserts or diff.deletes or diff.events or diff.baseline)
+            and diff.horizon == self.horizon
+            and diff.cursor == self.cursor
+            and diff.intercoms == self.intercoms
+        )
+
     def apply(self, diff: Diff) -> None:
         """Make a committed diff the tracker's state."""
         for cid, tracked in diff.upserts.items():

@@ -79,11 +79,11 @@ class Document:
         return SourceError(self.path, line, col, message)
 
 
-MAX_BYTES = 1024 * 1024
+MAX_BYTES = 16 * 1024 * 1024
 """The largest config or rule file read."""
 MAX_DEPTH = 50
 """The deepest nesting of mappings and lists accepted."""
-MAX_VALUES = 100_000
+MAX_VALUES = 1_000_000
 """The most values a document may hold once its aliases are expanded (billion laughs)."""
 
 

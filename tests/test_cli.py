@@ -87,6 +87,17 @@ def test_check_rejects_an_invalid_apprise_url(tmp_path: Path) -> None:
     assert result.stderr == (f"{path}:7:17: notifiers.chat.urls[0]: not a valid apprise URL\n")
 
 
+def test_run_refuses_an_invalid_apprise_url_once_started(tmp_path: Path) -> None:
+    """`run` checks notifier URLs after start-up (apprise is slow to load), with the same
+    positioned message as `check`, and exits 1."""
+    path = write_config(tmp_path, f"store: sqlite:///{tmp_path / 's.db'}\nlisten: 127.0.0.1:0\n")
+    path.write_text(path.read_text().replace("json://127.0.0.1:1/hook", "nosuchscheme://x"))
+    result = callmon("run", "-c", str(path))
+    assert result.returncode == 1
+    assert f"{path}:9:17: notifiers.chat.urls[0]: not a valid apprise URL\n" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_missing_config_file_is_one_sentence(tmp_path: Path) -> None:
     result = callmon("run", cwd=tmp_path)
     assert result.returncode == 1

@@ -148,3 +148,59 @@ async def test_steps_that_overlap_decide_one_after_the_other(tmp_path: Path) -> 
     )
     assert await store.pending_count("chat") == 1
     await store.close()
+
+
+class CountingStore(SqliteStore):
+    """A real SQLite store that counts its commits."""
+
+    commits = 0
+
+    async def commit(self, changes: Changes) -> int:
+        self.commits += 1
+        return await super().commit(changes)
+
+
+async def test_a_poll_that_changes_nothing_writes_nothing(tmp_path: Path) -> None:
+    """The steady poll of a quiet provider needs no transaction; any change (a call, the
+    cursor, a door) still does, and the store holds what memory holds."""
+    store = CountingStore(str(tmp_path / "s.db"))
+    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), Engine(rules(tmp_path)), {"chat": 1})
+    tracker = Tracker("door", "vms-intercom", baselined=True)
+    ended = Call(id="1", state=CallState.ENDED, raw_status="ended", created_at=T0, marker="e")
+    await pipeline.process(tracker, PollResult(calls=[ended], cursor={"high_id": 1}), T0)
+    assert store.commits == 1
+    for _ in range(3):
+        await pipeline.process(tracker, PollResult(calls=[ended], cursor={"high_id": 1}), T0)
+    assert store.commits == 1
+    await pipeline.process(tracker, PollResult(calls=[ended], cursor={"high_id": 2}), T0)
+    door = PollResult(calls=[ended], intercoms=[Intercom(158, is_online=False)])
+    await pipeline.process(tracker, door, T0)
+    assert store.commits == 3
+    stored = await store.load_provider("door")
+    assert stored.cursor["provider"] == {"high_id": 2}
+    assert stored.cursor["intercoms"] == {"158": False}
+    await store.close()
+
+
+async def test_providers_past_provider_series_are_summed_under_other(tmp_path: Path) -> None:
+    """Detail series stay bounded however many providers a fleet has; every provider keeps
+    its own up gauge."""
+    store = SqliteStore(str(tmp_path / "s.db"))
+    telemetry = Telemetry(CollectorRegistry())
+    names = ["a", "b", "c"]
+    telemetry.declare(names, ["chat"], [], provider_series=1)
+    pipeline = Pipeline(store, telemetry, Engine(rules(tmp_path)), {"chat": 1})
+    for name in names:
+        tracker = Tracker(name, "vms-intercom", baselined=True)
+        ring = Call(id="1", state=CallState.RINGING, raw_status="ring", created_at=T0, marker="r")
+        await pipeline.process(tracker, PollResult(calls=[ring]), T0)
+        if name == "c":
+            missed = Call(id="1", state=CallState.MISSED, raw_status="missed", created_at=T0)
+            await pipeline.process(tracker, PollResult(calls=[missed]), T0)
+    assert value(telemetry, "callmon_calls_active", provider="a", state="ringing") == 1
+    assert value(telemetry, "callmon_calls_active", provider="other", state="ringing") == 1
+    assert value(telemetry, "callmon_calls_active", provider="b", state="ringing") is None
+    ring_to = {"from_state": "none", "to_state": "ringing"}
+    assert value(telemetry, "callmon_call_transitions_total", provider="other", **ring_to) == 2
+    assert value(telemetry, "callmon_provider_up", provider="c") == 0  # declared, per provider
+    await store.close()

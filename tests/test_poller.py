@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,7 @@ from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -129,3 +132,36 @@ async def test_an_unexpected_error_fails_the_poll_and_the_next_poll_goes_on(
     provider.fail = False
     await p.poll_once()
     assert p.up is True
+
+
+class Stalling:
+    """A provider whose third poll holds the event loop (a busy process), 0.3 s."""
+
+    name, type = "door", "vms-intercom"
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    async def poll(self, view: Any) -> PollResult:
+        self.polls += 1
+        if self.polls == 3:
+            time.sleep(0.3)  # noqa: ASYNC251 (the point: nothing else runs meanwhile)
+        return PollResult()
+
+
+async def test_a_poll_that_starts_late_is_measured_as_lag(
+    poller: tuple[Poller, list[Event]],
+) -> None:
+    """`callmon_poll_lag_seconds`: how late each poll started after it was due."""
+    p, _ = poller
+    p.provider = Stalling()
+    p.settings = p.settings.model_copy(update={"poll_interval": 0.1})
+    p.jitter = 0.0
+    lag = p.telemetry.registry.get_sample_value
+    task = asyncio.create_task(p.run())
+    try:
+        await wait_for(lambda: (lag("callmon_poll_lag_seconds_count", {}) or 0) >= 4)
+    finally:
+        task.cancel()
+    assert (lag("callmon_poll_lag_seconds_sum", {}) or 0) >= 0.15  # the poll after the stall
+    assert lag("callmon_poll_lag_seconds_bucket", {"le": "0.1"}) >= 2  # the others on time

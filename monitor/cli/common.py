@@ -42,25 +42,35 @@ def config_path(arg: str | None) -> Path:
 
 def load(arg: str | None) -> Config:
     """Load and validate the config and its notifier URLs; register secrets for redaction."""
-    from monitor.notify.sender import check_url
+    config, check_urls = load_checking_urls_later(arg)
+    check_urls()
+    return config
 
+
+def load_checking_urls_later(arg: str | None) -> tuple[Config, Callable[[], None]]:
+    """Load and validate the config, registering its secrets for redaction; and the check of
+    its notifier URLs, which raises `SourceErrors` naming each URL apprise does not understand.
+    The daemon runs that check once it is ready: apprise takes a fifth of a second to find its
+    plugins, which is most of a start-up."""
     path = config_path(arg)
     doc = yamldoc.load(path)
     config = from_document(doc, path.parent)
     logs.redactor.update(config.secrets())
-    errors = []
-    for name, notifier in config.notifiers.items():
-        for i, url in enumerate(notifier.urls):
-            problem = check_url(url.get_secret_value())
-            if problem:
-                errors.append(
-                    doc.error(
-                        ("notifiers", name, "urls", i), f"notifiers.{name}.urls[{i}]: {problem}"
-                    )
-                )
-    if errors:
-        raise SourceErrors(errors)
-    return config
+
+    def check_urls() -> None:
+        from monitor.notify.sender import check_url
+
+        errors = []
+        for name, notifier in config.notifiers.items():
+            for i, url in enumerate(notifier.urls):
+                problem = check_url(url.get_secret_value())
+                if problem:
+                    where = ("notifiers", name, "urls", i)
+                    errors.append(doc.error(where, f"notifiers.{name}.urls[{i}]: {problem}"))
+        if errors:
+            raise SourceErrors(errors)
+
+    return config, check_urls
 
 
 def using_store(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:

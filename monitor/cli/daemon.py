@@ -11,7 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.common import EXIT_OK, EXIT_USAGE, Failure, Subparsers, load, with_config
+from monitor.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Failure,
+    Subparsers,
+    load_checking_urls_later,
+    with_config,
+)
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -36,11 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.app import Daemon, install_signals
     from monitor.assembly import load_config_rules
 
-    config = load(args.config)
+    config, check_urls = load_checking_urls_later(args.config)
     rules = load_config_rules(config)
 
     async def main() -> int:
-        daemon = Daemon(config, rules, record=args.record)
+        daemon = Daemon(config, rules, record=args.record, check=check_urls)
         install_signals(daemon)
         await _start(daemon)
         return daemon.exit_code

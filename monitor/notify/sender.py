@@ -2,6 +2,10 @@
 
 `Apprise.notify` blocks and swallows plugin exceptions into a result, so each send runs in our own
 small thread pool, under our own timeout, and comes back as a `SendResult` with a bounded reason.
+
+apprise is imported when the first target is made, not with this module: finding its plugins
+takes a fifth of a second, which no command needs before its first alert (the daemon warms it up
+once it is ready).
 """
 
 from __future__ import annotations
@@ -16,20 +20,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import apprise
-
 from monitor.model import Severity
 
 T = TypeVar("T")
 
 _NOTIFY_TYPES = {
-    Severity.INFO: apprise.NotifyType.INFO,
-    Severity.WARNING: apprise.NotifyType.WARNING,
-    Severity.CRITICAL: apprise.NotifyType.FAILURE,
+    Severity.INFO: "info",
+    Severity.WARNING: "warning",
+    Severity.CRITICAL: "failure",
 }
+"""apprise's `NotifyType` values."""
+_LOADING = threading.Lock()
+_registered = False
 
 
-@apprise.decorators.notify(on="console", name="callmon console")
+def _apprise() -> Any:
+    """The apprise module, with callmon's `console://` registered (once)."""
+    global _registered
+    import apprise
+
+    with _LOADING:
+        if not _registered:
+            apprise.decorators.notify(on="console", name="callmon console")(_console)
+            _registered = True
+    return apprise
+
+
 def _console(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any) -> bool:
     """`console://`: print the alert to standard output (the demo's notifier)."""
     label = {"failure": "CRITICAL"}.get(str(notify_type), str(notify_type).upper())
@@ -87,14 +103,14 @@ async def in_thread(work: Callable[[], T]) -> T:
 
 def warm_up() -> None:
     """Load apprise's plugins now (about 0.3 s) rather than on the first alert."""
-    apprise.Apprise().add("json://localhost")
+    _apprise().Apprise().add("json://localhost")
 
 
 class Sender:
     """One apprise target."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        self._apprise = apprise.Apprise()
+        self._apprise = _apprise().Apprise()
         if not self._apprise.add(url):
             raise InvalidTarget("not a valid apprise URL")
         self.timeout = timeout
