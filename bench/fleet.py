@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import time
 from typing import Any
@@ -21,11 +22,12 @@ from monitor.simulator.vms import VmsApi
 HOUR = 3600.0
 
 
-def accounts(n: int, seed: int = 5) -> list[VmsApi]:
+def accounts(n: int, seed: int = 5, first_id: int = 1000) -> list[VmsApi]:
     rng = random.Random(seed)
     fleet = []
     for i in range(n):
         api = VmsApi(clock=time.time, rng=random.Random(rng.random()), token=f"acct-{i}")
+        api._ids = itertools.count(first_id)
         for door in (1, 2):
             api.add_door(door, f"Door {door} of account {i}")
         for _ in range(rng.randint(1, 4)):
@@ -89,8 +91,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--calls-per-second", type=float, default=10.0)
+    parser.add_argument("--first-id", type=int, default=1000, help="each account's first call id")
     args = parser.parse_args()
-    fleet = accounts(args.accounts)
+    fleet = accounts(args.accounts, first_id=args.first_id)
     alerts = [0]
     runner = web.AppRunner(app(fleet, alerts), access_log=None)
     await runner.setup()

@@ -67,6 +67,10 @@ class Daemon:
         self._check = check
         """A check of the config to make once ready, off the start-up path (its notifier URLs:
         apprise finds its plugins first); what it raises ends `run` with that error."""
+        self._config_error: Exception | None = None
+        self._checked = asyncio.Event()
+        if check is None:
+            self._checked.set()
         self.registry = registry or CollectorRegistry()
         self.telemetry = Telemetry(self.registry)
         self.supervisor = Supervisor(self.telemetry, clock=clock)
@@ -196,20 +200,23 @@ class Daemon:
             if self.recorder is not None:
                 self.recorder.close()
             await runner.cleanup()
-            log.info("stopped", exit_code=self.exit_code)
+            if self._config_error is None:
+                log.info("stopped", exit_code=self.exit_code)
+        if self._config_error is not None:
+            raise self._config_error
 
     async def _serve(
         self, store: Store, site: web.TCPSite, on_ready: Callable[[], None] | None
     ) -> None:
         """The loops of every role (watchdog, web, rule files), and the leader's work: always
         with a store of one process; while holding the lease with a shared one."""
-        if self._check is not None:
-            await anyio.to_thread.run_sync(self._check)
         start = self.supervisor.start
         watchdog = Watchdog(
             store, self.supervisor, self.config.unhealthy_exit_after, self._give_up, self._clock
         )
         async with anyio.create_task_group() as always:
+            if self._check is not None:
+                always.start_soon(self._check_config)
             start(always, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
             start(always, "web", WebWatch(site).run, period=WEB_CHECK)
             # A standby follows rule edits too: it leads with the rules on disk.
@@ -229,6 +236,18 @@ class Daemon:
                     on_ready()
                 await leadership.run(lambda: self._run(store, None), self.stopping)
             always.cancel_scope.cancel()
+
+    async def _check_config(self) -> None:
+        """The check left for after start-up; what it raises stops the daemon, and `run`
+        raises it."""
+        assert self._check is not None
+        try:
+            await anyio.to_thread.run_sync(self._check)
+        except Exception as exc:
+            self._config_error = exc
+            self.stopping.set()
+        finally:
+            self._checked.set()
 
     def _leading(self, leading: bool) -> None:
         self.telemetry.leader.set(1 if leading else 0)
@@ -273,6 +292,9 @@ class Daemon:
     async def _run(self, store: Store, on_ready: Callable[[], None] | None) -> None:
         """The leader's work, from the stored state: poll, decide, send, until `stopping`."""
         config = self.config
+        await self._checked.wait()
+        if self._config_error is not None:
+            return
         await anyio.to_thread.run_sync(warm_up)
         self.pollers = []
         self._push_targets = {}

@@ -15,7 +15,16 @@ from typing import Any
 
 import msgspec
 
-from monitor.model import Call, CallState, Event, EventKind, Intercom, PollResult, Tracked
+from monitor.model import (
+    Call,
+    CallState,
+    Event,
+    EventKind,
+    Intercom,
+    PollResult,
+    Tracked,
+    shared,
+)
 
 _RANK = {CallState.RINGING: 0, CallState.ANSWERED: 1}
 PRUNE_EVERY = 600.0
@@ -132,7 +141,7 @@ class Tracker:
             prev = out.upserts.get(call.id) or self.calls.get(call.id)
             created_ts = call.created_at.timestamp() if call.created_at else now_ts
             if prev is None:
-                out.upserts[call.id] = Tracked(call.state, call.marker, created_ts)
+                out.upserts[call.id] = Tracked(call.state, shared(call.marker), created_ts)
                 quiet = out.baseline and call.state.terminal
                 too_old = not out.baseline and out.horizon is not None and created_ts < out.horizon
                 if not (quiet or too_old):
@@ -141,13 +150,14 @@ class Tracker:
                 continue
             if prev.state == call.state and prev.marker == call.marker:
                 continue
+            marker = shared(call.marker)
             out.upserts[call.id] = Tracked(
-                prev.state if prev.state.terminal else call.state, call.marker, prev.created
+                prev.state if prev.state.terminal else call.state, marker, prev.created
             )
             if prev.state.terminal or prev.state == call.state:
                 continue
             if _RANK.get(call.state, 2) < _RANK[prev.state]:
-                out.upserts[call.id] = Tracked(prev.state, call.marker, prev.created)
+                out.upserts[call.id] = Tracked(prev.state, marker, prev.created)
                 continue  # a record going backwards: keep the state we had
             if call.created_at is None:
                 # A push tells of the change only (a Bandwidth hangup): the call began when

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from monitor import __version__, logs
 from monitor.cli import check, daemon, explain, outbox, rules, silence, store
-from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure
+from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure, started
 from monitor.yamldoc import SourceError, SourceErrors
 
 __all__ = ["Failure", "main"]
@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `callmon` console script."""
     args = parser().parse_args(argv)
     logs.configure(level="debug" if args.debug else "info")
+    if args.func is not daemon.cmd_run:
+        started()  # `run` says when it is running
     try:
         return int(args.func(args))
     except SourceErrors as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -85,6 +86,13 @@ def using_store(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
             await store.close()
 
     return asyncio.run(run())
+
+
+def started() -> None:
+    """Start-up is over: collect garbage again, past what start-up made (see `monitor.command`)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def warn(message: str) -> None:

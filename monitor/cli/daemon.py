@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from monitor.cli.common import (
     Failure,
     Subparsers,
     load_checking_urls_later,
+    started,
     with_config,
 )
 
@@ -49,19 +51,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> int:
         daemon = Daemon(config, rules, record=args.record, check=check_urls)
         install_signals(daemon)
-        await _start(daemon)
+        await _start(daemon, on_ready=started)
         return daemon.exit_code
 
     return asyncio.run(main())
 
 
-async def _start(daemon: object) -> None:
+async def _start(daemon: object, on_ready: Callable[[], None] | None = None) -> None:
     from monitor.app import Daemon
     from monitor.store import StoreError
 
     assert isinstance(daemon, Daemon)
     try:
-        await daemon.run()
+        await daemon.run(on_ready=on_ready)
     except OSError as exc:
         raise Failure(f"cannot listen on {daemon.config.listen}: {exc.strerror or exc}") from None
     except StoreError as exc:

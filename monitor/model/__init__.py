@@ -15,7 +15,7 @@ from monitor.model.calls import (
     Intercom,
     Severity,
 )
-from monitor.model.polls import PollResult, Tracked
+from monitor.model.polls import PollResult, Tracked, shared
 from monitor.model.rules import Silence, StateKey
 
 __all__ = [
@@ -31,4 +31,5 @@ __all__ = [
     "Silence",
     "StateKey",
     "Tracked",
+    "shared",
 ]

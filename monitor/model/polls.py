@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,12 @@ class PollResult:
     """The provider's new position, stored with the poll; None leaves it as it was."""
     via: str = "poll"
     """`push` for what a provider's webhook said (one call, no cursor)."""
+
+
+def shared(marker: str) -> str:
+    """One string object for every call with the same short marker (a VMS status): a hundred
+    thousand tracked calls would otherwise hold a hundred thousand copies of `ended`."""
+    return sys.intern(marker) if len(marker) <= 24 else marker
 
 
 class Tracked(msgspec.Struct, frozen=True, gc=False):

@@ -245,11 +245,12 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         meta = seen.meta if seen is not None else None
         calls: list[Call] = []
         for i, rec in enumerate(seen.data if seen is not None else ()):
-            state = STATES.get(rec.status)
+            cid = str(rec.id)
+            state = STATES.get(rec.status) if view.knows(cid) else None
             if state is not None:
                 status, door = rec.status, rec.intercom
                 call = Call(
-                    str(rec.id),
+                    cid,
                     state,
                     status,
                     None,

@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, replace
 from typing import Any, TypeVar
 
-from monitor.model import CallState, Silence, StateKey, Tracked
+from monitor.model import CallState, Silence, StateKey, Tracked, shared
 from monitor.store.base import (
     Attempt,
     CallChanges,
@@ -45,6 +45,9 @@ class Many:
 class Query:
     sql: str
     params: Sequence[Any] = ()
+    stream: bool = False
+    """The rows may come as an iterator, to be read before the program's next statement
+    (SQLite hands them over as they are read: no list of a hundred thousand rows at start-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +83,14 @@ def _changed(query: str, params: Sequence[Any] = ()) -> Program[int]:
 
 def load_provider(provider: str) -> Program[ProviderState]:
     rows = yield Query(
-        "SELECT call_id, state, marker, created FROM calls WHERE provider = %s", (provider,)
+        "SELECT call_id, state, marker, created FROM calls WHERE provider = %s",
+        (provider,),
+        stream=True,
     )
-    calls = {cid: Tracked(_STATES[state], marker, created) for cid, state, marker, created in rows}
+    calls = {
+        cid: Tracked(_STATES[state], shared(marker), created)
+        for cid, state, marker, created in rows
+    }
     found = yield Query("SELECT data FROM cursors WHERE provider = %s", (provider,))
     cursor: Mapping[str, Any] = json.loads(found[0][0]) if found else {}
     return ProviderState(calls, cursor)

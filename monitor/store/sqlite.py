@@ -136,7 +136,8 @@ class SqliteStore(SqlStore):
                     db.executemany(text, statement.rows)
                     answer = None
                 elif isinstance(statement, sql.Query):
-                    answer = db.execute(text, statement.params).fetchall()
+                    cursor = db.execute(text, statement.params)
+                    answer = cursor if statement.stream else cursor.fetchall()
                 else:
                     answer = db.execute(text, statement.params).rowcount
         except StopIteration as done:
