@@ -89,7 +89,7 @@ def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any]) -> Ite
     if event.kind is not EventKind.TRANSITION:
         step += f"@{at:.3f}"
     return Item(
-        f"{rule.name}|{event.kind.value}|{subject(event)}|{step}",
+        f"{rule.name}|{event.kind}|{subject(event)}|{step}",
         render(run, rule, rule.title, context, "title"),
         render(run, rule, rule.body, context, "body") if rule.body.dynamic else rule.body.text,
         at,

@@ -151,7 +151,7 @@ class Engine:
     # --- matching
 
     def _rules_for(self, event: Event) -> Shortlist:
-        key = (event.kind.value, event.to_state)
+        key = (event.kind, event.to_state)
         found = self._candidates.get(key)
         if found is None:
             chosen = {id(r) for r in self._index.get(key, ())}
