@@ -32,12 +32,19 @@ fmt: $(VENV)/.installed
 	$(BIN)/ruff check --fix monitor tests bench
 	$(BIN)/ruff format monitor tests bench
 
-bench: $(VENV)/.installed
+# The daemon as deployed (no test or dev tools) for the start-up and memory figures.
+.venv-run/.installed: pyproject.toml $(shell find monitor -name '*.py')
+	$(PYTHON) -m venv .venv-run
+	.venv-run/bin/pip install --quiet .
+	touch $@
+
+bench: $(VENV)/.installed .venv-run/.installed
 	$(BIN)/python bench/tracker_bench.py
 	$(BIN)/python bench/requests_bench.py
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/delivery_bench.py
 	$(BIN)/python bench/store_bench.py
+	CALLMON=.venv-run/bin/callmon $(BIN)/python bench/goals.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-run build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,7 @@ from monitor.model import (
 from monitor.redaction import redactor
 from monitor.rules.engine import Engine
 from monitor.rules.match import Rule
-from monitor.rules.run import Outcome, Verdict, subject
+from monitor.rules.run import TIMETABLE, Outcome, Verdict, subject
 from monitor.rules.schedule import Schedule, from_timetable
 from monitor.rules.silence import Silencer
 from monitor.rules.state import State, encode_changes
@@ -240,6 +240,10 @@ class Pipeline:
         return queued
 
     def _learn_timetables(self, provider: str, result: PollResult) -> None:
+        """Keep each door's timetable, when a rule in force reads them (`intercom-timetable`):
+        ten thousand doors' timetables are tens of MiB nobody else needs."""
+        if not any(TIMETABLE in (r.during, r.outside) for r in self.engine.rules):
+            return
         for door in result.intercoms:
             if door.timetable:
                 schedule = from_timetable(door.timetable, self.engine.zone)

@@ -204,3 +204,27 @@ async def test_providers_past_provider_series_are_summed_under_other(tmp_path: P
     assert value(telemetry, "callmon_call_transitions_total", provider="other", **ring_to) == 2
     assert value(telemetry, "callmon_provider_up", provider="c") == 0  # declared, per provider
     await store.close()
+
+
+async def test_door_timetables_are_kept_only_for_rules_that_read_them(tmp_path: Path) -> None:
+    """A door's timetable from its status gates `during: intercom-timetable`; with no such
+    rule in force nothing is kept (ten thousand doors' timetables are tens of MiB)."""
+    store = SqliteStore(str(tmp_path / "s.db"))
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "rules:\n  - {name: open, when: {to: missed}, during: intercom-timetable, notify: [chat]}\n"
+    )
+    gated = load_rules([path], Context(notifiers=["chat"], providers=[]))
+    pipeline = Pipeline(store, Telemetry(CollectorRegistry()), Engine(rules(tmp_path)), {"chat": 1})
+    monday = {"days": [{"type": "monday", "from": "09:00:00+00:00", "to": "10:00:00+00:00"}]}
+    door = Intercom(158, "Gate", is_online=True, timetable=monday)
+    tracker = Tracker("door", "vms-intercom", baselined=True)
+    await pipeline.process(tracker, PollResult(intercoms=[door]), T0)
+    assert pipeline._timetables == {}
+    pipeline.set_rules(gated)
+    await pipeline.process(tracker, PollResult(intercoms=[door]), T0)
+    assert set(pipeline._timetables) == {("door", 158)}
+    missed = Call("1", CallState.MISSED, "missed", created_at=T0, intercom=door, marker="m")
+    await pipeline.process(tracker, PollResult(calls=[missed]), T0)  # Monday 12:00: closed
+    assert await store.pending_count("chat") == 0
+    await store.close()
