@@ -21,11 +21,27 @@ def parser() -> argparse.ArgumentParser:
     """Every command and its options."""
     root = argparse.ArgumentParser(prog="callmon", description="Event-driven call-status monitor.")
     root.add_argument("--version", action="version", version=f"callmon {__version__}")
-    root.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
+    root.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    root.add_argument("-c", "--config", help="config file (default: $CALLMON_CONFIG)")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (daemon, check, rules, silence, outbox, store, explain):
         group.add_parsers(sub)
+    _debug_everywhere(root)
     return root
+
+
+DEBUG_HELP = "debug logs and full tracebacks"
+
+
+def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`--debug` after any command too (`callmon run --debug`), as before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument(
+                    "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+                )
+                _debug_everywhere(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

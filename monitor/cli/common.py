@@ -28,8 +28,11 @@ class Failure(Exception):
 
 
 def with_config(parser: argparse.ArgumentParser) -> None:
-    """The `-c/--config` option of every command that reads the config."""
-    parser.add_argument("-c", "--config", help="config file (default: $CALLMON_CONFIG)")
+    """The `-c/--config` option of every command that reads the config (given after the
+    command; `callmon -c FILE COMMAND` works too: the root parser has it as well)."""
+    parser.add_argument(
+        "-c", "--config", default=argparse.SUPPRESS, help="config file (default: $CALLMON_CONFIG)"
+    )
 
 
 def config_path(arg: str | None) -> Path:

@@ -55,7 +55,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         context = rules_context(config)
         engine = Engine([], build_schedules(config), zone=config.zone)
     else:
-        context = provider_context(notifiers=None, providers=None)
+        context = provider_context(notifiers=None, providers=None, schedules=None)
         engine = Engine([])
     rules = load_rules([Path(p) for p in args.rules], context)
     engine.set_rules(rules)

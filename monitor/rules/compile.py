@@ -46,7 +46,9 @@ class Context:
     provider_types: Collection[str] | None = None
     """Known provider types; None checks none."""
     templates: Templates = field(default_factory=Templates)
-    schedules: Collection[str] = ()
+    schedules: Collection[str] | None = ()
+    """The config's schedule names; None when there is no config (`rules test` without `-c`):
+    a rule naming one then says the config is needed."""
 
 
 def compile_rule(spec: RuleSpec, doc: Document, loc: Loc, context: Context) -> Rule:
@@ -129,7 +131,14 @@ class _Compiler:
                 self.error(("notify", i), f"unknown notifier {name!r}")
         for key in ("during", "outside", "quiet"):
             name = getattr(spec, key)
-            allowed = [*context.schedules, *([TIMETABLE] if key != "quiet" else [])]
+            if context.schedules is None and name is not None and name != TIMETABLE:
+                message = (
+                    f"rule {spec.name!r} needs schedule {name!r}, which the config defines: "
+                    "pass -c CONFIG"
+                )
+                self.error((key,), message)
+                continue
+            allowed = [*(context.schedules or ()), *([TIMETABLE] if key != "quiet" else [])]
             if name is not None and name not in allowed:
                 known = ", ".join(sorted(allowed)) or "none defined"
                 self.error((key,), f"unknown schedule {name!r} (known: {known})")
