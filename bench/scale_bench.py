@@ -28,8 +28,9 @@ from pathlib import Path
 HERE = Path(__file__).parent
 PYTHON = sys.executable
 CALLMON = os.environ.get("CALLMON", str(Path(PYTHON).with_name("callmon")))
-"""The `callmon` measured: the one beside this Python, or `$CALLMON` (`make bench` uses a runtime-only
-install, as deployed: without the test and dev tools, whose `rich` structlog would load)."""
+"""The `callmon` measured: the one beside this Python, or `$CALLMON` (`make bench` uses a
+runtime-only install, as deployed: without the test and dev tools, whose `rich` structlog would
+load)."""
 INTERVAL = 5.0
 WARMUP = 25.0
 WINDOW = 30.0
