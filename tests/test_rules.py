@@ -249,6 +249,8 @@ FIELD_TEMPLATES = [
     "plain {{ rule }}\n",
     "{{ rule }}: {{ provider }} {{ call.id or intercom.id or '' }} {{ to }}",  # the default
     """He said "hi" {x} '{y}' \\n {{ rule }}{{ '"' }}{{ "{" }}""",
+    "{{ call.state }} {{ kind }} {{ call.from }}/{{ from }} {{ call.raw.n }}{{ call.raw }}",
+    "{{ call.intercom }} {{ intercom }}",  # objects print as their dicts: through the context
     "{{ intercom.id or call.nothing or 0 }}|{{ reason or 'no reason' }}|{{ none }}{{ 7 }}",
 ]
 
@@ -257,6 +259,7 @@ FIELD_TEMPLATES = [
 def test_field_templates_render_as_jinja_does(source: str) -> None:
     """Templates that only print fields skip Jinja: the text is the same as Jinja's."""
     from monitor.model import Call, CallState, Event, EventKind, Intercom
+    from monitor.rules.match import template_reader
     from monitor.providers.records import LazyJson
 
     call = Call(
@@ -272,7 +275,11 @@ def test_field_templates_render_as_jinja_does(source: str) -> None:
     context = {**event.as_dict(), "rule": "r", "count": 3}
     compiled = Templates().compile(source)
     jinja = Templates()._env.from_string(source)
-    assert compiled.render(context) == jinja.render(context).strip("\n")
+    expected = jinja.render(context).strip("\n")
+    assert compiled.render(context) == expected
+    fill = compiled.for_events(template_reader)  # from the event itself, no dict of it
+    if fill is not None:
+        assert compiled.fill(fill, event, {"rule": "r", "count": 3}) == expected
 
 
 def test_field_templates_are_filled_in_without_jinja() -> None:

@@ -20,6 +20,7 @@ from monitor.rules.match import (
     compile_field,
     compile_test,
     index_keys,
+    template_reader,
 )
 from monitor.rules.run import TIMETABLE
 from monitor.rules.schema import RuleSpec, When
@@ -97,6 +98,7 @@ class _Compiler:
             severity=spec.severity,
             title=title,
             body=body,
+            fills=(title.for_events(template_reader), body.for_events(template_reader)),
             hold_for=spec.for_,
             resolve=spec.resolve,
             threshold=windows.get("threshold"),

@@ -8,7 +8,7 @@ from typing import Any
 from monitor.model import Event, EventKind, StateKey
 from monitor.rules import batches, windows
 from monitor.rules.match import Rule
-from monitor.rules.render import render
+from monitor.rules.render import render_event
 from monitor.rules.run import (
     BELOW,
     FIRED,
@@ -43,13 +43,13 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
         where = f"outside its {rule.during}" if rule.during else f"inside its {rule.outside}"
         verdicts.append(Verdict(event, rule.name, OUTSIDE, f"{where} schedule"))
         return
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] | None = None
     if rule.threshold is not None:
         count, reached = windows.threshold(run, rule, event)
         if not reached:
             verdicts.append(Verdict(event, rule.name, BELOW, f"{count}{rule.threshold.text}"))
             return
-        extra["count"] = count
+        extra = {"count": count}
     if run.silencer and (silence := run.silencer.match(rule.name, event, run.now)) is not None:
         run.out.silenced.append(rule.name)
         detail = f"silence {silence.id}" + (f": {silence.comment}" if silence.comment else "")
@@ -70,7 +70,7 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
     if rule.resolve:
         run.step.put(StateKey(rule.name, "firing", subject(event)), Firing(item.title))
     if run.backlog and event.kind is EventKind.TRANSITION:
-        run.held[rule.name].append(item)
+        run.held.setdefault(rule.name, []).append(item)
         how = "held for the summary of the provider's backlog"
     elif rule.group is not None:
         how = batches.group(run, rule, event, item)
@@ -79,19 +79,21 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
     verdicts.append(Verdict(event, rule.name, FIRED, how, item.key))
 
 
-def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any]) -> Item:
+def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any] | None) -> Item:
     """The rule's alert about this event, rendered, keyed by rule, subject and step."""
-    context = run.view(event) | rule.fields
-    if extra:
-        context.update(extra)
+    fields = {**rule.fields, **extra} if extra else rule.fields
     at = event.at.timestamp()
     step = f"{event.from_state or 'none'}>{event.to_state}"
     if event.kind is not EventKind.TRANSITION:
         step += f"@{at:.3f}"
+    title_fill, body_fill = rule.fills
+    body = rule.body
     return Item(
         f"{rule.name}|{event.kind}|{subject(event)}|{step}",
-        render(run, rule, rule.title, context, "title"),
-        render(run, rule, rule.body, context, "body") if rule.body.dynamic else rule.body.text,
+        render_event(run, rule, rule.title, title_fill, event, fields, "title"),
+        render_event(run, rule, body, body_fill, event, fields, "body")
+        if body.dynamic
+        else body.text,
         at,
         event.provider,
         rule.fields["severity"],

@@ -108,8 +108,10 @@ class Engine:
             return Outcome(considered=considered)  # the common case: nothing matched
         run = self._run(now, silencer, timetables or {}, backlog)
         run.out.verdicts, run.out.considered = verdicts, considered
+        watchers = self._watchers
         for event, rules in work:
-            timers.leave(run, self._watchers, event)
+            if watchers:
+                timers.leave(run, watchers, event)
             for rule in rules:
                 if rule.hold_for is None:
                     fire(run, rule, event)
@@ -117,7 +119,8 @@ class Engine:
                     timers.start(run, rule, event)
                     waiting = f"for: {rule.hold_for:g} s must pass in this state"
                     verdicts.append(Verdict(event, rule.name, WAITING, waiting))
-        batches.flush_backlog(run, self.by_name)
+        if run.held:
+            batches.flush_backlog(run, self.by_name)
         run.out.changes = run.step.changes
         return run.out
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from monitor.model import Event, Severity
 from monitor.rules.regex import RegexError, compile_linear
-from monitor.rules.templates import Template
+from monitor.rules.templates import EventFill, Template
 
 Getter = Callable[[Event], Any]
 Predicate = Callable[[Any], bool]
@@ -113,6 +113,8 @@ class Rule:
     """A digest of the rule as written, so a reload can tell a changed rule from the same one."""
     where_text: tuple[str, ...] = ()
     """Each `where` condition as written, for `why_not`."""
+    fills: tuple[EventFill | None, EventFill | None] = (None, None)
+    """`title` and `body` as `EventFill`s, when they only print fields (see `Template`)."""
     equals: tuple[tuple[str, Getter, frozenset[str]], ...] = ()
     """The `where` fields tested for plain equality (`call.intercom.id: 158`, or a list of
     values), with the `index_keys` of the values: the engine's index (see `Shortlist`)."""
@@ -305,6 +307,20 @@ def _chain(steps: list[Callable[[Any], Any]]) -> Getter:
     exec(compile("\n".join(lines), "<field>", "exec"), names)
     get: Getter = names["get"]
     return get
+
+
+OBJECTS = frozenset({"call", "intercom", "call.intercom"})
+"""Fields that are objects: a template prints them as their dict, which a reader does not."""
+
+
+def template_reader(path: str) -> Getter | None:
+    """The reader of an event's leaf field for templates (`templates.Reader`)."""
+    if path in OBJECTS:
+        return None
+    try:
+        return compile_field(path, ())
+    except RuleError:
+        return None
 
 
 def _key(part: str) -> Callable[[Any], Any]:

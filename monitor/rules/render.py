@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.model import Alert, Severity
+from monitor.model import Alert, Event, Severity
 from monitor.rules.match import Rule
 from monitor.rules.run import Run
 from monitor.rules.state import Item
-from monitor.rules.templates import RenderError, Template
+from monitor.rules.templates import EventFill, RenderError, Template
 
 
 def render(run: Run, rule: Rule, template: Template, context: Mapping[str, Any], what: str) -> str:
@@ -22,10 +22,33 @@ def render(run: Run, rule: Rule, template: Template, context: Mapping[str, Any],
     try:
         return template.render(context).strip()
     except RenderError as exc:
-        run.out.errors.append((rule.name, f"{what}: {exc}"))
-        if what.endswith("title"):
-            return f"{rule.name} (its {what} could not be rendered)"
-        return f"(the {what} of rule {rule.name} could not be rendered: {exc})"
+        return _failed(run, rule, what, exc)
+
+
+def render_event(
+    run: Run,
+    rule: Rule,
+    template: Template,
+    fill: EventFill | None,
+    event: Event,
+    fields: Mapping[str, Any],
+    what: str,
+) -> str:
+    """`render` of a rule's template about an event with the rule's `fields`: through its
+    `EventFill` when it has one (no dict of the event made), else with the event's fields."""
+    try:
+        if fill is not None:
+            return template.fill(fill, event, fields).strip()
+        return template.render({**run.view(event), **fields}).strip()
+    except RenderError as exc:
+        return _failed(run, rule, what, exc)
+
+
+def _failed(run: Run, rule: Rule, what: str, exc: RenderError) -> str:
+    run.out.errors.append((rule.name, f"{what}: {exc}"))
+    if what.endswith("title"):
+        return f"{rule.name} (its {what} could not be rendered)"
+    return f"(the {what} of rule {rule.name} could not be rendered: {exc})"
 
 
 SEVERITIES = {severity.value: severity for severity in Severity}

@@ -6,11 +6,9 @@ the time, the schedules and silences in force, and the outcome it adds to. Nothi
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from functools import partial
 from typing import Any
 
 import msgspec
@@ -94,7 +92,7 @@ class Run:
     silencer: Silencer
     backlog: bool = False
     out: Outcome = field(default_factory=Outcome)
-    held: defaultdict[str, list[Item]] = field(default_factory=partial(defaultdict, list))
+    held: dict[str, list[Item]] = field(default_factory=dict)
     """Call alerts held back for a backlog summary, per rule."""
     _views: dict[int, dict[str, Any]] = field(default_factory=dict)
 

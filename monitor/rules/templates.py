@@ -89,7 +89,7 @@ class Templates:
             tree = self._env.parse(source)
             for line, problem in certain_violations(tree):
                 raise TemplateError(f"exceeds the template bounds: {problem}", line)
-            return Template(self._env.from_string(tree), fields=_fields_only(tree))
+            return Template(self._env.from_string(tree), fields=_fields_only(tree), tree=tree)
         except TemplateSyntaxError as exc:
             raise TemplateError(exc.message or "invalid template", exc.lineno or 1) from None
 
@@ -133,6 +133,65 @@ def _fields_only(tree: nodes.Template) -> Fill | None:
     return fill
 
 
+EventFill = Callable[[Any, Mapping[str, Any]], str]
+"""A fields-only template filled from an event's attributes and the rule's own fields (`rule`,
+`severity`, `for`, `count`): no dict of the whole event is made for it."""
+Reader = Callable[[str], Callable[[Any], Any] | None]
+"""The reader of a dotted event field (`call.intercom.title`), or None for a name that is not
+an event's leaf field (the rule's own fields, or an object like `call`)."""
+
+
+def _event_fill(tree: nodes.Template, reader: Reader) -> EventFill | None:
+    """`_fields_only`, reading each field from the event with `reader`; None when a field
+    cannot be read that way."""
+    names: dict[str, Any] = {}
+    parts: list[str] = []
+    for output in tree.body:
+        if not isinstance(output, nodes.Output):
+            return None
+        for node in output.nodes:
+            n = len(names)
+            if isinstance(node, nodes.TemplateData):
+                names[f"_t{n}"] = node.data
+                parts.append(f"{{_t{n}}}")
+            elif (code := _read(node, names, reader)) is not None:
+                parts.append(f"{{'' if (_v{n} := {code}) is None else _v{n}}}")
+            else:
+                return None
+    source = 'def fill(event, fields):\n    return f"' + "".join(parts) + '"\n'
+    exec(compile(source, "<template>", "exec"), names)
+    fill: EventFill = names["fill"]
+    return fill
+
+
+def _read(node: nodes.Node, names: dict[str, Any], reader: Reader) -> str | None:
+    """Python reading `node` from the event (or the rule's fields), as `_expression` does from
+    the context."""
+    if isinstance(node, nodes.Or):
+        left, right = _read(node.left, names, reader), _read(node.right, names, reader)
+        return None if left is None or right is None else f"({left} or {right})"
+    if isinstance(node, nodes.Const):
+        return _expression(node, names)
+    path: list[str] = []
+    while isinstance(node, nodes.Getattr):
+        path.append(node.attr)
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    path.append(node.name)
+    dotted = ".".join(reversed(path))
+    if any(part.startswith("_") or part in _SHADOWED for part in path):
+        return None
+    read = reader(dotted)
+    if read is not None:
+        key = f"_r{len(names)}"
+        names[key] = read
+        return f"{key}(event)"
+    if len(path) == 1:
+        return f"fields.get({node.name!r})"  # the rule's own, or none at all
+    return None
+
+
 def _expression(node: nodes.Node, names: dict[str, Any]) -> str | None:
     """Python for a name, a dotted path, a constant, or `a or b` of those; None otherwise."""
     if isinstance(node, nodes.Name):
@@ -166,12 +225,35 @@ def _step(value: Any, attr: str) -> Any:
 class Template:
     """A compiled template: plain text, fields printed into text, or a Jinja template."""
 
-    __slots__ = ("_fields", "_template", "_text")
+    __slots__ = ("_fields", "_template", "_text", "_tree")
 
-    def __init__(self, template: Any, text: str = "", fields: Fill | None = None) -> None:
+    def __init__(
+        self,
+        template: Any,
+        text: str = "",
+        fields: Fill | None = None,
+        tree: nodes.Template | None = None,
+    ) -> None:
         self._template = template
         self._text = text
         self._fields = fields
+        self._tree = tree
+
+    def for_events(self, reader: Reader) -> EventFill | None:
+        """This template as an `EventFill`, when it only prints fields `reader` can read."""
+        if self._fields is None or self._tree is None:
+            return None
+        return _event_fill(self._tree, reader)
+
+    def fill(self, fill: EventFill, event: Any, fields: Mapping[str, Any]) -> str:
+        """`render` through an `EventFill` of this template (same text, same errors)."""
+        try:
+            text = fill(event, fields)
+        except Exception as exc:
+            raise RenderError(f"{type(exc).__name__}: {exc}"[:300]) from None
+        if len(text) > MAX_OUTPUT:
+            raise RenderError(f"BoundExceeded: output longer than {MAX_OUTPUT} characters")
+        return text
 
     @property
     def dynamic(self) -> bool:
@@ -197,6 +279,8 @@ class Template:
                 text = self._fields(context)
             except _NotAField:
                 pass
+            except Exception as exc:  # a call's record that cannot be decoded, say
+                raise RenderError(f"{type(exc).__name__}: {exc}"[:300]) from None
             else:
                 if len(text) > MAX_OUTPUT:
                     raise RenderError(f"BoundExceeded: output longer than {MAX_OUTPUT} characters")

@@ -15,7 +15,7 @@ def threshold(run: Run, rule: Rule, event: Event) -> tuple[int, bool]:
     """The count in the window with this event, and whether it reaches the threshold now."""
     spec = rule.threshold
     assert spec is not None
-    key = StateKey(rule.name, "threshold", by_key(spec.by, event))
+    key = StateKey._make((rule.name, "threshold", by_key(spec.by, event)))
     state = run.step.get(key, Window)
     at = event.at.timestamp()
     if state is None:
