@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install -qq --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install -qq -e '.[test,dev]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -35,7 +35,7 @@ fmt: $(VENV)/.installed
 # The daemon as deployed (no test or dev tools) for the start-up and memory figures.
 .venv-run/.installed: pyproject.toml $(shell find monitor -name '*.py')
 	$(PYTHON) -m venv .venv-run
-	.venv-run/bin/pip install --quiet .
+	.venv-run/bin/pip install -qq .
 	touch $@
 
 bench: $(VENV)/.installed .venv-run/.installed

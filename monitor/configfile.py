@@ -54,10 +54,14 @@ def interpolate(doc: Document, environ: Mapping[str, str]) -> list[SourceError]:
 
 def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
     """Replace `token_file: PATH` (and the like) in each provider, in its `webhook:` and at the
-    top (`api_token_file`), by the file's contents."""
+    top (`api_token_file`), by the file's contents; a notifier's `urls_file` by its lines."""
     errors: list[SourceError] = []
     if isinstance(doc.data, dict) and "api_token_file" in doc.data:
         errors += _read_secrets(doc, base_dir, doc.data, (), keys=("api_token",))
+    notifiers = doc.data.get("notifiers") if isinstance(doc.data, dict) else None
+    for name, notifier in notifiers.items() if isinstance(notifiers, dict) else ():
+        if isinstance(notifier, dict) and "urls_file" in notifier:
+            errors += _read_urls(doc, base_dir, notifier, ("notifiers", name))
     for i, provider in enumerate(_providers(doc.data)):
         if not isinstance(provider, dict):
             continue
@@ -94,7 +98,26 @@ def _read_secrets(
     return errors
 
 
-def _replace_key(mapping: Any, old: str, new: str, value: str) -> None:
+def _read_urls(
+    doc: Document, base_dir: Path, notifier: dict[str, Any], at: tuple[str | int, ...]
+) -> list[SourceError]:
+    """`urls_file: PATH`: one apprise URL per line (blank lines and `#` comments skipped)."""
+    loc = (*at, "urls_file")
+    if "urls" in notifier:
+        return [doc.error(loc, "give either urls or urls_file, not both", key=True)]
+    path = Path(base_dir, str(notifier["urls_file"]))
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        return [doc.error(loc, f"cannot read urls_file {str(path)!r}: {exc.strerror}")]
+    urls = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not urls:
+        return [doc.error(loc, f"urls_file {str(path)!r} holds no URL (one per line)")]
+    _replace_key(notifier, "urls_file", "urls", urls)
+    return []
+
+
+def _replace_key(mapping: Any, old: str, new: str, value: Any) -> None:
     """Rename `old` to `new` with a new value, keeping the key's recorded position."""
     if isinstance(mapping, CommentedMap):
         pos = mapping.lc.data.get(old)

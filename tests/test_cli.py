@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -164,18 +166,52 @@ def test_simulate_serves_all_four_apis_and_prints_a_config_that_checks(tmp_path:
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             printed.append(line)
-            if line.startswith("    urls:"):
+            if line.startswith("# end of config"):
                 break
-        config = "".join(line for line in printed if not line.startswith("#"))
+        config = "".join(printed)
         assert f"base_url: http://127.0.0.1:{port}" in config
         assert {"type: vms-intercom", "type: bird", "type: cinnox", "type: bandwidth"} <= {
             line.strip() for line in config.splitlines()
         }
-        path = tmp_path / "callmon.yaml"
-        path.write_text(config.replace('"console://"', "'json://127.0.0.1:1/x'") + "rules: []\n")
-        checked = callmon("check", "-c", str(path))
+        elsewhere = tmp_path / "elsewhere"  # no rules/ folder here: the config names its own
+        elsewhere.mkdir()
+        (elsewhere / "callmon.yaml").write_text(config)  # as printed, not a character changed
+        checked = callmon("check", "-c", "callmon.yaml", cwd=elsewhere)
         assert checked.returncode == 0, checked.stderr
-        assert checked.stdout.strip() == "ok: 4 providers, 1 notifiers, 0 rules"
+        assert checked.stdout.strip() == "ok: 4 providers, 1 notifiers, 8 rules"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("provider", ["vms-intercom", "bird", "cinnox", "bandwidth"])
+def test_init_writes_a_starter_that_checks_once_its_variables_are_set(
+    tmp_path: Path, provider: str
+) -> None:
+    result = callmon("init", "--provider", provider, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rules" / "missed-calls.yaml").is_file()
+    names = result.stdout.split("next: set ")[1].split(";")[0].split(", ")
+    assert "ALERT_URL" in names
+    env = {
+        name: "json://127.0.0.1:1/hook"
+        if name == "ALERT_URL"
+        else "https://api.example.net"
+        if name.endswith("BASE_URL")
+        else f"dummy-{name.lower()}"
+        for name in names
+    }
+    unset = callmon("check", cwd=tmp_path)
+    assert unset.returncode == 1  # it names variables that must be set
+    checked = callmon("check", cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == "ok: 1 providers, 1 notifiers, 1 rules"
+
+
+def test_init_overwrites_nothing(tmp_path: Path) -> None:
+    (tmp_path / "callmon.yaml").write_text("# mine\n")
+    result = callmon("init", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "callmon.yaml: exists already; callmon init overwrites nothing\n"
+    assert (tmp_path / "callmon.yaml").read_text() == "# mine\n"
+    assert not (tmp_path / "rules").exists()

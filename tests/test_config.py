@@ -119,6 +119,34 @@ def test_relative_paths_are_relative_to_the_config_not_the_current_folder(
     assert cfg.providers[0].verify_tls == str(site / "ca.pem")
 
 
+def test_notifier_urls_can_come_from_a_file(tmp_path: Path) -> None:
+    """`urls_file`: one URL per line, blank lines and comments skipped; the URLs are secrets."""
+    (tmp_path / "urls").write_text("# the team's rooms\njson://localhost/a\n\n  json://h/b  \n")
+    text = GOOD.replace('urls: ["json://localhost/${HOOK:-hook}"]', "urls_file: urls")
+    cfg = configfile.load(write(tmp_path, text), {"VMS_TOKEN": "x"})
+    urls = [u.get_secret_value() for u in cfg.notifiers["ops-chat"].urls]
+    assert urls == ["json://localhost/a", "json://h/b"]
+    assert "json://h/b" in set(cfg.secrets())
+
+
+@pytest.mark.parametrize(
+    ("setting", "content", "at", "problem"),
+    [
+        ("urls_file: urls", "# nothing\n", "16:16", "holds no URL (one per line)"),
+        ("urls_file: missing", None, "16:16", "cannot read urls_file"),
+        ('urls_file: urls\n    urls: ["json://x/"]', "json://y/\n", "16:5", "give either urls"),
+    ],
+)
+def test_a_urls_file_that_cannot_be_used_is_a_positioned_error(
+    tmp_path: Path, setting: str, content: str | None, at: str, problem: str
+) -> None:
+    if content is not None:
+        (tmp_path / "urls").write_text(content)
+    path = write(tmp_path, GOOD.replace('urls: ["json://localhost/${HOOK:-hook}"]', setting))
+    (error,) = errors_of(path, {"VMS_TOKEN": "x"})
+    assert error.startswith(f"{path}:{at}: ") and problem in error
+
+
 def test_token_and_token_file_together_are_an_error(tmp_path: Path) -> None:
     text = GOOD.replace("token: ${VMS_TOKEN}", "token: x\n    token_file: nope")
     path = write(tmp_path, text)

@@ -111,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         sim = Simulator(seed=args.seed)
-        await sim.start(traffic=True, history=40)
+        await sim.start(history=40)  # the traffic starts once callmon runs: see below
         with tempfile.TemporaryDirectory(prefix="callmon-demo-") as tmp:
             config = Config.model_validate(
                 {
@@ -131,7 +131,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 flush=True,
             )
             try:
-                await _start(daemon)
+                # Calls begin once callmon is running (its first polls are the baseline), the
+                # first a missed call: an alert prints within seconds.
+                await _start(daemon, on_ready=sim.start_traffic)
             finally:
                 await sim.stop()
 
@@ -154,8 +156,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise Failure(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
         print(f"# callmon simulator: four call APIs at {sim.base_url} (Ctrl-C stops)")
-        print("# a config that points callmon at it:")
-        print(sim.config_yaml(), flush=True)
+        print("# a config for callmon run -c FILE: every API, the example rules, alerts printed")
+        print(sim.config_yaml(rules=[str(demo_rules().resolve())]), end="")
+        print("# end of config", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

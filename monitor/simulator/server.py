@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +77,11 @@ class Simulator:
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]
         if traffic:
+            self.start_traffic()
+
+    def start_traffic(self) -> None:
+        """Start the call traffic, opening with a missed call a second or two from now."""
+        if self._traffic_task is None:
             self._traffic_task = asyncio.create_task(self.traffic.run(open_with_missed=True))
 
     async def stop(self) -> None:
@@ -125,9 +131,16 @@ class Simulator:
             },
         ]
 
-    def config_yaml(self, *, notifier_url: str = "console://", poll_interval: str = "2s") -> str:
-        """A config file that points callmon at every fake API."""
-        lines = ["providers:"]
+    def config_yaml(
+        self,
+        *,
+        notifier_url: str = "console://",
+        poll_interval: str = "2s",
+        rules: Sequence[str] = (),
+    ) -> str:
+        """A config file that points callmon at every fake API (and, given, its rule files)."""
+        lines = [f"rules: [{', '.join(json.dumps(r) for r in rules)}]"] if rules else []
+        lines.append("providers:")
         for provider in self.provider_configs(poll_interval):
             lines.append(f"  - name: {provider.pop('name')}")
             lines.extend(f"    {key}: {value}" for key, value in provider.items())

@@ -23,6 +23,9 @@ class Pace:
     ring_timeout: float = 20.0
     talk_min: float = 5.0
     talk_max: float = 40.0
+    first_ring: float = 1.0
+    """How long the opening missed call (`open_with_missed`) rings: a caller who gives up at
+    once, so that a missed call shows within seconds of a start."""
 
 
 DEMO_PACE = Pace(mean_gap=4.0, ring_timeout=12.0)
@@ -76,7 +79,8 @@ class Traffic:
     async def run(self, *, open_with_missed: bool = False) -> None:
         """Start a call on a random line every so often; each plays out in its own task.
 
-        `open_with_missed` starts with a call nobody answers, so a missed call shows early.
+        `open_with_missed` starts, after a second, with a call whose caller gives up at once
+        (`Pace.first_ring`), so a missed call shows within seconds.
         """
         first = open_with_missed
         try:
@@ -85,16 +89,18 @@ class Traffic:
                 await asyncio.sleep(gap)
                 line = self.lines[0] if first else self.rng.choice(self.lines)
                 outcome = "missed" if first else self.outcome()
+                ring = self.pace.first_ring if first else None
                 first = False
-                task = asyncio.create_task(self.play(line, outcome))
+                task = asyncio.create_task(self.play(line, outcome, ring=ring))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
             for task in list(self._tasks):
                 task.cancel()
 
-    async def play(self, line: Line, outcome: str) -> str:
-        """Play one call out in real time; returns its id."""
+    async def play(self, line: Line, outcome: str, *, ring: float | None = None) -> str:
+        """Play one call out in real time; returns its id. A missed call rings `ring` seconds
+        (by default the pace's `ring_timeout`)."""
         pace, rng = self.pace, self.rng
         call = line.start_call()
         if outcome == "answered":
@@ -109,6 +115,6 @@ class Traffic:
             await asyncio.sleep(1.0)
             line.fail(call)
         else:
-            await asyncio.sleep(pace.ring_timeout)
+            await asyncio.sleep(pace.ring_timeout if ring is None else ring)
             line.no_answer(call)
         return call
