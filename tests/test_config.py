@@ -144,7 +144,8 @@ def test_a_urls_file_that_cannot_be_used_is_a_positioned_error(
         (tmp_path / "urls").write_text(content)
     path = write(tmp_path, GOOD.replace('urls: ["json://localhost/${HOOK:-hook}"]', setting))
     (error,) = errors_of(path, {"VMS_TOKEN": "x"})
-    assert error.startswith(f"{path}:{at}: ") and problem in error
+    assert error.startswith(f"{path}:{at}: ")
+    assert problem in error
 
 
 def test_token_and_token_file_together_are_an_error(tmp_path: Path) -> None:

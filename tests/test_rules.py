@@ -259,8 +259,8 @@ FIELD_TEMPLATES = [
 def test_field_templates_render_as_jinja_does(source: str) -> None:
     """Templates that only print fields skip Jinja: the text is the same as Jinja's."""
     from monitor.model import Call, CallState, Event, EventKind, Intercom
-    from monitor.rules.match import template_reader
     from monitor.providers.records import LazyJson
+    from monitor.rules.match import template_reader
 
     call = Call(
         "7",
