@@ -184,6 +184,45 @@ def test_rules_test_without_a_config(site: Path, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out == "2026-11-23T12:00:00Z  missed  missed 7\n"
 
 
+def test_rules_test_without_a_config_names_the_rule_that_needs_a_schedule(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without `-c` a rule naming a schedule cannot be tested: the error says which rule needs
+    which schedule and that `-c` provides it; with the config it is tested."""
+    (site / "rules" / "night.yaml").write_text(
+        "rules:\n  - {name: at-night, when: {to: missed}, notify: [chat], during: night}\n"
+    )
+    (site / "callmon.yaml").write_text(
+        CONFIG + 'schedules:\n  night: {from: "22:00", to: "07:00"}\n'
+    )
+    Recorder(site / "events.jsonl").record(missed("7"))
+    assert main(["rules", "test", "rules", "--events", "events.jsonl"]) == 1
+    assert capsys.readouterr().err == (
+        "rules/night.yaml:2:66: rule 'at-night' needs schedule 'night', which the config "
+        "defines: pass -c CONFIG\n"
+    )
+    assert main(["rules", "test", "rules", "--events", "events.jsonl", "-c", "callmon.yaml"]) == 0
+    assert capsys.readouterr().out == "2026-11-23T12:00:00Z  missed  missed 7\n"  # noon: day
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--debug", "check", "-c", "callmon.yaml"],
+        ["check", "--debug", "-c", "callmon.yaml"],
+        ["-c", "callmon.yaml", "check"],
+        ["check", "-c", "callmon.yaml", "--debug"],
+    ],
+)
+def test_global_options_go_before_or_after_the_command(
+    site: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (site / "callmon.yaml").rename(site / "elsewhere.yaml")  # found only through -c
+    argv = [a.replace("callmon.yaml", "elsewhere.yaml") for a in argv]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("ok:")
+
+
 def test_every_tool_works_on_postgresql_and_store_copy_moves_a_store(
     site: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
