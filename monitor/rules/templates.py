@@ -111,25 +111,7 @@ def _fields_only(tree: nodes.Template) -> Fill | None:
     and `or`: such a template becomes one generated function that fills the fields in, as Jinja
     prints them (a missing or None value prints nothing). None when the template uses anything
     else (a filter, a test, a block): that one renders through Jinja."""
-    names: dict[str, Any] = {"_step": _step}
-    parts: list[str] = []
-    for output in tree.body:
-        if not isinstance(output, nodes.Output):
-            return None
-        for node in output.nodes:
-            n = len(names)
-            if isinstance(node, nodes.TemplateData):
-                names[f"_t{n}"] = node.data
-                parts.append(f"{{_t{n}}}")
-            elif (code := _expression(node, names)) is not None:
-                parts.append(f"{{'' if (_v{n} := {code}) is None else _v{n}}}")
-            else:
-                return None
-    # Texts are constants and names are identifiers: no quote or brace of the template's own
-    # reaches the generated f-string.
-    source = 'def fill(context):\n    return f"' + "".join(parts) + '"\n'
-    exec(compile(source, "<template>", "exec"), names)
-    fill: Fill = names["fill"]
+    fill: Fill | None = _generated(tree, "context", _expression)
     return fill
 
 
@@ -144,7 +126,20 @@ an event's leaf field (the rule's own fields, or an object like `call`)."""
 def _event_fill(tree: nodes.Template, reader: Reader) -> EventFill | None:
     """`_fields_only`, reading each field from the event with `reader`; None when a field
     cannot be read that way."""
-    names: dict[str, Any] = {}
+    fill: EventFill | None = _generated(
+        tree, "event, fields", lambda node, names: _read(node, names, reader)
+    )
+    return fill
+
+
+def _generated(
+    tree: nodes.Template,
+    params: str,
+    code_of: Callable[[nodes.Node, dict[str, Any]], str | None],
+) -> Any:
+    """`def fill(PARAMS)` returning the template's text, each `{{ }}` as `code_of` writes it
+    (None from it for any node: no function)."""
+    names: dict[str, Any] = {"_step": _step}
     parts: list[str] = []
     for output in tree.body:
         if not isinstance(output, nodes.Output):
@@ -154,14 +149,15 @@ def _event_fill(tree: nodes.Template, reader: Reader) -> EventFill | None:
             if isinstance(node, nodes.TemplateData):
                 names[f"_t{n}"] = node.data
                 parts.append(f"{{_t{n}}}")
-            elif (code := _read(node, names, reader)) is not None:
+            elif (code := code_of(node, names)) is not None:
                 parts.append(f"{{'' if (_v{n} := {code}) is None else _v{n}}}")
             else:
                 return None
-    source = 'def fill(event, fields):\n    return f"' + "".join(parts) + '"\n'
+    # Texts are constants and names are identifiers: no quote or brace of the template's own
+    # reaches the generated f-string.
+    source = f'def fill({params}):\n    return f"' + "".join(parts) + '"\n'
     exec(compile(source, "<template>", "exec"), names)
-    fill: EventFill = names["fill"]
-    return fill
+    return names["fill"]
 
 
 def _read(node: nodes.Node, names: dict[str, Any], reader: Reader) -> str | None:
