@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from monitor.model import Alert, Call, CallState, Event, EventKind, Intercom
 from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
@@ -492,3 +494,53 @@ def test_the_index_by_door_chooses_the_rules_matching_all_would(tmp_path: Path) 
         assert {v.rule for v in outcome.misses()} == {r.name for r in eng.rules} - names
     shortlist = eng._rules_for(call_event("x", "missed", T0, door=99))
     assert len(shortlist.rules(call_event("x", "missed", T0, door=99))) == 2  # any-door, gt
+
+
+def test_generated_matching_agrees_with_each_rules_own_test(tmp_path: Path) -> None:
+    """The matcher generated per candidate set (fields read once, rules in a row) matches what
+    each rule's own `matches` says, over rules sharing fields and a few thousand events."""
+    import random
+
+    from monitor.rules.match import Shortlist
+
+    text = """\
+rules:
+  - {name: a, when: {to: missed, where: {call.intercom.id: 158}}, notify: [chat]}
+  - {name: b, when: {to: missed, where: {call.intercom.id: [158, 7], call.id: {regex: '1$'}}},
+     notify: [chat]}
+  - {name: c, when: {provider: door, to: [missed, ended], from: ringing}, notify: [chat]}
+  - {name: d, when: {provider_type: bird, where: {call.ring_seconds: {gt: 5}}}, notify: [chat]}
+  - {name: e, when: {to: missed, where: {call.ring_seconds: {lte: 5}, call.intercom.id: 7}},
+     notify: [chat]}
+  - {name: f, when: {from: null, where: {call.intercom.title: {not: {regex: '^G'}}}},
+     notify: [chat]}
+  - {name: g, when: {to: missed}, notify: [chat]}
+"""
+    rules_in_force = rules(tmp_path, text)
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(3000):
+        to = rng.choice(["missed", "ended", "ringing"])
+        frm = rng.choice([None, "ringing", "answered"])
+        event = call_event(
+            str(rng.randrange(30)),
+            to,
+            T0 + timedelta(seconds=rng.randrange(60)),
+            frm=frm,
+            door=rng.choice([158, 7, 9]),
+            title=rng.choice(["Gate", "Front"]),
+            provider=rng.choice(["door", "phones"]),
+        )
+        assert event.call is not None
+        call = msgspec.structs.replace(
+            event.call, ended_at=event.at + timedelta(seconds=rng.randrange(10))
+        )
+        kind = rng.choice(["vms-intercom", "bird"])
+        event = msgspec.structs.replace(event, call=call, provider_type=kind)
+        candidates = [
+            r for r in rules_in_force if event.to_state in (r.to_states or {event.to_state})
+        ]
+        expected = [r.name for r in candidates if r.matches(event)]
+        assert [r.name for r in Shortlist(candidates).match(event)] == expected
+        checked += bool(expected)
+    assert checked > 500  # most events match something: the comparison is not vacuous

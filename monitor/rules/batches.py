@@ -31,8 +31,9 @@ def group(run: Run, rule: Rule, event: Event, item: Item) -> str:
     return f"grouped: {len(items)} waiting, sent together within {spec.seconds:g} s"
 
 
-def deliver(run: Run, rule: Rule, item: Item) -> str:
-    """Send now, or hold for the digest while the rule's quiet hours are on. Says which."""
+def deliver(run: Run, rule: Rule, item: Item, event_at: datetime | None = None) -> str:
+    """Send now, or hold for the digest while the rule's quiet hours are on. Says which.
+    (`event_at`: the item's time as a datetime, when the caller has it.)"""
     if rule.quiet is not None:
         schedule = run.schedules.get(rule.quiet)
         end = schedule.end_after(run.now) if schedule else None
@@ -41,7 +42,7 @@ def deliver(run: Run, rule: Rule, item: Item) -> str:
             state = run.step.get(key, Batch) or Batch(end.timestamp(), [])
             run.step.put(key, Batch(state.due, [*state.items, item]))
             return f"held for quiet hours ({rule.quiet}) until {end.isoformat()}"
-    send(run, rule, item)
+    send(run, rule, item, event_at)
     return "sent"
 
 

@@ -90,6 +90,7 @@ class _Compiler:
             to_states=_set(states),
             where=where,
             equals=self._equals(where),
+            where_paths=tuple(spec.when.where),
             where_text=tuple(
                 f"{name}: {json.dumps(test, default=str, separators=(', ', ': '))}"
                 for name, test in spec.when.where.items()

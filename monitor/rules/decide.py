@@ -75,8 +75,14 @@ def fire(run: Run, rule: Rule, event: Event) -> None:
     elif rule.group is not None:
         how = batches.group(run, rule, event, item)
     else:
-        how = batches.deliver(run, rule, item)
+        at = event.at if event.at.tzinfo is not None else None
+        how = batches.deliver(run, rule, item, at)
     verdicts.append(Verdict(event, rule.name, FIRED, how, item.key))
+
+
+def _subject(event: Event) -> str:
+    call = event.call
+    return f"{event.provider}/call/{call.id}" if call is not None else subject(event)
 
 
 def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any] | None) -> Item:
@@ -89,7 +95,7 @@ def alert_item(run: Run, rule: Rule, event: Event, extra: dict[str, Any] | None)
     title_fill, body_fill = rule.fills
     body = rule.body
     return Item(
-        f"{rule.name}|{event.kind}|{subject(event)}|{step}",
+        f"{rule.name}|{event.kind}|{_subject(event)}|{step}",
         render_event(run, rule, rule.title, title_fill, event, fields, "title"),
         render_event(run, rule, body, body_fill, event, fields, "body")
         if body.dynamic

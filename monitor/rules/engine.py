@@ -100,7 +100,7 @@ class Engine:
         for event in events:
             shortlist = self._rules_for(event)
             candidates = shortlist.candidates
-            matched = [rule for rule in shortlist.rules(event) if rule.matcher(event)]
+            matched = shortlist.match(event)
             if len(matched) < len(candidates):
                 considered.append((event, candidates, matched))
             work.append((event, matched))

@@ -54,9 +54,11 @@ def _failed(run: Run, rule: Rule, what: str, exc: RenderError) -> str:
 SEVERITIES = {severity.value: severity for severity in Severity}
 
 
-def send(run: Run, rule: Rule, item: Item) -> None:
-    """One alert per notifier of the rule, keyed so that the same decision is queued once."""
-    event_at = datetime.fromtimestamp(item.at, UTC)
+def send(run: Run, rule: Rule, item: Item, event_at: datetime | None = None) -> None:
+    """One alert per notifier of the rule, keyed so that the same decision is queued once;
+    `event_at` is the item's time, when the caller has it as a datetime already."""
+    if event_at is None:
+        event_at = datetime.fromtimestamp(item.at, UTC)
     for notifier in rule.notify:
         run.out.alerts.append(
             Alert(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from monitor.model import Event, StateKey
 from monitor.rules.match import Rule, by_key
@@ -15,7 +16,7 @@ def threshold(run: Run, rule: Rule, event: Event) -> tuple[int, bool]:
     """The count in the window with this event, and whether it reaches the threshold now."""
     spec = rule.threshold
     assert spec is not None
-    key = StateKey._make((rule.name, "threshold", by_key(spec.by, event)))
+    key = _key(StateKey, (rule.name, "threshold", by_key(spec.by, event)))
     state = run.step.get(key, Window)
     at = event.at.timestamp()
     if state is None:
@@ -27,9 +28,15 @@ def threshold(run: Run, rule: Rule, event: Event) -> tuple[int, bool]:
         if len(times) > spec.count * 4:
             del times[: -spec.count * 4]
         fired = state.fired
-    reached = len(times) >= spec.count
+    count = len(times)
+    reached = count >= spec.count
     run.step.put(key, Window(times, reached))
-    return len(times), reached and not fired
+    return count, reached and not fired
+
+
+_key: Any = tuple.__new__
+"""`StateKey(...)` without the named tuple's Python-level constructor (on every event a
+threshold rule matches)."""
 
 
 def throttle(run: Run, rule: Rule, event: Event) -> tuple[int, datetime] | None:
