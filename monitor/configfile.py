@@ -54,10 +54,11 @@ def interpolate(doc: Document, environ: Mapping[str, str]) -> list[SourceError]:
 
 def read_secret_files(doc: Document, base_dir: Path) -> list[SourceError]:
     """Replace `token_file: PATH` (and the like) in each provider, in its `webhook:` and at the
-    top (`api_token_file`), by the file's contents; a notifier's `urls_file` by its lines."""
+    top (`api_token_file`, `store_file`), by the file's contents; a notifier's `urls_file` by
+    its lines."""
     errors: list[SourceError] = []
-    if isinstance(doc.data, dict) and "api_token_file" in doc.data:
-        errors += _read_secrets(doc, base_dir, doc.data, (), keys=("api_token",))
+    if isinstance(doc.data, dict):  # the API token, and a store URL that holds a password
+        errors += _read_secrets(doc, base_dir, doc.data, (), keys=("api_token", "store"))
     notifiers = doc.data.get("notifiers") if isinstance(doc.data, dict) else None
     for name, notifier in notifiers.items() if isinstance(notifiers, dict) else ():
         if isinstance(notifier, dict) and "urls_file" in notifier:

@@ -221,3 +221,13 @@ def test_the_api_token_may_come_from_a_file_and_is_a_secret(tmp_path: Path) -> N
     assert error.endswith(
         "callmon.yaml:1:12: api_token: at least 16 characters (it guards changes through the API)"
     )
+
+
+def test_the_store_url_can_come_from_a_file(tmp_path: Path) -> None:
+    """A PostgreSQL URL holds its password: `store_file` keeps it out of the config, and the
+    password is a secret like any other."""
+    (tmp_path / "store-url").write_text("postgresql://callmon:s3cret-pw@db.example.net/callmon\n")
+    text = GOOD.replace("store: sqlite:////var/lib/callmon/state.db", "store_file: store-url")
+    cfg = configfile.load(write(tmp_path, text), {"VMS_TOKEN": "x"})
+    assert cfg.store == "postgresql://callmon:s3cret-pw@db.example.net/callmon"
+    assert "s3cret-pw" in set(cfg.secrets())
