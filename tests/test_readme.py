@@ -4,12 +4,9 @@ program's own parser, and the commands that can run offline run and succeed."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +18,7 @@ from ruamel.yaml import YAML
 from monitor.cli import parser
 from monitor.model import Call, CallState, Event, EventKind, Intercom
 from monitor.recorder import Recorder
+from tests.test_cli import callmon
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -70,22 +68,9 @@ def environment_of(names: list[str]) -> dict[str, str]:
 
 
 def environment(*texts: str) -> dict[str, str]:
+    """A dummy for each `${NAME}` in `texts`."""
     names = {m for text in texts for m in re.findall(r"\$\{([A-Z0-9_]+)", text)}
-    env = {k: v for k, v in os.environ.items() if k != "CALLMON_CONFIG"}
-    env.update({name: dummy(name) for name in names})
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-def callmon(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+    return environment_of(sorted(names))
 
 
 def main_config() -> Block:
