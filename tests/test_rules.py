@@ -332,3 +332,23 @@ def test_a_regex_remembers_values_and_still_answers_right() -> None:
     many = [f"Door {i}" for i in range(regex.MEMO_SIZE + 10)]
     assert all(search(text) for text in many)  # past the memory's size: emptied, still right
     assert search("Door 1" + "0" * 300) is True  # too long to remember, answered all the same
+
+
+def test_a_field_template_whose_record_cannot_be_read_fails_alone() -> None:
+    """A call's record that does not decode (read lazily by `{{ call.raw.x }}`) is a render
+    error of that template, on both fast paths, as it is through Jinja: never an exception
+    out of the engine."""
+    from monitor.model import Call, CallState, Event, EventKind
+    from monitor.providers.records import LazyJson
+    from monitor.rules.match import template_reader
+    from monitor.rules.templates import RenderError
+
+    call = Call("1", CallState.MISSED, "missed", raw=LazyJson(b"{not json"))
+    event = Event(EventKind.TRANSITION, "door", "vms-intercom", "missed", T0, call=call)
+    compiled = Templates().compile("code {{ call.raw.x }}")
+    fill = compiled.for_events(template_reader)
+    assert fill is not None
+    with pytest.raises(RenderError, match="DecodeError"):
+        compiled.fill(fill, event, {})
+    with pytest.raises(RenderError, match="DecodeError"):
+        compiled.render(event.as_dict())
