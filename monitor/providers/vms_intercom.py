@@ -237,46 +237,24 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         record, and only the news normalised; a page that does not fit the slim shape is read
         record by record too, each unreadable record skipped alone.
         """
+        what = f"call list page {page}"
         try:
-            seen: _SeenPage | None = _SEEN.decode(body)
+            seen = _SEEN.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            seen = None
-        records: list[msgspec.Raw] | None = None
-        meta = seen.meta if seen is not None else None
-        calls: list[Call] = []
-        for i, rec in enumerate(seen.data if seen is not None else ()):
-            cid = str(rec.id)
-            state = STATES.get(rec.status) if view.knows(cid) else None
-            if state is not None:
-                status, door = rec.status, rec.intercom
-                call = Call(
-                    cid,
-                    state,
-                    status,
-                    None,
-                    None,
-                    None,
-                    "in",
-                    None,
-                    None,
-                    door,
-                    status,
-                    _NOTHING,
-                )
-                if not view.changed(call):
-                    calls.append(call)
-                    continue
-            if records is None:
-                records = decode_body(self.name, f"call list page {page}", body, _Page).data
-            if found := self._skips.read(self.decode, records[i], result):
-                calls.append(found)
-        if seen is None:
-            full = decode_body(self.name, f"call list page {page}", body, _Page)
+            full = decode_body(self.name, what, body, _Page)
             calls = [c for raw in full.data if (c := self._skips.read(self.decode, raw, result))]
-            meta = full.meta
-        last = meta.last_page if meta else page
-        total = meta.total if meta else None
-        return Page(calls, more=page < last, total=total)
+            return _page(calls, full.meta, page)
+        records: list[msgspec.Raw] | None = None
+        calls = []
+        for i, rec in enumerate(seen.data):
+            found = _unchanged(rec, view)
+            if found is None:
+                if records is None:
+                    records = decode_body(self.name, what, body, _Page).data
+                found = self._skips.read(self.decode, records[i], result)
+            if found is not None:
+                calls.append(found)
+        return _page(calls, seen.meta, page)
 
     async def _one(self, call_id: str) -> bytes | msgspec.Raw | None:
         body = await self.http.get_unless_gone(f"{self._base}{CALLS_PATH}/{call_id}")
@@ -306,6 +284,25 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
             intercom=rec.intercom,
             marker=rec.status,  # every change of a VMS call is a change of its status
         )
+
+
+def _unchanged(rec: _Seen, view: TrackedView) -> Call | None:
+    """The call of a record the tracker holds with the same status, read for its id, status and
+    door alone; None for news (or an unknown status: the full decoder reports it)."""
+    cid = str(rec.id)
+    state = STATES.get(rec.status) if view.knows(cid) else None
+    if state is None:
+        return None
+    status = rec.status
+    call = Call(
+        cid, state, status, None, None, None, "in", None, None, rec.intercom, status, _NOTHING
+    )
+    return None if view.changed(call) else call
+
+
+def _page(calls: list[Call], meta: _Meta | None, page: int) -> Page:
+    last = meta.last_page if meta else page
+    return Page(calls, more=page < last, total=meta.total if meta else None)
 
 
 def _id_key(call: Call) -> float | None:
