@@ -200,8 +200,6 @@ class Daemon:
             if self.recorder is not None:
                 self.recorder.close()
             await runner.cleanup()
-            if self._config_error is None:
-                log.info("stopped", exit_code=self.exit_code)
         if self._config_error is not None:
             raise self._config_error
 

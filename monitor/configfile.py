@@ -136,16 +136,29 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     return from_document(doc, Path(path).parent, environ)
 
 
-def resolve_paths(doc: Document, base_dir: Path) -> None:
+STATE_DIR = "CALLMON_STATE_DIR"
+"""The environment variable naming the folder of a relative SQLite store (set by the container
+image to its state volume, so that a config mounted read-only needs no absolute store path)."""
+
+
+def store_dir(base_dir: Path, environ: Mapping[str, str]) -> Path:
+    """Where a relative SQLite store lives: `$CALLMON_STATE_DIR` when set, else the config's
+    folder."""
+    state_dir = environ.get(STATE_DIR, "")
+    return Path(state_dir) if state_dir else base_dir
+
+
+def resolve_paths(doc: Document, base_dir: Path, environ: Mapping[str, str]) -> None:
     """Make every relative path in the config relative to its folder, never to the current
-    directory: the SQLite store and each provider's `verify_tls` CA bundle (secret files and
-    rule paths are resolved where they are read)."""
+    directory: each provider's `verify_tls` CA bundle, and the SQLite store (relative to
+    `$CALLMON_STATE_DIR` instead where that is set); secret files and rule paths are resolved
+    where they are read."""
     data = doc.data
     store = data.get("store")
     if isinstance(store, str) and store.startswith("sqlite:///") and store != "sqlite:///":
         path = store[len("sqlite:///") :]
         if not path.startswith("/"):
-            data["store"] = f"sqlite:///{(base_dir / path).absolute()}"
+            data["store"] = f"sqlite:///{(store_dir(base_dir, environ) / path).absolute()}"
     for provider in _providers(data):
         if isinstance(provider, dict):
             ca = provider.get("verify_tls")
@@ -161,9 +174,10 @@ def from_document(
         doc = Document(doc.path, CommentedMap())
     if not isinstance(doc.data, dict):
         raise SourceErrors([doc.error((), "the config must be a mapping of keys to values")])
-    errors = interpolate(doc, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    errors = interpolate(doc, environ)
     errors += read_secret_files(doc, base_dir)
-    resolve_paths(doc, base_dir)
+    resolve_paths(doc, base_dir, environ)
     names_seen: dict[str, int] = {}
     for i, p in enumerate(_providers(doc.data)):
         if isinstance(p, dict) and isinstance(p.get("name"), str):
@@ -181,7 +195,7 @@ def from_document(
     rules = tuple(str(base_dir / p) for p in config.rules)
     store = config.store
     if "store" not in doc.data and store.startswith("sqlite:///"):
-        default = (base_dir / store[len("sqlite:///") :]).absolute()
+        default = (store_dir(base_dir, environ) / store[len("sqlite:///") :]).absolute()
         store = f"sqlite:///{default}"  # the default, likewise
     return config.model_copy(update={"rules": rules, "store": store})
 

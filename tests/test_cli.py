@@ -215,3 +215,24 @@ def test_init_overwrites_nothing(tmp_path: Path) -> None:
     assert result.stderr == "callmon.yaml: exists already; callmon init overwrites nothing\n"
     assert (tmp_path / "callmon.yaml").read_text() == "# mine\n"
     assert not (tmp_path / "rules").exists()
+
+
+async def test_simulate_on_all_addresses_prints_an_address_others_can_reach() -> None:
+    """#22: `--listen 0.0.0.0:8080` printed `base_url: http://0.0.0.0:8080`, which a container
+    (or another machine) cannot connect to; it now names this machine's own address."""
+    import aiohttp
+
+    from monitor.simulator.server import Simulator
+
+    sim = Simulator(host="0.0.0.0")
+    await sim.start()
+    try:
+        assert "0.0.0.0" not in sim.base_url
+        headers = {"Authorization": f"Bearer {sim.vms.token}", "X-Client": "web", "X-UUID": "t"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{sim.base_url}/api/v1/intercom/calls", headers=headers) as answer,
+        ):
+            assert answer.status == 200
+    finally:
+        await sim.stop()

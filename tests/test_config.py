@@ -119,6 +119,34 @@ def test_relative_paths_are_relative_to_the_config_not_the_current_folder(
     assert cfg.providers[0].verify_tls == str(site / "ca.pem")
 
 
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        (None, "state/callmon-state.db"),  # the default
+        ("sqlite:///calls.db", "state/calls.db"),
+        ("sqlite:///sub/calls.db", "state/sub/calls.db"),
+        ("sqlite:////abs/calls.db", "/abs/calls.db"),  # an absolute path stays
+    ],
+)
+def test_callmon_state_dir_holds_a_relative_sqlite_store(
+    tmp_path: Path, store: str | None, expected: str
+) -> None:
+    """#22: in the container the config is mounted read-only; its relative store lives on the
+    state volume that CALLMON_STATE_DIR names, and nothing else moves."""
+    (tmp_path / "etc").mkdir()
+    text = f"store: {store}\n" if store else ""
+    path = write(tmp_path / "etc", text + "rules: [./rules]\n")
+    cfg = configfile.load(path, {"CALLMON_STATE_DIR": str(tmp_path / "state")})
+    want = expected if expected.startswith("/") else str(tmp_path / expected)
+    assert cfg.store == f"sqlite:///{want}"
+    assert cfg.rule_paths() == [tmp_path / "etc" / "rules"]  # still beside the config
+
+
+def test_an_empty_callmon_state_dir_changes_nothing(tmp_path: Path) -> None:
+    cfg = configfile.load(write(tmp_path, ""), {"CALLMON_STATE_DIR": ""})
+    assert cfg.store == f"sqlite:///{tmp_path / 'callmon-state.db'}"
+
+
 def test_notifier_urls_can_come_from_a_file(tmp_path: Path) -> None:
     """`urls_file`: one URL per line, blank lines and comments skipped; the URLs are secrets."""
     (tmp_path / "urls").write_text("# the team's rooms\njson://localhost/a\n\n  json://h/b  \n")

@@ -402,3 +402,21 @@ async def test_a_store_deleted_under_the_daemon_makes_it_exit_3(
     assert daemon.proc is not None
     assert await asyncio.wait_for(daemon.proc.wait(), 30) == 3
     assert "callmon cannot work; exiting so that it is restarted" in daemon.logs()
+    assert [e["exit_code"] for e in daemon.log_events() if e.get("event") == "stopped"] == [3]
+
+
+async def test_a_daemon_that_cannot_open_its_store_logs_the_exit_code_it_exits_with(
+    daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """#22: the last line said `"exit_code": 0` of a daemon that then exited 1."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    port = free_port()
+    daemon = daemon_factory(
+        f"store: sqlite:///{tmp_path}/a-file/state.db\nlisten: 127.0.0.1:{port}\nrules: []\n"
+    )
+    await daemon.start()
+    assert daemon.proc is not None
+    assert await asyncio.wait_for(daemon.proc.wait(), 30) == 1
+    stops = [e for e in daemon.log_events() if e.get("event") == "stopped"]
+    assert [e["exit_code"] for e in stops] == [1]
+    assert "cannot open store" in daemon.logs()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.cli.common import (
+    EXIT_INVALID,
     EXIT_OK,
     EXIT_USAGE,
     Failure,
@@ -51,23 +52,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> int:
         daemon = Daemon(config, rules, record=args.record, check=check_urls)
         install_signals(daemon)
-        await _start(daemon, on_ready=started)
-        return daemon.exit_code
+        return await _start(daemon, on_ready=started)
 
     return asyncio.run(main())
 
 
-async def _start(daemon: object, on_ready: Callable[[], None] | None = None) -> None:
+async def _start(daemon: object, on_ready: Callable[[], None] | None = None) -> int:
+    """Run the daemon to its end; its exit code, or a `Failure` saying why it could not start.
+    Its last log line, `stopped`, names the code the process exits with."""
+    import structlog
+
     from monitor.app import Daemon
     from monitor.store import StoreError
 
     assert isinstance(daemon, Daemon)
+    code = EXIT_INVALID
     try:
         await daemon.run(on_ready=on_ready)
+        code = daemon.exit_code
     except OSError as exc:
         raise Failure(f"cannot listen on {daemon.config.listen}: {exc.strerror or exc}") from None
     except StoreError as exc:
         raise Failure(str(exc)) from None
+    finally:
+        structlog.get_logger("monitor.app").info("stopped", exit_code=code)
+    return code
 
 
 def demo_rules() -> Path:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +28,16 @@ DOORS = (
     (180, "Gate", "1 Main Street, yard"),
     (201, "Back door", "1 Main Street, rear"),
 )
+
+
+def own_address() -> str:
+    """This machine's address on its default route (no packet is sent), else loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: any routable address does
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
 
 
 class Simulator:
@@ -57,8 +68,12 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        """The root URL every fake API is served under."""
-        return f"http://{self.host}:{self.port}"
+        """The root URL every fake API is served under: on a wildcard address (`0.0.0.0`),
+        this machine's own address, which other machines and containers can reach."""
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = own_address()
+        return f"http://{host}:{self.port}" if ":" not in host else f"http://[{host}]:{self.port}"
 
     def app(self) -> web.Application:
         app = web.Application()
