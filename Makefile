@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz lint fmt bench clean
+.PHONY: demo test fuzz lint fmt bench clean image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check monitor tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile deploy/ci/postgres/Containerfile
+	shellcheck .ci/run deploy/*.sh deploy/ci/*.sh deploy/ci/postgres/entrypoint.sh
+
+# The container image and the compose files as users run them (podman; see deploy/ci/podman.sh).
+image-test: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" deploy/test-image.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" deploy/test-compose.sh
 
 fmt: $(VENV)/.installed
 	$(BIN)/ruff check --fix monitor tests bench

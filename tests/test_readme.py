@@ -256,3 +256,21 @@ def test_the_blocks_are_found() -> None:
     assert len(YAML_BLOCKS) >= 5
     assert len(COMMANDS) >= 15
     assert main_config().line > 0
+
+
+def _commands(text: str) -> list[str]:
+    """Shell lines with their continuations joined and spaces collapsed."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [" ".join(line.split()) for line in joined.splitlines() if line.strip()]
+
+
+def test_the_image_test_runs_the_readmes_container_commands_as_written() -> None:
+    """#22: CI runs the README's `docker build` and `docker run` lines, not a variant of them;
+    the one difference allowed is the published host port (a free one in the test)."""
+    script = (ROOT / "deploy" / "test-image.sh").read_text()
+    marked = re.findall(r"# --- README: Container \((\w+)\) ---\n(.*?)\n\s*# ---\n", script, re.S)
+    assert [name for name, _ in marked] == ["build", "run"]
+    ran = [c.replace('"$port":9464', "9464:9464") for _, text in marked for c in _commands(text)]
+    section = README.read_text().split("## Container\n", 1)[1]
+    block = next(b for b in blocks() if b.lang == "sh" and b.text.strip() in section)
+    assert _commands(block.text) == ran

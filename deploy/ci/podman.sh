@@ -54,6 +54,8 @@ need_packages() {
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v runc >/dev/null || missing+=(runc)
     command -v curl >/dev/null || missing+=(curl)
+    # Compose's services find each other by name through CNI's dnsname plugin.
+    [ -e /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         echo "image tests need: ${missing[*]} (Debian packages)" >&2
