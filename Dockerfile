@@ -11,7 +11,10 @@ RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         binutils gcc libc6-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
-RUN python -m venv /opt/callmon
+# psycopg's C build in a layer of its own: a change of callmon's source does not compile it again.
+RUN python -m venv /opt/callmon \
+    && /opt/callmon/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check \
+        'psycopg[c]'
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY monitor ./monitor
@@ -23,8 +26,7 @@ COPY monitor ./monitor
 # bytecode alone, where the source was (a traceback still names each frame's file and line);
 # callmon keeps its source, and so does apprise, which finds its plugins by their .py files.
 ARG SITE=/opt/callmon/lib/python3.11/site-packages
-RUN /opt/callmon/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check \
-        'psycopg[c]' . \
+RUN /opt/callmon/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check . \
     && /opt/callmon/bin/pip uninstall -qq -y psycopg-binary tzdata pip setuptools \
     && find /opt/callmon -name '*.so*' -type f -exec strip --strip-unneeded {} + \
     && find /opt/callmon \( -name '*.pyi' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.c' \

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Small helpers of the image tests: steps, figures, waiting with a deadline.
 
-step() { printf '\n== %s\n' "$*"; }
+SECONDS=0
+step() { printf '\n== %s  (at %d s)\n' "$*" "$SECONDS"; }
 note() { printf '   %s\n' "$*"; }
 figure() { printf '   figure: %s: %s\n' "$1" "$2"; }
 fail() {
