@@ -110,6 +110,7 @@ class Daemon:
                 "up": p.up,
                 "last_success": p.last_success.isoformat() if p.last_success else None,
                 **({"error": p.last_error} if p.last_error else {}),
+                **({"rechecks_waiting": p.behind} if p.behind else {}),
             }
             for p in self.pollers
         }

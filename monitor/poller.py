@@ -63,6 +63,9 @@ class Poller:
     last_success: datetime | None = field(default=None, init=False)
     last_error: str | None = field(default=None, init=False)
     """Why the last poll failed (secrets removed), until a poll succeeds."""
+    behind: int = field(default=0, init=False)
+    """Open calls the last poll had no budget to re-check: the provider cannot keep up while
+    this stays above zero (shown on /readyz, the page and `provider_rechecks_waiting`)."""
 
     def __post_init__(self) -> None:
         # The series this loop writes on every poll, looked up once (a lookup by label values
@@ -131,6 +134,7 @@ class Poller:
         self.failures = 0
         self.last_success = now
         self.last_error = None
+        self._keeping_up(result.rechecks_waiting)
         self._last_success.set(now.timestamp())
         self._up.set(1)
         if self.up is None:
@@ -138,6 +142,23 @@ class Poller:
         elif self.up is False and await self._health(True, None, now):
             log.info("provider recovered", provider=name)
         return self.settings.poll_interval
+
+    def _keeping_up(self, waiting: int) -> None:
+        """Record how many open calls wait to be re-checked; log when that starts and ends."""
+        if waiting == self.behind:
+            return
+        name = self.settings.name
+        if waiting and not self.behind:
+            log.warning(
+                "provider cannot keep up: open calls wait to be re-checked by later polls",
+                provider=name,
+                waiting=waiting,
+                per_poll=self.settings.recheck_budget,
+            )
+        elif not waiting:
+            log.info("provider caught up: every open call re-checked", provider=name)
+        self.behind = waiting
+        self.telemetry.set_rechecks_waiting(name, waiting)
 
     async def _failed(self, message: str, reason: str, retry_after: float | None) -> float:
         name = self.settings.name

@@ -34,6 +34,9 @@ HELP = {
     "poll_lag_seconds": "How late polls start after they were due (all providers): a busy process",
     "last_poll_success_timestamp_seconds": "When the last poll succeeded",
     "provider_records_skipped_total": "Malformed records skipped",
+    "provider_rechecks_waiting": (
+        "Open calls the list no longer shows that wait for a poll with budget to re-check them"
+    ),
     "rule_fired_total": "Alerts decided, by rule",
     "alerts_silenced_total": "Alerts a silence kept from being sent, by rule",
     "rule_errors_total": "Templates that failed to render (a fallback text was sent instead)",
@@ -97,6 +100,7 @@ class Telemetry:
     poll_lag = Metric(Histogram, "poll_lag_seconds", "", buckets=LAG)
     last_success = Metric(Gauge, "last_poll_success_timestamp_seconds", "provider")
     records_skipped = Metric(Counter, "provider_records_skipped_total", "provider")
+    rechecks_waiting = Metric(Gauge, "provider_rechecks_waiting", "provider")
     rule_fired = Metric(Counter, "rule_fired_total", "rule")
     silenced = Metric(Counter, "alerts_silenced_total", "rule")
     rule_errors = Metric(Counter, "rule_errors_total", "rule")
@@ -119,8 +123,8 @@ class Telemetry:
         self._doors: dict[str, set[str]] = {}
         self._door_limits: dict[str, int] = {}
         self._detailed: frozenset[str] | None = None
-        self._active: dict[tuple[str, str], int] = {}
-        """The calls in progress of each provider summed under `other`, by (provider, state)."""
+        self._summed: dict[tuple[object, ...], int] = {}
+        """What each provider under `other` adds to a summed gauge, by (gauge, provider, …)."""
         for name, value in vars(Telemetry).items():
             if isinstance(value, Metric):
                 getattr(self, name)  # every metric exists from the start
@@ -136,14 +140,22 @@ class Telemetry:
 
     def set_active(self, provider: str, state: str, count: int) -> None:
         """`calls_active` of a provider; the providers under `other` are summed."""
+        self._set_summed(self.calls_active, provider, (state,), count)
+
+    def set_rechecks_waiting(self, provider: str, count: int) -> None:
+        """`provider_rechecks_waiting` of a provider; the providers under `other` are summed."""
+        self._set_summed(self.rechecks_waiting, provider, (), count)
+
+    def _set_summed(self, gauge: Gauge, provider: str, labels: tuple[str, ...], count: int) -> None:
         label = self.provider(provider)
         if label != OTHER:
-            self.calls_active.labels(label, state).set(count)
+            gauge.labels(label, *labels).set(count)
             return
-        before = self._active.get((provider, state), 0)
+        key = (id(gauge), provider, *labels)
+        before = self._summed.get(key, 0)
         if count != before:
-            self._active[(provider, state)] = count
-            self.calls_active.labels(OTHER, state).inc(count - before)
+            self._summed[key] = count
+            gauge.labels(OTHER, *labels).inc(count - before)
 
     def door(self, provider: str, door: str) -> str:
         """A door's label value: its id, or `other` past the provider's door limit, so that
@@ -185,6 +197,7 @@ class Telemetry:
             self.last_success.labels(p)
         for p in detail:
             self.records_skipped.labels(p)
+            self.rechecks_waiting.labels(p)
             self.talk_seconds.labels(p)
             self.poll_duration.labels(p)
             for via in ("poll", "push"):

@@ -110,8 +110,9 @@ class Tracker:
         return call_id in self.calls
 
     def open_calls(self) -> Iterable[str]:
-        """Ids of calls not final yet."""
-        return tuple(self._open)
+        """Ids of calls not final yet, the oldest call first."""
+        calls = self.calls
+        return sorted(self._open, key=lambda cid: calls[cid].created)
 
     def changed(self, call: Call) -> bool:
         """Whether `call` is news: unknown and not older than the horizon, or changed."""

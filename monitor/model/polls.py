@@ -23,6 +23,9 @@ class PollResult:
     """The provider's new position, stored with the poll; None leaves it as it was."""
     via: str = "poll"
     """`push` for what a provider's webhook said (one call, no cursor)."""
+    rechecks_waiting: int = 0
+    """Open calls the list no longer shows that this poll had no budget to re-check (the next
+    polls do): more than zero poll after poll means the provider cannot keep up."""
 
 
 def shared(marker: str) -> str:

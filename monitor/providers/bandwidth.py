@@ -156,7 +156,9 @@ class Bandwidth(ApiClient[BandwidthProvider]):
             if call.id not in read.at_or_under_stop or view.knows(call.id):
                 result.calls.append(call)  # older unknown calls are history from before
         seen = {call.id for call in read.calls}
-        await follow_open_calls(view, seen, self._one, self.decode, result, self._skips)
+        await follow_open_calls(
+            view, seen, self._one, self.decode, result, self._skips, self._rechecks
+        )
         if self._settings.hangup_causes and view.baselined:
             result.calls = [await self._with_cause(c, view, result) for c in result.calls]
         starts = [c.created_at for c in result.calls if c.created_at is not None]

@@ -87,7 +87,7 @@ class TrackedView(Protocol):
         ...
 
     def open_calls(self) -> Iterable[str]:
-        """Ids of tracked calls that are not final yet."""
+        """Ids of tracked calls that are not final yet, the oldest call first."""
         ...
 
     def changed(self, call: Call) -> bool:
@@ -110,6 +110,32 @@ CLOCK_SLACK = timedelta(seconds=60)
 """Added to a time window's end, so a provider whose clock runs ahead loses no call."""
 
 
+class Rechecks:
+    """Which open calls the list no longer shows are fetched by id in a poll: at most `budget`,
+    those re-checked longest ago first (never-checked ones first, oldest call first), so that a
+    pile of open calls is worked through over several polls while every poll stays short."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = max(1, budget)
+        self._round = 0
+        self._checked: dict[str, int] = {}
+        """Each call's last re-check, as the number of the poll that made it."""
+
+    def pick(self, candidates: list[str]) -> tuple[list[str], int]:
+        """This poll's calls to fetch, out of `candidates` (oldest call first), and how many
+        wait for a later poll."""
+        self._round += 1
+        checked = self._checked
+        if len(checked) > 2 * len(candidates) + self.budget:
+            wanted = set(candidates)
+            self._checked = checked = {c: n for c, n in checked.items() if c in wanted}
+        order = sorted(candidates, key=lambda c: checked.get(c, 0))  # stable: oldest first
+        chosen = order[: self.budget]
+        for call_id in chosen:
+            checked[call_id] = self._round
+        return chosen, len(order) - len(chosen)
+
+
 async def follow_open_calls(
     view: TrackedView,
     seen: set[str],
@@ -117,18 +143,19 @@ async def follow_open_calls(
     decode: Callable[[bytes], Call],
     result: PollResult,
     skips: Skips,
+    rechecks: Rechecks,
 ) -> None:
-    """Fetch by id (`fetch` gives the record's bytes, None for a 404) each call still in
-    progress that the list did not show.
+    """Fetch by id (`fetch` gives the record's bytes, None for a 404) the calls still in
+    progress that the list did not show, as many as `rechecks` allows this poll; the number
+    left for later polls goes to `result.rechecks_waiting`.
 
     A call the API no longer knows goes to `result.gone`; one whose record cannot be read, or
     whose request alone fails (a 5xx, a 4xx, a broken body), is skipped and reported once, and
     the rest of the poll goes on. A failure that is the provider's as a whole (credentials,
     rate limit, unreachable) fails the poll.
     """
-    for call_id in view.open_calls():
-        if call_id in seen:
-            continue
+    chosen, result.rechecks_waiting = rechecks.pick([c for c in view.open_calls() if c not in seen])
+    for call_id in chosen:
         try:
             raw = await fetch(call_id)
         except (RequestRejected, ServerError, BadResponse) as exc:

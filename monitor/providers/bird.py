@@ -146,7 +146,9 @@ class Bird(ApiClient[BirdProvider]):
             return found.results, found.nextPageToken or None
 
         seen = await self.read_window(page, view, result, mark_key="high_water", start=start)
-        await follow_open_calls(view, seen, self._one, self.decode, result, self._skips)
+        await follow_open_calls(
+            view, seen, self._one, self.decode, result, self._skips, self._rechecks
+        )
         return result
 
     async def _one(self, call_id: str) -> bytes | None:

@@ -10,7 +10,7 @@ from typing import ClassVar, Generic, TypeVar
 import aiohttp
 
 from monitor.model import Call, PollResult
-from monitor.providers.base import TrackedView
+from monitor.providers.base import Rechecks, TrackedView
 from monitor.providers.http import HttpClient, RequestObserver
 from monitor.providers.paging import (
     Key,
@@ -40,6 +40,7 @@ class ApiClient(Generic[S]):
         headers = {"Accept": "application/json", **self.headers(settings)}
         self.http = HttpClient.for_provider(settings, session, observe, headers)
         self._skips = Skips(self.name)
+        self._rechecks = Rechecks(settings.recheck_budget)
         self.setup(settings)
 
     def setup(self, settings: S) -> None:

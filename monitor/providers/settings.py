@@ -57,6 +57,12 @@ class ProviderSettings(Strict):
         """Requests per second this provider may make (its API's documented limit by default)."""
         return self.max_requests_per_second or self.DEFAULT_RPS
 
+    @property
+    def recheck_budget(self) -> int:
+        """Open calls a poll may fetch by id: half the requests its interval allows (at least
+        one second's worth), so a pile of them is read over several polls that each finish."""
+        return max(1, int(self.request_budget * max(1.0, self.poll_interval) / 2))
+
     def secrets(self) -> Iterator[str]:
         """Every secret value this provider holds, in every shape it may leak in."""
         for name in self.SECRETS:

@@ -208,7 +208,9 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         )
         seen = {call.id for call in read.calls}
         result.calls = [call for call in read.calls if self._wanted(call)]
-        await follow_open_calls(view, seen, self._one, self.decode, result, self._skips)
+        await follow_open_calls(
+            view, seen, self._one, self.decode, result, self._skips, self._rechecks
+        )
         doors = self.doors.watched(view.cursor, result.calls)
         ids = [k for k in map(_id_key, read.calls) if k is not None]
         newest = max([*ids, *([mark] if mark is not None else [])], default=None)
