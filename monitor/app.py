@@ -189,7 +189,9 @@ class Daemon:
             host, port = config.listen_address()
             site = web.TCPSite(runner, host, port)
             await site.start()
-            store = self.store = self.store or await open_store(config.store)
+            store = self.store = self.store or await open_store(
+                config.store, lease_ttl=config.lease_ttl
+            )
             self.readiness.store_open = True
             try:
                 await self._serve(store, site, on_ready)

@@ -37,6 +37,7 @@ class Lease(Protocol):
 
     fence: int | None
     on_lease_lost: Callable[[], None]
+    fence_valid: Callable[[], bool]
 
     async def acquire(self, ttl: float) -> int | None: ...
 
@@ -91,7 +92,8 @@ class Leadership:
                 continue
             if await self._lead(token, lead):
                 continue  # lost: stand by again
-            with contextlib.suppress(StoreError):
+            # A store out of reach must not hold the stop up: the lease then simply expires.
+            with contextlib.suppress(StoreError), anyio.move_on_after(self.ttl / 3):
                 await self.lease.release(token)
                 log.info("lease released for another replica")
             return
@@ -110,6 +112,7 @@ class Leadership:
     async def _lead(self, token: int, lead: Callable[[], Awaitable[None]]) -> bool:
         """Lead with `token` until `lead` returns (False) or the lease is lost (True)."""
         self.token = self.lease.fence = token
+        self.lease.fence_valid = self.holds
         self.failovers += 1
         log.info("leading", token=token)
         self._on_change(True)

@@ -71,6 +71,8 @@ class Pipeline:
         self._sinks = list(sinks)
         self._redact = redact
         self._step = anyio.Lock()
+        self._unkept: set[str] = set()
+        """Providers whose last write failed: logged once per run of failures."""
         self._silencer = Silencer()
         self._timetables: dict[tuple[str, int], Schedule] = {}
         self._unstored: dict[StateKey, State | None] = {}
@@ -126,14 +128,21 @@ class Pipeline:
             for target in range(self._targets.get(alert.notifier, 0))
         ]
 
-    @staticmethod
-    async def _kept(step: Awaitable[object], provider: str, retry: str) -> bool:
-        """Whether the step was stored; a store failure is logged, and the caller retries."""
+    async def _kept(self, step: Awaitable[object], provider: str, retry: str) -> bool:
+        """Whether the step was stored; a store failure is logged (once until a write of that
+        provider succeeds again), and the caller retries."""
         try:
             await step
         except StoreError as exc:
-            log.error(f"store write failed; {retry}", provider=provider, error=str(exc))
+            if provider not in self._unkept:
+                self._unkept.add(provider)
+                log.error(f"store write failed; {retry}", provider=provider, error=str(exc))
+            else:
+                log.debug(f"store write failed; {retry}", provider=provider, error=str(exc))
             return False
+        if provider in self._unkept:
+            self._unkept.discard(provider)
+            log.info("store write succeeded again", provider=provider)
         return True
 
     async def process(

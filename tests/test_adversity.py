@@ -5,21 +5,33 @@ and what callmon does now."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
 
 from monitor.simulator.bird import Subscription
 from monitor.simulator.server import Simulator
+from monitor.store import LeaseLost, StoreError, sql
+from monitor.store.postgres import PostgresStore, SessionBounds
 from tests.conftest import (
+    ROOT,
     DaemonProcess,
     Receiver,
+    free_port,
     metric_value,
     metrics,
     wait_for,
     wait_for_metric,
+    wait_until,
 )
+from tests.proxy import Proxy
 from tests.test_push import KEY, PUBLIC, pushing_daemon
 
 # --- 1. A pile of open calls
@@ -89,3 +101,257 @@ def test_rechecks_go_round_the_open_calls_oldest_first_within_a_budget() -> None
     assert rechecks.pick(calls) == (["e", "a"], 3)  # round again, the longest unchecked first
     assert rechecks.pick(["new", *calls]) == (["new", "b"], 4)  # a new call is never last
     assert rechecks.pick(["x"]) == (["x"], 0)
+
+
+# --- 2. A partition between the leader and PostgreSQL
+
+
+def via(url: str, proxy: Proxy) -> str:
+    """`url` with its host and port replaced by the proxy's."""
+    netloc = urlsplit(url).netloc
+    host = netloc.rsplit("@", 1)[-1]
+    return url.replace(host, f"127.0.0.1:{proxy.port}", 1)
+
+
+async def frozen_pair(pg_url: str, ttl: float) -> tuple[Proxy, PostgresStore, PostgresStore]:
+    """A leader whose link to PostgreSQL goes through a proxy, and a standby that reaches it
+    directly, both under the daemon's session bounds for `ttl`."""
+    proxy = Proxy(urlsplit(pg_url).port or 5432)
+    await proxy.start()
+    bounds = SessionBounds.for_lease(ttl)
+    leader = await PostgresStore.open(via(pg_url, proxy), bounds=bounds)
+    standby = await PostgresStore.open(pg_url, bounds=bounds)
+    return proxy, leader, standby
+
+
+async def take_over(standby: PostgresStore, ttl: float) -> int:
+    """Try to take the lease as a standby does (once a second) until it is had; its token."""
+
+    async def attempt() -> int | None:
+        try:
+            return await asyncio.wait_for(standby.acquire(ttl), 60)
+        except StoreError:
+            return None
+
+    token = await wait_until(attempt, lambda got: got is not None, timeout=60)
+    assert token is not None
+    return token
+
+
+async def test_a_leader_frozen_mid_transaction_cannot_hold_the_lease(pg_url: str) -> None:
+    """The leader's link froze just after a fenced write took the lease row `FOR SHARE`: its
+    session sat `idle in transaction` and the standby's takeover waited on that lock for as
+    long as the freeze lasted; the lease it then got was computed before the wait and had
+    already expired. Now the server ends the idle transaction, the takeover's lock wait is
+    bounded, and the new lease counts from when it was had."""
+    ttl = 3.0
+    proxy, leader, standby = await frozen_pair(pg_url, ttl)
+    leader.bounds = dataclasses.replace(leader.bounds, operation=3.0)  # the test's patience
+    try:
+        token = await leader.acquire(ttl)
+        assert token is not None
+        leader.fence = token
+
+        def freezes_after_the_fence() -> sql.Program[None]:
+            proxy.freeze()  # the fence check has locked the lease row; now the link is gone
+            yield sql.Query("SELECT 1")
+
+        stuck = asyncio.create_task(leader._run("write", freezes_after_the_fence(), write=True))
+        started = time.monotonic()
+        new = await take_over(standby, ttl)
+        took = time.monotonic() - started
+        assert new > token
+        holder, _, left = await standby.leader() or ("", 0, 0.0)
+        assert holder == standby.holder
+        assert left > ttl / 2  # a lease that starts when it is had, not before the lock wait
+        print(f"takeover {took:.1f} s after the freeze (lease_ttl {ttl:g} s)")
+        with pytest.raises(StoreError, match="no answer within"):
+            await asyncio.wait_for(stuck, 60)  # the frozen leader's write fails, in time
+    finally:
+        await proxy.stop()
+        await leader.close()
+        await standby.close()
+
+
+async def test_a_replica_that_no_longer_holds_the_lease_takes_no_lock(pg_url: str) -> None:
+    """A deposed leader whose link was slow opened a fenced write seconds after it had logged
+    `lease lost`; its `FOR SHARE` held the new leader's renewal up. Now a fenced write of a
+    replica whose own clock says the lease is gone never reaches the database."""
+    proxy, leader, standby = await frozen_pair(pg_url, 3.0)
+    try:
+        token = await leader.acquire(3.0)
+        assert token is not None
+        leader.fence = token
+        lost: list[bool] = []
+        leader.on_lease_lost = lambda: lost.append(True)
+        leader.fence_valid = lambda: False
+        before = proxy.forwarded
+        with pytest.raises(LeaseLost, match="no longer holds the lease"):
+            await leader.mark_sent(1, time.time())
+        assert proxy.forwarded == before
+        assert lost == [True]
+        await leader.add_silence("r", [], 0.0, 1.0, "a standby's write is not fenced")
+        assert proxy.forwarded > before
+    finally:
+        await proxy.stop()
+        await leader.close()
+        await standby.close()
+
+
+async def test_sigterm_stops_a_leader_whose_database_link_froze(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    pg_url: str,
+) -> None:
+    """With its link to PostgreSQL frozen, the old leader ignored SIGTERM for 30 s (its lease
+    release, and the store's close, waited on the frozen link for ever)."""
+    proxy = Proxy(urlsplit(pg_url).port or 5432)
+    await proxy.start()
+    port = free_port()
+    daemon = daemon_factory(
+        f"""
+store: "{via(pg_url, proxy)}"
+lease_ttl: 3s
+shutdown_grace: 1s
+listen: 127.0.0.1:{port}
+rules: [{ROOT / "rules"}]
+providers:
+  - {{name: front-door, type: vms-intercom, base_url: "{sim.base_url}",
+     token: {sim.vms.token}, poll_interval: 500ms}}
+notifiers:
+  ops-chat:
+    urls: ["{receiver.url}"]
+"""
+    )
+    try:
+        await daemon.start()
+        await wait_for(lambda: '"event": "callmon running"' in daemon.logs(), timeout=30)
+        proxy.freeze()
+        sim.vms.ring(158)  # the next poll's commit waits on the frozen link, holding its lock
+        await asyncio.sleep(2)
+        started = time.monotonic()
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(daemon.proc.wait(), 60)
+        print(f"stopped {time.monotonic() - started:.1f} s after SIGTERM with its link frozen")
+        assert code == 0
+        assert '"exit_code": 0, "event": "stopped"' in daemon.logs()
+    finally:
+        await proxy.stop()
+
+
+# --- 5. A full disk
+
+
+def test_a_store_that_fails_between_successes_is_failing_all_along() -> None:
+    """On a full disk small writes still succeed (SQLite reuses its WAL's space) while a poll's
+    commit fails: each success reset "store failing for" to 0, and the watchdog never acted."""
+    from monitor.store.base import RECOVERED_AFTER, StoreHealth
+
+    now = [0.0]
+    health = StoreHealth(clock=lambda: now[0])
+    health.failed("disk full")
+    for _ in range(30):  # a second apart: a probe that succeeds, a commit that fails
+        now[0] += 1.0
+        health.ok()
+        health.failed("disk full")
+    assert health.failing_for() == 30.0
+    now[0] += RECOVERED_AFTER - 1
+    health.ok()
+    assert health.failing_for() > 0  # not yet: failures may still come
+    now[0] += 1
+    health.ok()
+    assert health.failing_for() == 0 and health.last_error is None
+
+
+def small_disk(path: Path, size: str = "4m") -> Path:
+    """A tmpfs of `size` at `path` (unmounted by the caller); skipped where mounting is not
+    allowed, except in CI."""
+    import os
+    import subprocess
+
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {done.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def fill(disk: Path) -> None:
+    """Fill the disk to the last byte."""
+    with (disk / "filler").open("wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+
+
+async def test_a_full_disk_makes_the_daemon_exit_3_and_sigterm_is_honoured(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    disk = small_disk(tmp_path / "disk")
+    try:
+        port = free_port()
+        config = f"""
+store: sqlite:///{disk / "state.db"}
+listen: 127.0.0.1:{port}
+unhealthy_exit_after: 3s
+shutdown_grace: 1s
+rules: [{ROOT / "rules"}]
+providers:
+  - {{name: front-door, type: vms-intercom, base_url: "{sim.base_url}",
+     token: {sim.vms.token}, poll_interval: 200ms}}
+notifiers:
+  ops-chat:
+    urls: ["{receiver.url}"]
+"""
+        daemon = daemon_factory(config)
+        await daemon.start()
+        await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=30)
+        fill(disk)
+        for _ in range(30):  # polls that have plenty to write, on a disk that has no room
+            call = sim.vms.ring(158)
+            sim.vms.miss(call.id)
+        assert daemon.proc is not None
+        assert await asyncio.wait_for(daemon.proc.wait(), 60) == 3
+        assert "callmon cannot work; exiting so that it is restarted" in daemon.logs()
+
+        # Started again with a little room, then the disk fills while a message it sent
+        # cannot be recorded (it retries the record, shielded from cancellation): SIGTERM
+        # still stops it, within shutdown_grace and a last try.
+        (disk / "filler").unlink()
+        again = daemon_factory(config)
+        assert again.log_path is not None
+        again.log_path.write_text("")
+        receiver.status = 503  # nothing is delivered yet: the messages stay queued
+        await again.start()
+        await wait_for(lambda: '"event": "callmon running"' in again.logs(), timeout=30)
+        call = sim.vms.ring(180)
+        sim.vms.miss(call.id)
+        await wait_for(lambda: bool(receiver.refused()), timeout=30)
+        fill(disk)
+        receiver.status = 200
+        await wait_for(lambda: bool(receiver.received), timeout=60)
+        await wait_for(lambda: "a sent message cannot be recorded yet" in again.logs(), 30)
+        assert again.proc is not None
+        again.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(again.proc.wait(), 30) == 0
+        assert "a sent message may be sent once more" in again.logs()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -26,6 +26,7 @@ class MemoryLease:
     calls: list[str] = field(default_factory=list)
 
     on_lease_lost: Callable[[], None] = field(default=lambda: None)
+    fence_valid: Callable[[], bool] = field(default=lambda: True)
 
     def _up(self, what: str) -> None:
         self.calls.append(what)
@@ -89,8 +90,10 @@ async def test_it_trusts_its_lease_for_two_thirds_of_the_ttl_only() -> None:
     assert lease.fence == 1
     now[0] += 3.0 * LOCAL_SHARE - 0.01
     assert lead.holds()
+    assert lease.fence_valid()  # the store asks the same before each fenced write
     now[0] += 0.02  # a pause (SIGSTOP) past two thirds of the ttl: no more sending
     assert not lead.holds()
+    assert not lease.fence_valid()  # nor any fenced write: its lock would hold the next up
     stopping.set()
     await task
     assert lease.calls[-1] == "release"

@@ -111,6 +111,7 @@ class Worker:
         self._wait = wait
         self._may_send = may_send
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._failing = False
         self._store_failures = 0
         self._stopping = False
@@ -134,6 +135,7 @@ class Worker:
     def stop(self) -> None:
         """Finish the send in flight, if any, then return from `run`."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     async def run(self, beat: Heartbeat | None = None) -> None:
@@ -264,21 +266,30 @@ class Worker:
                     return False
                 if failures == 1:
                     self._log.warning("a sent message cannot be recorded yet", error=str(exc))
-                await self._sleep(STORE_RETRY.delay(failures, rng=lambda: 0.5))
+                # A stop ends the wait: one last try, then the send's record is given up.
+                await self._wait(self._stopped, STORE_RETRY.delay(failures, rng=lambda: 0.5))
                 continue
             return True
+
+
+LAST_TRY = 1.0
+"""Past the grace, how long a worker that was recording a sent message gets to finish."""
 
 
 async def drain(store: Store, workers: list[Worker], grace: float) -> None:
     """Give the workers `grace` seconds to send what is due and finish what is in flight (on
     SIGTERM); whatever is left stays queued in the store for the next start."""
+    deadline = anyio.current_time() + grace
     with anyio.move_on_after(grace):
         # The workers keep sending; this only watches the outbox until nothing is due.
         with contextlib.suppress(StoreError):
             while await _anything_due(store, workers):  # noqa: ASYNC110
                 await anyio.sleep(0.1)
-        for worker in workers:
-            worker.stop()
+    # Stopped whatever happened above (a store that fails, say): a worker recording a sent
+    # message tries once more and gives up, so that nothing holds the stop up.
+    for worker in workers:
+        worker.stop()
+    with anyio.move_on_after(max(deadline - anyio.current_time(), LAST_TRY)):
         while any(w.running for w in workers):  # noqa: ASYNC110
             await anyio.sleep(0.05)
     if any(w.sending for w in workers):

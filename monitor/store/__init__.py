@@ -27,15 +27,17 @@ from monitor.store.sqlite import SqliteStore
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-async def open_store(url: str, *, create: bool = True) -> SqlStore:
+async def open_store(url: str, *, create: bool = True, lease_ttl: float | None = None) -> SqlStore:
     """Open the store a config's `store` URL names; without `create`, a missing store is a
-    `StoreNotFound` (tools never create an empty store where the daemon's should be)."""
+    `StoreNotFound` (tools never create an empty store where the daemon's should be). With
+    `lease_ttl` (the daemon), a PostgreSQL session's timeouts are bounded by the lease."""
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(url, create=create)
     if url.startswith(POSTGRES_SCHEMES):
-        from monitor.store.postgres import PostgresStore  # psycopg only where it is used
+        from monitor.store.postgres import PostgresStore, SessionBounds  # psycopg only here
 
-        return await PostgresStore.open(url, create=create)
+        bounds = SessionBounds.for_lease(lease_ttl) if lease_ttl else None
+        return await PostgresStore.open(url, create=create, bounds=bounds)
     raise StoreError(
         f"store {url.split('://')[0]}:// is not supported; use sqlite:///PATH or postgresql://…"
     )

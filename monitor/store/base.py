@@ -33,6 +33,12 @@ class LeaseLost(StoreError):
     the lease over, or this one let it lapse)."""
 
 
+RECOVERED_AFTER = 15.0
+"""The store works again once this many seconds passed without a failed operation: a disk
+that is full fails the large writes while small ones still succeed, and such a store is
+failing all along, not recovering at every small success."""
+
+
 class StoreHealth:
     """Whether the store works, from the outcome of every operation: since when it fails."""
 
@@ -40,16 +46,21 @@ class StoreHealth:
         self._clock = clock
         self.failing_since: float | None = None
         self.last_error: str | None = None
+        self._last_failure = 0.0
 
     def ok(self) -> None:
-        """An operation succeeded."""
-        self.failing_since = None
-        self.last_error = None
+        """An operation succeeded: the store works again, unless another failed lately."""
+        if self.failing_since is None:
+            return
+        if self._clock() - self._last_failure >= RECOVERED_AFTER:
+            self.failing_since = None
+            self.last_error = None
 
     def failed(self, error: str) -> None:
         """An operation failed; the failure started with the first of a run of them."""
+        now = self._last_failure = self._clock()
         if self.failing_since is None:
-            self.failing_since = self._clock()
+            self.failing_since = now
         self.last_error = error
 
     def failing_for(self) -> float:

@@ -22,6 +22,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -48,13 +49,79 @@ CONNECT_TIMEOUT = 5.0
 """How long an operation waits for a connection before it fails (the server is down)."""
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 """The database's clock, in seconds since the epoch: the one every replica agrees on."""
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+"""libpq's TCP keepalives: a silent peer is noticed within about 11 s."""
+
+
+@dataclass(frozen=True)
+class SessionBounds:
+    """The limits every database session runs under, so that no stuck peer (a replica frozen
+    mid-transaction, a link that stops forwarding) holds a lock for long: a lock wait, a
+    transaction left idle, a statement, and unacknowledged data on the socket (both ends).
+
+    With a lease of `ttl`, a frozen leader's locks go within a third of it, so a standby takes
+    over within `ttl` plus that.
+    """
+
+    lock: float = 10.0
+    idle_in_transaction: float = 10.0
+    statement: float = 0.0
+    """0: none (a tool's `store copy` may take long)."""
+    socket: float = 10.0
+    """TCP_USER_TIMEOUT: data unacknowledged this long breaks the connection."""
+    operation: float = 0.0
+    """How long one operation may take, as the client sees it (0: no limit): a link that
+    stops forwarding without breaking leaves a query unanswered for ever otherwise."""
+
+    @classmethod
+    def for_lease(cls, ttl: float) -> SessionBounds:
+        """The daemon's bounds under a lease of `ttl` seconds."""
+        third = max(1.0, ttl / 3)
+        return cls(
+            lock=third, idle_in_transaction=third, statement=max(30.0, 2 * ttl), socket=third
+        )
+
+    def settings(self) -> dict[str, int]:
+        """The session's settings (server side): times in milliseconds, keepalives in seconds."""
+        return {
+            "lock_timeout": _ms(self.lock),
+            "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction),
+            "statement_timeout": _ms(self.statement),
+            "tcp_keepalives_idle": KEEPALIVE["keepalives_idle"],
+            "tcp_keepalives_interval": KEEPALIVE["keepalives_interval"],
+            "tcp_keepalives_count": KEEPALIVE["keepalives_count"],
+            "tcp_user_timeout": _ms(self.socket),
+        }
+
+    def connect_args(self) -> dict[str, Any]:
+        """libpq's connection settings (client side)."""
+        return {
+            "autocommit": True,
+            "connect_timeout": int(CONNECT_TIMEOUT),
+            **KEEPALIVE,
+            "tcp_user_timeout": _ms(self.socket),
+        }
+
+    async def apply(self, conn: AsyncConnection[Any]) -> None:
+        """Set the bounds on a new connection."""
+        for name, value in self.settings().items():
+            await conn.execute(f"SET {name} = {value}")
+
+    async def connect(self, url: str) -> AsyncConnection[Any]:
+        """A new connection under these bounds."""
+        conn = await AsyncConnection.connect(url, **self.connect_args())
+        await self.apply(conn)
+        return conn
 
 
 class PostgresStore(SqlStore):
     """The `Store` on a PostgreSQL database, shared by every replica of one monitor."""
 
-    def __init__(self, url: str, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self, url: str, pool: AsyncConnectionPool[Any], bounds: SessionBounds | None = None
+    ) -> None:
         self.url = url
+        self.bounds = bounds or SessionBounds()
         self.name = display(url)
         self.health = StoreHealth()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -63,17 +130,23 @@ class PostgresStore(SqlStore):
         """The token this replica leads with; once set, every write checks it."""
         self.on_lease_lost: Callable[[], None] = lambda: None
         """Called when a write found the lease taken: the leader steps down without waiting."""
+        self.fence_valid: Callable[[], bool] = lambda: True
+        """Whether this replica still holds its lease this instant (its own clock says so): a
+        fenced write of a replica that no longer does is refused before it touches the database,
+        so that a deposed leader's lock never delays the new one."""
         self._pool = pool
 
     @classmethod
-    async def open(cls, url: str, *, create: bool = True) -> PostgresStore:
+    async def open(
+        cls, url: str, *, create: bool = True, bounds: SessionBounds | None = None
+    ) -> PostgresStore:
         """Connect, and bring the schema up to date (without `create`, an empty database is a
-        `StoreNotFound`: a tool never creates the daemon's store)."""
+        `StoreNotFound`: a tool never creates the daemon's store). Every session runs under
+        `bounds` (lock, idle-in-transaction, statement and TCP timeouts)."""
         name = display(url)
+        bounds = bounds or SessionBounds()
         try:
-            conn = await AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
-            )
+            conn = await bounds.connect(url)
             async with conn:
                 await _upgrade(conn, name, create)
         except ValueError as exc:
@@ -86,12 +159,13 @@ class PostgresStore(SqlStore):
             max_size=8,
             open=False,
             timeout=CONNECT_TIMEOUT,
-            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT)},
+            kwargs=bounds.connect_args(),
+            configure=bounds.apply,
             check=AsyncConnectionPool.check_connection,
             name="callmon",
         )
         await pool.open(wait=False)
-        return cls(url, pool)
+        return cls(url, pool, bounds)
 
     async def _run(
         self, what: str, program: sql.Program[T], *, write: bool = False, fenced: bool = True
@@ -99,11 +173,22 @@ class PostgresStore(SqlStore):
         """Run `program` in one transaction on a pooled connection; a fenced write of a leading
         replica first checks its token."""
         fence = self.fence if write and fenced else None
+        if fence is not None and not self.fence_valid():
+            self.on_lease_lost()
+            raise LeaseLost(
+                f"store {self.name}: cannot {what}: this replica no longer holds the lease"
+            )
+        limit = self.bounds.operation
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                if fence is not None:
-                    await self._check_fence(conn, fence)
-                result = await _drive(conn, program)
+            with anyio.fail_after(limit or None):
+                async with self._pool.connection() as conn, conn.transaction():
+                    if fence is not None:
+                        await self._check_fence(conn, fence)
+                    result = await _drive(conn, program)
+        except TimeoutError:
+            message = f"store {self.name}: cannot {what}: no answer within {limit:g} s"
+            self.health.failed(message)
+            raise StoreError(message) from None
         except LeaseLost as exc:
             self.on_lease_lost()
             raise LeaseLost(f"store {self.name}: cannot {what}: {exc}") from None
@@ -126,7 +211,7 @@ class PostgresStore(SqlStore):
         await self._run("write", sql.nothing(), write=True)
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self._pool.close(timeout=CONNECT_TIMEOUT)
 
     async def _renumber(self) -> None:
         """After a copy kept its ids: the next id of each table follows the largest copied."""
@@ -159,9 +244,7 @@ class PostgresStore(SqlStore):
         failures = 0
         while True:
             try:
-                conn = await AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)
-                )
+                conn = await self.bounds.connect(self.url)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     failures = 0
@@ -204,6 +287,10 @@ async def _upgrade(conn: AsyncConnection[Any], name: str, create: bool) -> None:
         await _drive(conn, schema.prepare(schema.POSTGRES, create=create, name=name))
 
 
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -212,14 +299,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _acquire(holder: str, ttl: float) -> sql.Program[int | None]:
+    # The expiry of a takeover is computed once the row's lock is had (a wait for a fenced
+    # write to end must not eat into the new lease).
     rows = yield sql.Query(
         "INSERT INTO lease (id, holder, token, expires_at) "
         f"VALUES (1, %s, 1, {NOW} + %s) "
         "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, token = lease.token + 1, "
-        "expires_at = excluded.expires_at "
+        f"expires_at = {NOW} + %s "
         f"WHERE lease.expires_at <= {NOW} OR lease.holder = excluded.holder "
         "RETURNING token",
-        (holder, ttl),
+        (holder, ttl, ttl),
     )
     return int(rows[0][0]) if rows else None
 
