@@ -9,7 +9,7 @@ import dataclasses
 import json
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -262,18 +262,21 @@ def test_a_store_that_fails_between_successes_is_failing_all_along() -> None:
     assert health.failing_for() > 0  # not yet: failures may still come
     now[0] += 1
     health.ok()
-    assert health.failing_for() == 0 and health.last_error is None
+    assert health.failing_for() == 0
+    assert health.last_error is None
 
 
-def small_disk(path: Path, size: str = "4m") -> Path:
-    """A tmpfs of `size` at `path` (unmounted by the caller); skipped where mounting is not
-    allowed, except in CI."""
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs, unmounted afterwards; skipped where mounting is not allowed (a
+    container without CAP_SYS_ADMIN), except in CI."""
     import os
     import subprocess
 
+    path = tmp_path / "disk"
     path.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -283,7 +286,10 @@ def small_disk(path: Path, size: str = "4m") -> Path:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    return path
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def fill(disk: Path) -> None:
@@ -301,14 +307,11 @@ async def test_a_full_disk_makes_the_daemon_exit_3_and_sigterm_is_honoured(
     sim: Simulator,
     receiver: Receiver,
     daemon_factory: Callable[..., DaemonProcess],
-    tmp_path: Path,
+    small_disk: Path,
 ) -> None:
-    import subprocess
-
-    disk = small_disk(tmp_path / "disk")
-    try:
-        port = free_port()
-        config = f"""
+    disk = small_disk
+    port = free_port()
+    config = f"""
 store: sqlite:///{disk / "state.db"}
 listen: 127.0.0.1:{port}
 unhealthy_exit_after: 3s
@@ -321,37 +324,35 @@ notifiers:
   ops-chat:
     urls: ["{receiver.url}"]
 """
-        daemon = daemon_factory(config)
-        await daemon.start()
-        await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=30)
-        fill(disk)
-        for _ in range(30):  # polls that have plenty to write, on a disk that has no room
-            call = sim.vms.ring(158)
-            sim.vms.miss(call.id)
-        assert daemon.proc is not None
-        assert await asyncio.wait_for(daemon.proc.wait(), 60) == 3
-        assert "callmon cannot work; exiting so that it is restarted" in daemon.logs()
-
-        # Started again with a little room, then the disk fills while a message it sent
-        # cannot be recorded (it retries the record, shielded from cancellation): SIGTERM
-        # still stops it, within shutdown_grace and a last try.
-        (disk / "filler").unlink()
-        again = daemon_factory(config)
-        assert again.log_path is not None
-        again.log_path.write_text("")
-        receiver.status = 503  # nothing is delivered yet: the messages stay queued
-        await again.start()
-        await wait_for(lambda: '"event": "callmon running"' in again.logs(), timeout=30)
-        call = sim.vms.ring(180)
+    daemon = daemon_factory(config)
+    await daemon.start()
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=30)
+    fill(disk)
+    for _ in range(30):  # polls that have plenty to write, on a disk that has no room
+        call = sim.vms.ring(158)
         sim.vms.miss(call.id)
-        await wait_for(lambda: bool(receiver.refused()), timeout=30)
-        fill(disk)
-        receiver.status = 200
-        await wait_for(lambda: bool(receiver.received), timeout=60)
-        await wait_for(lambda: "a sent message cannot be recorded yet" in again.logs(), 30)
-        assert again.proc is not None
-        again.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(again.proc.wait(), 30) == 0
-        assert "a sent message may be sent once more" in again.logs()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    assert daemon.proc is not None
+    assert await asyncio.wait_for(daemon.proc.wait(), 60) == 3
+    assert "callmon cannot work; exiting so that it is restarted" in daemon.logs()
+
+    # Started again with a little room, then the disk fills while a message it sent
+    # cannot be recorded (it retries the record, shielded from cancellation): SIGTERM
+    # still stops it, within shutdown_grace and a last try.
+    (disk / "filler").unlink()
+    again = daemon_factory(config)
+    assert again.log_path is not None
+    again.log_path.write_text("")
+    receiver.status = 503  # nothing is delivered yet: the messages stay queued
+    await again.start()
+    await wait_for(lambda: '"event": "callmon running"' in again.logs(), timeout=30)
+    call = sim.vms.ring(180)
+    sim.vms.miss(call.id)
+    await wait_for(lambda: bool(receiver.refused()), timeout=30)
+    fill(disk)
+    receiver.status = 200
+    await wait_for(lambda: bool(receiver.received), timeout=60)
+    await wait_for(lambda: "a sent message cannot be recorded yet" in again.logs(), 30)
+    assert again.proc is not None
+    again.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(again.proc.wait(), 30) == 0
+    assert "a sent message may be sent once more" in again.logs()
