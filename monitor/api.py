@@ -13,12 +13,11 @@ import dataclasses
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from monitor.model import Silence
+from monitor.model import Silence, moment
 from monitor.rules.silence import parse_matcher
 from monitor.store import Decision, OutboxItem, Store, StoreError
 from monitor.units import parse_duration
@@ -253,7 +252,7 @@ def _event(d: Decision) -> dict[str, Any]:
 
 
 def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+    return None if ts is None else moment(ts).isoformat()
 
 
 def _silence(s: Silence) -> dict[str, Any]:

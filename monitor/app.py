@@ -39,7 +39,8 @@ from monitor.store import Store, StoreError, open_store
 from monitor.supervisor import STORE_SLACK, Supervisor
 from monitor.telemetry import Telemetry
 from monitor.tracker import Tracker
-from monitor.web import PushHandler, Readiness, build_app
+from monitor.web import ConnectionLimit, PushHandler, Readiness, build_app
+from monitor.web import runner as serve_runner
 from monitor.yamldoc import SourceErrors
 
 log = structlog.get_logger("monitor.app")
@@ -93,6 +94,9 @@ class Daemon:
         self.leadership: Leadership | None = None
         """With a shared store: whether this replica leads (None: a single process, always)."""
         self._clock_loop: RuleClock | None = None
+        self._rule_files = RuleFileWatcher(config.rule_paths, self.reload_rules)
+        """Reloads rules when their files change, or on SIGHUP (on every replica: a standby
+        leads with the rules on disk)."""
 
     @property
     def role(self) -> str:
@@ -132,10 +136,15 @@ class Daemon:
             found.append(f"store failing for {health.failing_for():.0f} s: {health.last_error}")
         return found
 
-    def reload_rules(self) -> None:
-        """Re-read rule files; a broken file is rejected and the old rules stay."""
+    def request_reload(self) -> None:
+        """Reload the rule files now (SIGHUP): the rule-file watcher does it."""
+        self._rule_files.wake()
+
+    async def reload_rules(self) -> None:
+        """Re-read rule files off the event loop; a broken file is rejected and the old rules
+        stay."""
         try:
-            rules = load_config_rules(self.config)
+            rules = await anyio.to_thread.run_sync(load_config_rules, self.config)
         except SourceErrors as exc:
             self.telemetry.rule_reloads.labels("failure").inc()
             for error in exc.errors:
@@ -183,8 +192,10 @@ class Daemon:
         app = build_app(
             self.registry, self.readiness, self._hooks(), [*api.routes(), *page.routes()]
         )
-        runner = web.AppRunner(app, access_log=None)
+        runner = serve_runner(app)
         await runner.setup()
+        assert runner.server is not None
+        ConnectionLimit(runner.server)
         try:
             host, port = config.listen_address()
             site = web.TCPSite(runner, host, port)
@@ -220,9 +231,7 @@ class Daemon:
                 always.start_soon(self._check_config)
             start(always, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
             start(always, "web", WebWatch(site).run, period=WEB_CHECK)
-            # A standby follows rule edits too: it leads with the rules on disk.
-            files = RuleFileWatcher(self.config.rule_paths, self.reload_rules)
-            start(always, "rule-files", files.run, period=TICK_SECONDS * 5)
+            start(always, "rule-files", self._rule_files.run, period=TICK_SECONDS * 5)
             if not isinstance(store, Lease):
                 self.telemetry.leader.set(1)
                 await self._run(store, on_ready)
@@ -427,4 +436,4 @@ def install_signals(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload_rules)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)

@@ -107,12 +107,20 @@ class RuleClock:
 
 
 class RuleFileWatcher:
-    """Once a second: reload the rules when a rule file changed on disk."""
+    """Once a second: reload the rules when a rule file changed on disk, or at once when asked
+    (SIGHUP). The one place rules are reloaded; `reload` reads them off the event loop."""
 
-    def __init__(self, paths: Callable[[], list[Path]], reload: Callable[[], None]) -> None:
+    def __init__(
+        self, paths: Callable[[], list[Path]], reload: Callable[[], Awaitable[None]]
+    ) -> None:
         self._paths = paths
         self._reload = reload
         self._seen = self.files()
+        self._asked = asyncio.Event()
+
+    def wake(self) -> None:
+        """Reload now, changed or not (SIGHUP)."""
+        self._asked.set()
 
     def files(self) -> frozenset[tuple[str, float, int]]:
         """The rule files as they are on disk now: path, modification time, size."""
@@ -128,12 +136,15 @@ class RuleFileWatcher:
     async def run(self, beat: Heartbeat) -> None:
         while True:
             beat()
-            await anyio.sleep(TICK_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._asked.wait(), TICK_SECONDS)
+            asked = self._asked.is_set()
+            self._asked.clear()
             files = await anyio.to_thread.run_sync(self.files)
-            if files != self._seen:
+            if files != self._seen or asked:
                 self._seen = files
-                log.info("rule files changed; reloading")
-                self._reload()
+                log.info("rule reload asked (SIGHUP)" if asked else "rule files changed; reloading")
+                await self._reload()
 
 
 @dataclass

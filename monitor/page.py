@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 import jinja2
@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.api import ApiError, authorize, new_silence
+from monitor.model import moment
 from monitor.store import Store, StoreError
 
 REFRESH = 10
@@ -64,7 +65,7 @@ class StatusPage:
     def _when(self, ts: float | None) -> str:
         if ts is None:
             return ""
-        return datetime.fromtimestamp(ts, self._zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return moment(ts, self._zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
     def _render(self, name: str, status: int = 200, **values: Any) -> web.Response:
         overview = self._overview()

@@ -20,6 +20,8 @@ class _Unit:
     suffixes: Mapping[str | None, float]
     examples: str
     separator: str = r"\s*"
+    maximum: tuple[float, str] | None = None
+    """The largest quantity, and how it is written."""
 
     @property
     def pattern(self) -> str:
@@ -40,19 +42,30 @@ class _Unit:
             number = float(match.group(1)) * self.suffixes[match.group(2)]
         if number <= 0:
             raise ValueError(f"{self.name} must be positive, got {value!r}")
+        if self.maximum is not None and number > self.maximum[0]:
+            raise ValueError(f"a {self.name} is at most {self.maximum[1]}, got {value!r}")
         return number
 
     def schema(self, description: str, *, integer: bool = False) -> WithJsonSchema:
         """How editors see the type: the written form, or a positive number."""
-        number = {"type": "integer" if integer else "number", "exclusiveMinimum": 0}
+        number: dict[str, Any] = {
+            "type": "integer" if integer else "number",
+            "exclusiveMinimum": 0,
+        }
+        if self.maximum is not None:
+            number["maximum"] = self.maximum[0]
         written = {"type": "string", "pattern": self.pattern}
         return WithJsonSchema({"anyOf": [written, number], "description": description})
 
 
+MAX_DURATION = 366 * 86400.0
+"""Every duration a user can type (a silence, a rule's window, a retention) is at most a year:
+beyond, it is a typo, and one that overflows the clocks it is added to."""
 _DURATION = _Unit(
     "duration",
     {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0},
     "500ms, 5s, 10m or 1h",
+    maximum=(MAX_DURATION, "366d (a year)"),
 )
 _SIZE = _Unit(
     "size",

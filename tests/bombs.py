@@ -51,5 +51,5 @@ def yaml_bombs() -> tuple[tuple[str, str], ...]:
     return (
         ("billion laughs", "rules: []\n" + "\n".join(laughs) + "\n"),
         ("3,000 deep", "rules: " + "[" * 3000 + "]" * 3000 + "\n"),
-        ("17 MiB", "rules: []\n" + "# padding\n" * (17 * 1024 * 1024 // 10)),
+        ("2 MiB", "rules: []\n" + "# padding\n" * (2 * 1024 * 1024 // 10)),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import resource
 import os
 import signal
 import socket
@@ -227,6 +228,12 @@ class DaemonProcess:
     proc: asyncio.subprocess.Process | None = None
     log_path: Path | None = None
     args: tuple[str, ...] = ()
+    nofile: int | None = None
+    """The process's limit of open files (a container's is often 1,024)."""
+
+    def _limits(self) -> None:
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     async def start(self) -> None:
         assert self.log_path is not None
@@ -243,6 +250,7 @@ class DaemonProcess:
             stderr=log,
             env=self.env,
             cwd=str(self.config.parent),
+            preexec_fn=self._limits,
         )
         log.close()
 

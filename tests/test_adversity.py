@@ -5,6 +5,7 @@ and what callmon does now."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import signal
@@ -15,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import structlog
+import structlog.testing
 
 from monitor.simulator.bird import Subscription
 from monitor.simulator.server import Simulator
@@ -356,3 +359,202 @@ notifiers:
     again.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(again.proc.wait(), 30) == 0
     assert "a sent message may be sent once more" in again.logs()
+
+
+# --- 3. Slow clients
+
+
+async def healthz_latency(port: int) -> float:
+    """Seconds for a fresh connection to get /healthz answered 200."""
+    started = time.monotonic()
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: callmon\r\nConnection: close\r\n\r\n")
+    status = await asyncio.wait_for(reader.readline(), 30)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 200"), status
+    return time.monotonic() - started
+
+
+async def test_slow_clients_never_take_the_listener_down(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """Connections that sent their headers a byte at a time were never timed out: about 1,000
+    of them took a process with a container's limit of 1,024 open files past it, and /healthz
+    became unreachable. Now headers must arrive within seconds and connections are bounded,
+    the oldest idle one making room, so the probes keep answering."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    port = free_port()
+    daemon = daemon_factory(
+        f"""
+store: sqlite:///{tmp_path / "state.db"}
+listen: 127.0.0.1:{port}
+rules: [{ROOT / "rules"}]
+providers:
+  - {{name: front-door, type: vms-intercom, base_url: "{sim.base_url}",
+     token: {sim.vms.token}, poll_interval: 300ms}}
+notifiers:
+  ops-chat:
+    urls: ["{receiver.url}"]
+"""
+    )
+    daemon.nofile = 1024
+    flooding = True
+    opened = 0
+    clients: list[asyncio.Task[None]] = []
+
+    async def slow_client() -> None:
+        nonlocal opened
+        while flooding:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            opened += 1
+            try:
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                while flooding and not reader.at_eof():
+                    writer.write(b"X")  # a header, a byte a second
+                    await writer.drain()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(reader.read(1), 1.0)
+            except OSError:
+                pass
+            finally:
+                writer.close()
+
+    try:
+        await daemon.start()
+        await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=30)
+        clients += [asyncio.create_task(slow_client()) for _ in range(1500)]
+        await wait_for(lambda: opened >= 1500, timeout=60)
+        latencies = [await healthz_latency(port) for _ in range(20)]
+        call = sim.vms.ring(158)
+        sim.vms.miss(call.id)
+        await wait_for(lambda: "Missed call at Front door" in receiver.titles(), timeout=30)
+        await wait_for(lambda: opened >= 3000, timeout=60)  # the slow ones are let go, in time
+        latencies += [await healthz_latency(port) for _ in range(20)]
+        print(f"/healthz with 1,500 slow clients: max {max(latencies) * 1000:.0f} ms")
+        assert "too many connections" in daemon.logs()
+        assert daemon.proc is not None
+        assert daemon.proc.returncode is None
+    finally:
+        flooding = False
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert await daemon.terminate() == 0
+
+
+# --- 6. Rule files that would freeze the daemon
+
+
+def hostile_rule_files(rules: Path) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """Each way a rules folder froze or bloated the daemon: (what, make it, take it away)."""
+    import os
+
+    def make_many() -> None:
+        for i in range(1001):
+            (rules / f"r{i}.yaml").write_text("rules: []\n")
+
+    def remove_many() -> None:
+        for i in range(1001):
+            (rules / f"r{i}.yaml").unlink()
+
+    return [
+        ("a FIFO", lambda: os.mkfifo(rules / "fifo.yaml"), (rules / "fifo.yaml").unlink),
+        (
+            "a link to /dev/zero",
+            lambda: (rules / "zero.yaml").symlink_to("/dev/zero"),
+            (rules / "zero.yaml").unlink,
+        ),
+        (
+            "a 2 MiB file",
+            lambda: (rules / "big.yaml").write_text("rules: []\n" + "#" * 2 * 1024 * 1024),
+            (rules / "big.yaml").unlink,
+        ),
+        ("1,001 files", make_many, remove_many),
+    ]
+
+
+REASONS = ["not a regular file", "not a regular file", "larger than 1024 KiB", "at most 1000 are"]
+
+
+async def test_rule_files_that_would_freeze_the_daemon_are_refused_off_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """A FIFO named x.yaml froze every loop until SIGTERM; a link to /dev/zero took 4.7 GB in
+    8 s; a 14 MB file froze everything for 109 s; 5,000 files for half a minute. Each is now a
+    counted reload failure, read off the event loop, while /healthz answers and the rules in
+    force stay."""
+    from monitor.app import Daemon
+    from monitor.assembly import load_config_rules
+    from monitor.config import Config
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "ok.yaml").write_text(
+        "rules:\n  - {name: missed, when: {to: missed}, notify: [chat]}\n"
+    )
+    port = free_port()
+    config = Config.model_validate(
+        {
+            "store": f"sqlite:///{tmp_path / 's.db'}",
+            "listen": f"127.0.0.1:{port}",
+            "rules": [str(rules)],
+            "notifiers": {"chat": {"urls": ["json://127.0.0.1:1/x"]}},
+        }
+    )
+    daemon = Daemon(config, load_config_rules(config))
+    task = asyncio.create_task(daemon.run())
+    failure = 'callmon_rule_reloads_total{outcome="failure"}'
+    try:
+        with structlog.testing.capture_logs() as logged:
+            await wait_for(lambda: "rule-files" in daemon.supervisor.beats, timeout=10)
+            for count, ((what, make, undo), reason) in enumerate(
+                zip(hostile_rule_files(rules), REASONS, strict=True), 1
+            ):
+                make()
+                await wait_for_metric(port, failure, count, timeout=30)
+                assert (await healthz_latency(port)) >= 0, what  # answers 200 meanwhile
+                assert [r.name for r in daemon.rules] == ["missed"], what
+                assert reason in str(logged[-1].get("error")), (what, logged[-1])
+                undo()
+    finally:
+        daemon.stopping.set()
+        await asyncio.wait_for(task, 20)
+
+
+def test_check_holds_rule_files_to_the_same_bounds(tmp_path: Path) -> None:
+    """`callmon check` read the same FIFO for ever and took 14.9 GB from /dev/zero."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT as root
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (tmp_path / "callmon.yaml").write_text(
+        "rules: [./rules]\nnotifiers: {chat: {urls: ['json://127.0.0.1:1/x']}}\n"
+    )
+    for (what, make, undo), reason in zip(hostile_rule_files(rules), REASONS, strict=True):
+        make()
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "check", "-c", "callmon.yaml"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+        assert done.returncode == 1, what
+        assert reason in done.stderr, (what, done.stderr)
+        undo()

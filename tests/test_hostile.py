@@ -323,7 +323,7 @@ def test_check_refuses_yaml_that_would_exhaust_memory_with_a_position(
     assert line.startswith(f"{tmp_path / 'rules' / 'bomb.yaml'}:")
     assert any(
         reason in line
-        for reason in ("aliases expand to more than", "nested deeper than", "larger than 16384 KiB")
+        for reason in ("aliases expand to more than", "nested deeper than", "larger than 1024 KiB")
     ), line
 
 

@@ -3,6 +3,8 @@ silence form guarded by the api token."""
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,3 +179,17 @@ async def test_in_a_real_browser_a_call_s_story_is_a_click_away_and_the_form_sil
     assert [s.comment for s in await store.silences()] == ["from the browser"]
     for name in ("status-desktop.png", "status-phone.png", "story.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_a_silence_stored_with_an_endless_duration_breaks_no_list(
+    site: tuple[SqlStore, str], tmp_path: Path
+) -> None:
+    """#23 finding 4: a silence an older callmon stored with `for: 999999999d` made `GET /`,
+    `GET /api/v1/silences` and `callmon silence list` fail, so it could not even be found to
+    be removed."""
+    store, base = site
+    await store.add_silence("missed", [], time.time(), 1e18, "for ever")
+    status, _, html = await get(base + "/")
+    assert status == 200
+    assert "for ever" in html
+    assert "9000-01-01" in html

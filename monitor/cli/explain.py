@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
 from monitor import logs
 from monitor.cli.common import EXIT_OK, Failure, Subparsers, load, using_store, with_config
+from monitor.model import moment
 from monitor.store import Decision, OutboxItem
 
 
@@ -73,4 +74,4 @@ def _delivery(item: OutboxItem, zone: tzinfo) -> str:
 
 
 def _when(ts: float, zone: tzinfo) -> str:
-    return datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return moment(ts, zone).strftime("%Y-%m-%d %H:%M:%S %Z")

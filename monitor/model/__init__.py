@@ -16,7 +16,7 @@ from monitor.model.calls import (
     Severity,
 )
 from monitor.model.polls import PollResult, Tracked, shared
-from monitor.model.rules import Silence, StateKey
+from monitor.model.rules import Silence, StateKey, moment
 
 __all__ = [
     "TERMINAL_STATES",
@@ -31,5 +31,6 @@ __all__ = [
     "Silence",
     "StateKey",
     "Tracked",
+    "moment",
     "shared",
 ]

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import NamedTuple
+
+LATEST = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
+"""The latest moment shown as a date; a later one (a silence stored by an older callmon that
+let any duration through) is shown as this rather than breaking the page or list it is on."""
+
+
+def moment(ts: float, zone: tzinfo = UTC) -> datetime:
+    """A stored time as a date in `zone`, whatever the number (clamped to years 1970–9000)."""
+    return datetime.fromtimestamp(min(max(ts, 0.0), LATEST), zone)
 
 
 class StateKey(NamedTuple):
@@ -29,6 +38,6 @@ class Silence:
 
     def describe(self) -> str:
         """One line for `callmon silence list`."""
-        until = datetime.fromtimestamp(self.ends, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        until = moment(self.ends).strftime("%Y-%m-%d %H:%M:%SZ")
         where = " ".join(f"{k}={v}" for k, v in self.matchers) or "(all its alerts)"
         return f"{self.id}\t{self.rule}\t{where}\tuntil {until}\t{self.comment}"

@@ -17,6 +17,10 @@ from monitor.yamldoc import Document, SourceError, SourceErrors, validation_erro
 __all__ = ["Context", "load_document", "load_rules", "rule_files"]
 
 RULE_SUFFIXES = (".yaml", ".yml")
+MAX_FILES = 1000
+"""The most rule files loaded at once (a folder that grows past it is an error, not a freeze)."""
+MAX_TOTAL = 4 * 1024 * 1024
+"""The most bytes of rule files loaded at once (each file is at most `yamldoc.MAX_BYTES`)."""
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -30,12 +34,34 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def _too_much(paths: Iterable[Path], files: list[Path]) -> SourceError | None:
+    """What makes the rule files too many or too large to load, or None."""
+    where = str(next(iter(paths), "rules"))
+    if len(files) > MAX_FILES:
+        return SourceError(where, 1, 1, f"{len(files)} rule files: at most {MAX_FILES} are loaded")
+    total = 0
+    for path in files:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue  # said at its own turn
+    if total > MAX_TOTAL:
+        return SourceError(
+            where, 1, 1, f"rule files of {total // 1024} KiB: at most {MAX_TOTAL // 1024} KiB"
+        )
+    return None
+
+
 def load_rules(paths: Iterable[Path], context: Context) -> list[Rule]:
     """Load and compile every rule file; raise `SourceErrors` listing every problem found."""
     rules: list[Rule] = []
     errors: list[SourceError] = []
     names: dict[str, str] = {}
-    for path in rule_files(paths):
+    paths = list(paths)
+    files = rule_files(paths)
+    if (problem := _too_much(paths, files)) is not None:
+        raise SourceErrors([problem])
+    for path in files:
         if not path.exists():
             errors.append(SourceError(str(path), 1, 1, "rule file or folder does not exist"))
             continue
