@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import resource
 import os
+import resource
 import signal
 import socket
 import sys

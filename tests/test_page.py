@@ -4,7 +4,6 @@ silence form guarded by the api token."""
 from __future__ import annotations
 
 import time
-
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
