@@ -300,11 +300,29 @@ class Daemon:
             self.leadership.nudge()
 
     async def _run(self, store: Store, on_ready: Callable[[], None] | None) -> None:
-        """The leader's work, from the stored state: poll, decide, send, until `stopping`."""
-        config = self.config
+        """The leader's work, from the stored state: poll, decide, send, until `stopping`. A
+        store that fails while that state is loaded is tried again every second (the watchdog
+        says when it has failed too long), never an exception out of the daemon."""
         await self._checked.wait()
         if self._config_error is not None:
             return
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                await self._work(store, on_ready)
+                return
+            except StoreError as exc:
+                failures += 1
+                if failures == 1:
+                    log.error(
+                        "the store failed as the leader's work started; retrying", error=str(exc)
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), TICK_SECONDS)
+
+    async def _work(self, store: Store, on_ready: Callable[[], None] | None) -> None:
+        """Load the stored state, build the pollers and workers, and run every loop."""
+        config = self.config
         await anyio.to_thread.run_sync(warm_up)
         self.pollers = []
         self._push_targets = {}

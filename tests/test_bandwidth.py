@@ -61,8 +61,13 @@ async def test_the_vendors_example_page_parses(
         return web.json_response(json.loads((FIXTURES / "calls-page.json").read_text()))
 
     base = await serve({PATH: page})
-    client = Bandwidth(settings(base, max_requests_per_second=1000, lookback="20000d"), session)
-    completed, active = (await client.poll(Tracker("sales", "bandwidth"))).calls
+    client = Bandwidth(settings(base, max_requests_per_second=1000), session)
+    # The example is of 2013: a tracker whose mark was set then (a lookback of years would be a
+    # typo, refused in a config).
+    tracker = Tracker.from_store(
+        "sales", "bandwidth", {}, {"provider": {"high_water": "2013-02-08T13:15:00.000Z"}}, 86400.0
+    )
+    completed, active = (await client.poll(tracker)).calls
     assert (completed.id, completed.state, completed.raw_status) == (
         "{callId1}",
         CallState.ENDED,

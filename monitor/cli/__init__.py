@@ -56,9 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for error in exc.errors:
             print(logs.redactor.redact(str(error)), file=sys.stderr)
         return EXIT_INVALID
-    except (SourceError, Failure) as exc:
+    except SourceError as exc:
         print(logs.redactor.redact(str(exc)), file=sys.stderr)
         return EXIT_INVALID
+    except Failure as exc:
+        print(logs.redactor.redact(str(exc)), file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:

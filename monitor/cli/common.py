@@ -24,7 +24,11 @@ T = TypeVar("T")
 
 
 class Failure(Exception):
-    """A one-sentence reason to exit 1."""
+    """A one-sentence reason to exit: 1 unless said otherwise."""
+
+    def __init__(self, message: str, *, code: int = EXIT_INVALID) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def with_config(parser: argparse.ArgumentParser) -> None:

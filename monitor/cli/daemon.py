@@ -22,6 +22,7 @@ from monitor.cli.common import (
     started,
     with_config,
 )
+from monitor.yamldoc import SourceError, SourceErrors
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -62,10 +63,11 @@ async def _start(daemon: object, on_ready: Callable[[], None] | None = None) -> 
     Its last log line, `stopped`, names the code the process exits with."""
     import structlog
 
-    from monitor.app import Daemon
+    from monitor.app import EXIT_UNHEALTHY, Daemon
     from monitor.store import StoreError
 
     assert isinstance(daemon, Daemon)
+    log = structlog.get_logger("monitor.app")
     code = EXIT_INVALID
     try:
         await daemon.run(on_ready=on_ready)
@@ -74,9 +76,22 @@ async def _start(daemon: object, on_ready: Callable[[], None] | None = None) -> 
         raise Failure(f"cannot listen on {daemon.config.listen}: {exc.strerror or exc}") from None
     except StoreError as exc:
         raise Failure(str(exc)) from None
+    except (SourceErrors, SourceError):
+        raise  # the config's notifier URLs, checked once running: exit 1, each at its line
+    except Exception as exc:  # whatever escaped: the daemon could not work, and says why
+        code = EXIT_UNHEALTHY
+        log.critical("callmon stopped on an unexpected error", exc_info=True)
+        raise Failure(f"callmon stopped: {_innermost(exc)}", code=code) from None
     finally:
-        structlog.get_logger("monitor.app").info("stopped", exit_code=code)
+        log.info("stopped", exit_code=code)
     return code
+
+
+def _innermost(exc: BaseException) -> str:
+    """One sentence for an error, reaching into exception groups for the first real one."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def demo_rules() -> Path:
