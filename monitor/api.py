@@ -2,7 +2,8 @@
 and the outbox, from the store.
 
 Reading needs nothing. Changing needs `Authorization: Bearer TOKEN` when the config sets
-`api_token` (401 without it or with a wrong one); without `api_token` the API is read-only and a
+`api_token` (401 without it or with a wrong one; past a few wrong ones a second from one
+address, 429 without a look at the token); without `api_token` the API is read-only and a
 change gets 403. Every answer is JSON; an error is `{"error": "…"}` with a 4xx status (503 when
 the store cannot be reached).
 """
@@ -34,6 +35,40 @@ class ApiError(Exception):
         self.status = status
 
 
+class Guesses:
+    """Wrong tokens, per client address: an address may be wrong `burst` times at once, then
+    once every `every` seconds; past that its changes are refused (429) without the token being
+    looked at, so that guessing it takes ages. The addresses remembered are bounded."""
+
+    def __init__(
+        self,
+        burst: int = 5,
+        every: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        size: int = 10_000,
+    ) -> None:
+        self._burst, self._every, self._clock, self._size = burst, every, clock, size
+        self._levels: dict[str, tuple[float, float]] = {}
+        """Per address: the guesses it has left, and when that was reckoned."""
+
+    def _level(self, client: str) -> float:
+        level, since = self._levels.get(client, (float(self._burst), self._clock()))
+        return min(float(self._burst), level + (self._clock() - since) / self._every)
+
+    def wait(self, client: str) -> float:
+        """Seconds before `client` may try a token again (0: now)."""
+        return max(0.0, (1.0 - self._level(client)) * self._every)
+
+    def wrong(self, client: str) -> None:
+        """`client` gave a wrong token."""
+        level = self._level(client) - 1.0
+        self._levels.pop(client, None)  # the newest last: the oldest are forgotten first
+        self._levels[client] = (level, self._clock())
+        if len(self._levels) > self._size:
+            del self._levels[next(iter(self._levels))]
+
+
 class Api:
     """The silences and outbox endpoints over the daemon's store."""
 
@@ -45,19 +80,21 @@ class Api:
         *,
         status: Callable[[], Mapping[str, Any]] = dict,
         clock: Callable[[], float] = time.time,
+        guesses: Guesses | None = None,
     ) -> None:
         self._store = store
         self._token = token.encode() if token else None
         self._rules = rules
         self._status = status
         self._clock = clock
+        self._guesses = guesses or Guesses()
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/api/v1/status", self._answer(self.status)),
             web.get("/api/v1/events", self._answer(self.events)),
             web.get("/api/v1/alerts", self._answer(self.alerts)),
-            web.get("/api/v1/calls/{provider}/{call}", self._answer(self.call)),
+            web.get("/api/v1/calls/{provider}/{call:.+}", self._answer(self.call)),
             web.get("/api/v1/silences", self._answer(self.silences)),
             web.post("/api/v1/silences", self._answer(self.add_silence, change=True)),
             web.delete("/api/v1/silences/{id}", self._answer(self.expire_silence, change=True)),
@@ -94,7 +131,8 @@ class Api:
 
     def _authorize(self, request: web.Request) -> None:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        authorize(self._token, given if scheme.lower() == "bearer" else None)
+        given_token = given if scheme.lower() == "bearer" else None
+        authorize(self._token, given_token, self._guesses, request.remote or "unknown")
 
     # --- what callmon saw and decided
 
@@ -186,11 +224,16 @@ class Api:
         return 200, {"retried": await store.outbox_retry(dead=dead, notifier=notifier)}
 
 
-def authorize(token: bytes | None, given: str | None) -> None:
-    """Let a change through when `given` is the configured token (compared in constant time)."""
+def authorize(token: bytes | None, given: str | None, guesses: Guesses, client: str) -> None:
+    """Let a change through when `given` is the configured token (compared in constant time),
+    unless `client` has guessed wrong too often lately."""
     if token is None:
         raise ApiError(403, "the API is read-only: set api_token in the config to change")
-    if given is None or not hmac.compare_digest(given.encode(), token):
+    wait = guesses.wait(client)
+    if wait > 0:
+        raise ApiError(429, f"too many wrong tokens from this address; try again in {wait:.0f} s")
+    if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), token):
+        guesses.wrong(client)
         raise ApiError(401, "a change needs Authorization: Bearer with the api_token")
 
 

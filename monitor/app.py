@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor import providers
-from monitor.api import Api
+from monitor.api import Api, Guesses
 from monitor.assembly import build_schedules, load_config_rules
 from monitor.config import Config
 from monitor.leadership import Leadership, Lease
@@ -185,9 +185,16 @@ class Daemon:
         )
         token = config.api_token.get_secret_value() if config.api_token else None
         rules = lambda: [r.name for r in self.rules]  # noqa: E731 (the rules in force now)
-        api = Api(lambda: self.store, token, rules, status=self._overview)
+        guesses = Guesses()  # one budget of wrong tokens per address, for the API and the page
+        api = Api(lambda: self.store, token, rules, status=self._overview, guesses=guesses)
         page = StatusPage(
-            lambda: self.store, token, rules, self._overview, self.registry, config.zone
+            lambda: self.store,
+            token,
+            rules,
+            self._overview,
+            self.registry,
+            config.zone,
+            guesses=guesses,
         )
         app = build_app(
             self.registry, self.readiness, self._hooks(), [*api.routes(), *page.routes()]

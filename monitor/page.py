@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.api import ApiError, authorize, new_silence
+from monitor.api import ApiError, Guesses, authorize, new_silence
 from monitor.model import moment
 from monitor.store import Store, StoreError
 
@@ -38,8 +38,10 @@ class StatusPage:
         zone: tzinfo,
         *,
         clock: Callable[[], float] = time.time,
+        guesses: Guesses | None = None,
     ) -> None:
         self._store = store
+        self._guesses = guesses or Guesses()
         self._token = token.encode() if token else None
         self._rules = rules
         self._overview = overview
@@ -57,7 +59,7 @@ class StatusPage:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self.status),
-            web.get("/calls/{provider}/{call}", self.story),
+            web.get("/calls/{provider}/{call:.+}", self.story),
             web.post("/silences", self.add_silence),
             web.post("/silences/{id}/expire", self.expire_silence),
         ]
@@ -130,7 +132,7 @@ class StatusPage:
     async def add_silence(self, request: web.Request) -> web.Response:
         form = await request.post()
         try:
-            authorize(self._token, str(form.get("token", "")) or None)
+            self._authorize(request, form)
             match = str(form.get("match", "")).strip()
             field, _, value = match.partition("=")
             body = {
@@ -153,7 +155,7 @@ class StatusPage:
     async def expire_silence(self, request: web.Request) -> web.Response:
         form = await request.post()
         try:
-            authorize(self._token, str(form.get("token", "")) or None)
+            self._authorize(request, form)
             silence_id = int(request.match_info["id"])
             await self._ready().expire_silence(silence_id, self._clock())
         except ApiError as exc:
@@ -161,6 +163,10 @@ class StatusPage:
         except (StoreError, ValueError) as exc:
             return self._render("error", 400, error=str(exc))
         raise web.HTTPSeeOther("/")
+
+    def _authorize(self, request: web.Request, form: Mapping[str, Any]) -> None:
+        given = str(form.get("token", "")) or None
+        authorize(self._token, given, self._guesses, request.remote or "unknown")
 
     def _ready(self) -> Store:
         store = self._store()

@@ -11,6 +11,7 @@ replayed push, the poll that catches up) and never moves a call backwards.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -56,6 +57,7 @@ class Hooks:
         self._store = store
         self._telemetry = telemetry
         self._wake = wake
+        self._recent = Recent()
         for name in self._providers:
             for outcome in OUTCOMES:
                 telemetry.webhook_requests.labels(name, outcome)
@@ -69,7 +71,7 @@ class Hooks:
         webhook = getattr(settings, "webhook", None)
         try:
             body = await _body(request)
-            verdict = spec.accept(webhook, Received(request.headers, request.query, body))
+            verdict = _accept(spec, webhook, Received(request.headers, request.query, body))
         except Refused as refused:
             self._count(name, refused.outcome)
             log.warning("push refused", provider=name, status=refused.status, reason=str(refused))
@@ -77,6 +79,9 @@ class Hooks:
         if isinstance(verdict, Reply):
             self._count(name, verdict.outcome)
             return web.json_response(verdict.body, status=verdict.status)
+        if self._recent.seen(name, verdict):
+            self._count(name, "duplicate")  # kept already: it would change nothing
+            return web.json_response({"status": "duplicate"})
         store = self._store()
         try:
             if store is None:
@@ -88,6 +93,7 @@ class Hooks:
                 "push not kept; the provider will send it again", provider=name, error=str(exc)
             )
             return _error(503, "the store is unavailable; send it again later")
+        self._recent.add(name, verdict)
         self._count(name, "accepted")
         self._wake()
         return web.json_response({"status": "accepted"})
@@ -98,14 +104,47 @@ class Hooks:
 
 OUTCOMES = (
     "accepted",
-    "challenge",
+    "duplicate",
     "ignored",
+    "challenge",
     "unauthorized",
-    "malformed",
+    "invalid",
     "too_large",
     "timeout",
     "unavailable",
 )
+
+
+def _accept(spec: WebhookSpec, webhook: Any, got: Received) -> str | Reply:
+    """The provider's verdict on a push; a request it cannot even read (a header byte that is
+    not UTF-8, a number out of range) is an invalid push, never an error of callmon's."""
+    try:
+        return spec.accept(webhook, got)
+    except (UnicodeError, ValueError, RecursionError) as exc:
+        raise Refused(
+            400, "invalid", f"not a push this provider sends: {type(exc).__name__}"
+        ) from None
+
+
+class Recent:
+    """The pushes kept lately, by a digest of provider and body: the same push again (a
+    provider's retry of one already kept) is answered and counted as a duplicate."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._digests: dict[bytes, None] = {}
+
+    @staticmethod
+    def _digest(provider: str, text: str) -> bytes:
+        return hashlib.blake2b(f"{provider}\n{text}".encode(), digest_size=16).digest()
+
+    def seen(self, provider: str, text: str) -> bool:
+        return self._digest(provider, text) in self._digests
+
+    def add(self, provider: str, text: str) -> None:
+        self._digests[self._digest(provider, text)] = None
+        if len(self._digests) > self._size:
+            del self._digests[next(iter(self._digests))]
 
 
 async def _body(request: web.Request) -> bytes:

@@ -595,3 +595,88 @@ async def test_a_store_lost_as_the_leaders_work_starts_ends_in_exit_3_not_a_cras
     finally:
         checked.set()
     assert daemon.exit_code == EXIT_UNHEALTHY
+
+
+# --- 8. Smaller findings
+
+
+async def raw_post(port: int, path: str, headers: bytes, body: bytes) -> int:
+    """POST with headers exactly as given (bytes that are not UTF-8 included); the status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: callmon\r\nContent-Length: {len(body)}\r\n".encode()
+        + headers
+        + b"Connection: close\r\n\r\n"
+        + body
+    )
+    status = await asyncio.wait_for(reader.readline(), 30)
+    writer.close()
+    return int(status.split()[1])
+
+
+async def test_hostile_pushes_get_a_4xx_and_are_counted(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """A push nested 10,000 deep with a valid signature, and one with a header byte that is
+    not UTF-8, got 500 and were not counted; the outcome was `malformed` where SPEC says
+    `invalid`, and never `duplicate`; Bird's signed timestamp had no replay window."""
+    (tmp_path / "bird-key").write_text(KEY + "\n")
+    daemon, port = await pushing_daemon(
+        daemon_factory,
+        receiver,
+        tmp_path,
+        f"""\
+  - name: support
+    type: bird
+    base_url: {sim.base_url}
+    token: {sim.bird.access_key}
+    workspace_id: {sim.bird.workspace_id}
+    channel_id: {sim.bird.channel_id}
+    poll_interval: 1s
+    webhook:
+      signing_key_file: bird-key
+      url: {PUBLIC}""",
+    )
+    hook = Subscription(f"http://127.0.0.1:{port}/hooks/support", KEY, PUBLIC)
+    deep = b'{"payload": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    assert await hook.post(deep) == 400
+
+    stamp = str(int(time.time()))
+    body = json.dumps({"service": "channels", "event": "voice.inbound"}).encode()
+    headers = (
+        f"messagebird-request-timestamp: {stamp}\r\n".encode()
+        + b"messagebird-signature: \xff\xfe"
+        + hook.sign(body, stamp).encode()
+        + b"\r\n"
+    )
+    assert await raw_post(port, "/hooks/support", headers, body) == 400
+
+    stale = str(int(time.time()) - 3600)  # a request captured an hour ago, sent again
+    old = json.dumps(
+        {
+            "service": "channels",
+            "event": "voice.inbound",
+            "payload": {"id": "c-9", "status": "ringing", "createdAt": "2026-11-23T12:00:00Z"},
+        }
+    ).encode()
+    replayed = (
+        f"messagebird-request-timestamp: {stale}\r\n"
+        f"messagebird-signature: {hook.sign(old, stale)}\r\n"
+    ).encode()
+    assert await raw_post(port, "/hooks/support", replayed, old) == 401
+
+    assert await hook.post(old) == 200
+    assert await hook.post(old) == 200  # the same push again: answered, counted, not kept
+    body_text = await metrics(port)
+    counted = {
+        outcome: metric_value(
+            body_text, f'callmon_webhook_requests_total{{outcome="{outcome}",provider="support"}}'
+        )
+        for outcome in ("invalid", "unauthorized", "accepted", "duplicate")
+    }
+    assert counted == {"invalid": 2, "unauthorized": 1, "accepted": 1, "duplicate": 1}
+    assert 'outcome="malformed"' not in body_text
+    assert await daemon.terminate() == 0

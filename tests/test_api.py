@@ -204,3 +204,34 @@ async def test_an_unknown_endpoint_is_a_json_404(api: Call) -> None:
         {"error": "no endpoint GET /api/v1/nothing-here"},
     )
     assert (await api("PUT", "/silences"))[0] in (404, 405)
+
+
+def test_wrong_tokens_are_slowed_down_per_address() -> None:
+    """#23 finding 8: `api_token` could be guessed at 1,143 tries a second."""
+    from monitor.api import ApiError, Guesses, authorize
+
+    now = [0.0]
+    guesses = Guesses(burst=5, every=1.0, clock=lambda: now[0])
+    token = TOKEN.encode()
+
+    def attempt(given: str, client: str = "10.0.0.9") -> int:
+        try:
+            authorize(token, given, guesses, client)
+        except ApiError as exc:
+            return exc.status
+        return 200
+
+    assert [attempt("guess") for _ in range(8)] == [401] * 5 + [429] * 3
+    assert attempt(TOKEN) == 429  # not even looked at: a guesser learns nothing
+    assert attempt(TOKEN, client="10.0.0.10") == 200  # another address is not held up
+    now[0] += 1.0
+    assert attempt("guess") == 401  # one more a second
+    assert attempt("guess") == 429
+    now[0] += 1.0
+    assert attempt(TOKEN) == 200
+
+
+async def test_the_api_answers_429_to_an_address_that_keeps_guessing(api: Call) -> None:
+    statuses = [(await api("POST", "/outbox/retry", {}, token="wrong-token"))[0] for _ in range(10)]
+    assert statuses.count(401) <= 6
+    assert statuses[-1] == 429

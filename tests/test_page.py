@@ -29,7 +29,7 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
 
 
-async def recorded(tmp_path: Path, url: str | None = None) -> SqlStore:
+async def recorded(tmp_path: Path, url: str | None = None, call_id: str = "1") -> SqlStore:
     """A store (SQLite, or the one at `url`) holding a missed call at a door whose title is
     markup."""
     (tmp_path / "rules.yaml").write_text(
@@ -42,7 +42,7 @@ async def recorded(tmp_path: Path, url: str | None = None) -> SqlStore:
     tracker = Tracker("door", "vms-intercom", baselined=True)
     for state, at in ((CallState.RINGING, T0), (CallState.MISSED, T0 + timedelta(seconds=30))):
         call = Call(
-            id="1",
+            id=call_id,
             state=state,
             raw_status=state.value,
             created_at=T0,
@@ -192,3 +192,22 @@ async def test_a_silence_stored_with_an_endless_duration_breaks_no_list(
     assert status == 200
     assert "for ever" in html
     assert "9000-01-01" in html
+
+
+async def test_a_call_id_with_a_slash_or_a_question_mark_links_to_its_story(
+    tmp_path: Path,
+) -> None:
+    """#23 finding 8: a call id containing `/` got a story link that answered 404."""
+    import re
+
+    store = await recorded(tmp_path, call_id="v2/a?b#c")
+    runner, base = await serve(store, TOKEN)
+    try:
+        _, _, html = await get(base + "/")
+        (link,) = set(re.findall(r'href="(/calls/[^"]+)"', html))
+        status, _, story = await get(base + link)
+        assert status == 200
+        assert "v2/a?b#c" in story
+    finally:
+        await runner.cleanup()
+        await store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -81,3 +81,33 @@ def test_a_door_timetable_with_and_without_offsets() -> None:
     assert schedule.active(datetime(2026, 11, 28, 17, 0, tzinfo=yekaterinburg))  # Saturday
     assert not schedule.active(datetime(2026, 11, 28, 8, 0, tzinfo=yekaterinburg))
     assert from_timetable({"days": [], "intervals": []}, BERLIN) is None
+
+
+@pytest.mark.parametrize(
+    ("night_of", "ends", "why"),
+    [
+        # 02:00 CET → 03:00 CEST: 02:30 never shows; the night ends when the clocks jump
+        ((2026, 3, 28), datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "skipped"),
+        # 03:00 CEST → 02:00 CET: 02:30 shows twice; the wall clock is inside until the second
+        ((2026, 10, 24), datetime(2026, 10, 25, 1, 30, tzinfo=UTC), "shown twice"),
+        ((2026, 7, 4), datetime(2026, 7, 5, 0, 30, tzinfo=UTC), "an ordinary night"),
+    ],
+)
+def test_a_night_ending_in_a_dst_change_ends_when_the_wall_clock_leaves_it(
+    night_of: tuple[int, int, int], ends: datetime, why: str
+) -> None:
+    """#23 finding 8: windows ended an hour late when their end was skipped, and before the
+    wall clock had left them when it was shown twice."""
+    night = from_config("night", ("fri", "sat"), "22:00", "02:30", BERLIN)
+    end = night.end_after(berlin(*night_of, 23, 0))
+    assert end is not None
+    assert end.astimezone(UTC) == ends, why
+    assert night.active(ends - timedelta(seconds=1)), why
+    assert not night.active(ends), why
+
+
+def test_a_day_ending_at_a_midnight_the_clocks_skip_ends_at_the_jump() -> None:
+    havana = ZoneInfo("America/Havana")  # 00:00 → 01:00 on the second Sunday of March
+    day = from_config("day", ("sat",), "08:00", "24:00", havana)
+    end = day.end_after(datetime(2026, 3, 7, 12, 0, tzinfo=havana))
+    assert end == datetime(2026, 3, 8, 5, 0, tzinfo=UTC)

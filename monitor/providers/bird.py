@@ -175,10 +175,16 @@ class Bird(ApiClient[BirdProvider]):
         return [self.decode(msgspec.json.decode(body, type=_Pushed).payload)]
 
 
+REPLAY_WINDOW = 300.0
+"""A push whose signed timestamp is further than this from now is refused: a signed request
+captured once cannot be replayed later (Bird signs each retry afresh)."""
+
+
 def accept(settings: BirdWebhook, got: Received) -> str:
     """Verify `messagebird-signature` (base64 HMAC-SHA256 of the timestamp, the configured URL
-    and the body's SHA-256, joined by newlines) in constant time, then check the body's shape.
-    A replay (Bird retries for hours) is accepted: the tracker drops a status it already has."""
+    and the body's SHA-256, joined by newlines) in constant time and the timestamp's age, then
+    check the body's shape. A retry (Bird retries for hours, each signed afresh) is accepted:
+    the tracker drops a status it already has."""
     stamp = got.headers.get("messagebird-request-timestamp", "")
     signature = got.headers.get("messagebird-signature", "")
     if not stamp or not signature:
@@ -188,6 +194,15 @@ def accept(settings: BirdWebhook, got: Received) -> str:
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature.strip().encode()):
         raise unauthorized("bird push with a wrong signature")
+    try:
+        signed_at = float(stamp)
+    except ValueError:
+        raise unauthorized("bird push whose messagebird-request-timestamp is not a time") from None
+    if not abs(got.at - signed_at) <= REPLAY_WINDOW:
+        raise unauthorized(
+            f"bird push signed {got.at - signed_at:.0f} s from now: more than "
+            f"{REPLAY_WINDOW:g} s (a replay?)"
+        )
     shape = decode(got.body, _PushShape, "a Bird call event")
     if shape.payload.status not in STATES:
         raise malformed(f"unknown Bird call status {shape.payload.status[:40]!r}")

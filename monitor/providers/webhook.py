@@ -10,8 +10,9 @@ keep for the leader (or a `Reply` to give at once, such as a subscription handsh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -52,15 +53,17 @@ def unauthorized(reason: str) -> Refused:
 
 
 def malformed(reason: str) -> Refused:
-    return Refused(400, "malformed", reason)
+    return Refused(400, "invalid", reason)
 
 
 def decode(body: bytes, shape: type[T], what: str) -> T:
-    """The body as `shape`, or a 400 that says it is not `what`."""
+    """The body as `shape`, or a 400 that says it is not `what` (nesting too deep included)."""
     try:
         return msgspec.json.decode(body, type=shape)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise malformed(f"not {what}: {exc}") from None
+    except RecursionError:
+        raise malformed(f"not {what}: nested too deeply") from None
 
 
 class NotYet(Exception):
@@ -76,6 +79,8 @@ class Received:
     """Case-insensitive."""
     query: Mapping[str, str]
     body: bytes
+    at: float = field(default_factory=time.time)
+    """When it arrived (seconds since the epoch): a signed time is checked against it."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,7 +51,35 @@ class Window:
         day: date = local.date()
         if self.overnight and local.time().replace(tzinfo=None) >= self.start:
             day += timedelta(days=1)
-        return datetime.combine(day, self.end, tzinfo=self.zone)
+        return wall_end(day, self.end, self.zone)
+
+
+def wall_end(day: date, clock: time, zone: tzinfo) -> datetime:
+    """The instant a window that ends at `clock` on `day` (wall time in `zone`) ends, on DST
+    change days too: a time the clocks skip ends it when they jump (02:30 on a spring-forward
+    night ends at 03:00 new time, not an hour later); a time they show twice ends it the second
+    time, since the wall clock is inside the window again until then."""
+    wanted = datetime.combine(day, clock)
+    later = wanted.replace(tzinfo=zone, fold=1)
+    if _shows(later, wanted):
+        return later  # the time itself (its second showing, when it shows twice)
+    # Skipped: the first instant the wall clock shows `clock` or later, between the two
+    # readings of the skipped time (its offset before and after the change).
+    low = later.astimezone(UTC)
+    high = wanted.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    low, high = min(low, high), max(low, high)
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wanted:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0).astimezone(zone)
+
+
+def _shows(moment: datetime, wanted: datetime) -> bool:
+    """Whether the wall clock in `moment`'s zone shows `wanted` at `moment`."""
+    return moment.astimezone(UTC).astimezone(moment.tzinfo).replace(tzinfo=None) == wanted
 
 
 @dataclass(frozen=True)
