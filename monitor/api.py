@@ -198,10 +198,7 @@ class Api:
         return 201, _silence(dataclasses.replace(silence, id=silence_id))
 
     async def expire_silence(self, request: web.Request, store: Store) -> tuple[int, Any]:
-        try:
-            silence_id = int(request.match_info["id"])
-        except ValueError:
-            raise ApiError(400, "a silence id is a number") from None
+        silence_id = silence_number(request.match_info["id"])
         if not await store.expire_silence(silence_id, self._clock()):
             raise ApiError(404, f"no silence {silence_id} in force")
         return 200, {"id": silence_id, "expired": True}
@@ -242,8 +239,8 @@ async def _json(request: web.Request, *, empty_ok: bool = False) -> dict[str, An
         return {}
     try:
         body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the body is not JSON") from None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the body is not JSON (or is nested too deeply)") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
     return body
@@ -269,6 +266,17 @@ def new_silence(body: Mapping[str, Any], rules: Collection[str], now: float) -> 
     if not isinstance(comment, str):
         raise ApiError(400, "comment: text")
     return Silence(0, rule, matchers, now, now + seconds, comment[:500])
+
+
+def silence_number(text: str) -> int:
+    """A silence's id from a URL; a 400 unless it is a number an id can be."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise ApiError(400, "a silence id is a number") from None
+    if not 0 < number < 2**63:
+        raise ApiError(400, "a silence id is a positive number below 2**63")
+    return number
 
 
 def _limit(request: web.Request) -> int:

@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.api import ApiError, Guesses, authorize, new_silence
+from monitor.api import ApiError, Guesses, authorize, new_silence, silence_number
 from monitor.model import moment
 from monitor.store import Store, StoreError
 
@@ -156,7 +156,7 @@ class StatusPage:
         form = await request.post()
         try:
             self._authorize(request, form)
-            silence_id = int(request.match_info["id"])
+            silence_id = silence_number(request.match_info["id"])
             await self._ready().expire_silence(silence_id, self._clock())
         except ApiError as exc:
             return self._render("error", exc.status, error=str(exc))

@@ -235,3 +235,11 @@ async def test_the_api_answers_429_to_an_address_that_keeps_guessing(api: Call) 
     statuses = [(await api("POST", "/outbox/retry", {}, token="wrong-token"))[0] for _ in range(10)]
     assert statuses.count(401) <= 6
     assert statuses[-1] == 429
+
+
+async def test_malformed_requests_get_a_4xx_never_a_500(api: Call) -> None:
+    """#23 finding 8: an id past 2**63 and a body nested deeper than the JSON parser's limit
+    were answered 500."""
+    assert (await api("DELETE", "/silences/99999999999999999999999999"))[0] == 400
+    assert (await api("POST", "/outbox/retry", b"[" * 100_000))[0] == 400
+    assert (await api("POST", "/silences", b'{"rule": ' + b"[" * 100_000))[0] == 400
