@@ -211,7 +211,7 @@ class PostgresStore(SqlStore):
         await self._run("write", sql.nothing(), write=True)
 
     async def close(self) -> None:
-        await self._pool.close(timeout=CONNECT_TIMEOUT)
+        await self._pool.close(timeout=1.0)  # a connection still in use is closed after it
 
     async def _renumber(self) -> None:
         """After a copy kept its ids: the next id of each table follows the largest copied."""
