@@ -185,11 +185,13 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         New calls only ever appear at the top (the newest first), so once a page holds a call
         seen before, every newer call was on the pages read. The mark is the highest id of any
         call seen, watched door or not, so a quiet watched door costs one page per poll. Calls
-        still in progress that were not on the pages are fetched one by one.
+        still in progress are read on further pages while that costs fewer requests than
+        fetching them one by one (a busy building); the rest are fetched by id.
         """
         result = PollResult()
         high = view.cursor.get("high_id")
         mark = float(high) if isinstance(high, int | float) else None
+        stop = open_reach(view, mark, self._settings.per_page, self._settings.page_budget)
 
         def seen_before(call: Call) -> bool:
             return view.knows(call.id) or not view.changed(call)
@@ -203,6 +205,7 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
             first=1,
             key=_id_key,
             mark=mark,
+            stop=stop,
             per_page=self._settings.per_page,
             seen_before=None if mark is not None else seen_before,
         )
@@ -305,6 +308,24 @@ def _unchanged(rec: _Seen, view: TrackedView) -> Call | None:
 def _page(calls: list[Call], meta: _Meta | None, page: int) -> Page:
     last = meta.last_page if meta else page
     return Page(calls, more=page < last, total=meta.total if meta else None)
+
+
+def open_reach(view: TrackedView, mark: float | None, per_page: int, budget: int) -> float | None:
+    """How far down a poll reads the list (the mark, or lower): down to the oldest open call
+    whose page costs no more requests than fetching it and the open calls above it one by one,
+    within the page budget. A few open calls are cheaper by id; a busy building's many are
+    cheaper by page."""
+    if mark is None:
+        return None
+    ids = sorted((int(c) for c in view.open_calls() if c.isdigit()), reverse=True)
+    stop = mark
+    for count, call_id in enumerate(ids, 1):
+        pages = -(-(mark - call_id + 1) // per_page)
+        if pages > budget:
+            break
+        if pages <= count:
+            stop = min(stop, call_id - 1)
+    return stop
 
 
 def _id_key(call: Call) -> float | None:
