@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz lint fmt bench clean image-test
+.PHONY: demo test fuzz lint fmt bench clean image-test soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: $(VENV)/.installed .venv-run/.installed
 	$(BIN)/python bench/delivery_bench.py
 	$(BIN)/python bench/store_bench.py
 	CALLMON=.venv-run/bin/callmon $(BIN)/python bench/goals.py
+
+# A month of a 200-door building in half an hour, on SQLite, then on two replicas on PostgreSQL,
+# with faults on a schedule (about an hour in all): prints figures, exits 1 when a goal is missed.
+soak: $(VENV)/.installed
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .venv-run build *.egg-info .pytest_cache .mypy_cache .ruff_cache

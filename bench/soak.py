@@ -16,13 +16,11 @@ Run: `.venv/bin/python bench/soak.py [--store sqlite|postgresql|both] [--days 30
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +29,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.soak_faults import Fault, schedule  # noqa: E402
+from bench.soak_faults import schedule  # noqa: E402
 from bench.soak_load import OUTAGE_FOR, Building, Receiver  # noqa: E402
 from bench.soak_probe import (  # noqa: E402
     PostgresStoreProbe,
     SqliteStoreProbe,
     Watched,
     http_status,
-    slope,
 )
 
 PYTHON = sys.executable
@@ -104,8 +101,8 @@ class Daemon:
             self.proc.kill()
             return -9
 
-    async def ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def ready(self, patience: float = 120.0) -> None:
+        deadline = time.monotonic() + patience
         while await asyncio.to_thread(http_status, f"http://127.0.0.1:{self.port}/readyz") != 200:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} not ready; see {self.log}")
@@ -130,8 +127,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-RULES = (
-    """\
+RULES = """\
 rules:
   - name: missed
     when: {to: missed}
@@ -139,13 +135,11 @@ rules:
     title: "missed {{ provider }} {{ call.id }}"
   - name: door-offline
     when: {kind: intercom, to: offline}
-    for: %ss
+    for: FOR
     resolve: true
     notify: [chat]
     title: "offline {{ intercom.id }}"
-"""
-    % OUTAGE_FOR
-)
+""".replace("FOR", f"{OUTAGE_FOR:g}s")
 
 
 def config(
@@ -290,9 +284,9 @@ async def soak(kind: str, days: int, day: float, calls: int, folder: Path) -> Ru
     return run
 
 
-async def baselines(daemons: list[Daemon], providers: int, timeout: float = 60.0) -> None:
+async def baselines(daemons: list[Daemon], providers: int, patience: float = 60.0) -> None:
     """Until the daemons' logs say every provider took its baseline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience
     while sum(d.log.read_text().count("baseline taken") for d in daemons) < providers:
         if time.monotonic() > deadline:
             raise RuntimeError("no baseline taken; see the logs")
@@ -317,10 +311,10 @@ async def watch_health(run: Run) -> None:
         await asyncio.sleep(1.0)
 
 
-async def settle(run: Run, building: Building, timeout: float = 180.0) -> None:
+async def settle(run: Run, building: Building, patience: float = 180.0) -> None:
     """After the traffic stops: until every missed call and outage is told (or `timeout`)."""
     assert run.receiver is not None
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         titles = run.receiver.titles()
         missing = [k for k in building.truth.missed if f"missed {k[0]} {k[1]}" not in titles]

@@ -65,10 +65,10 @@ def _store_locked(seconds: float) -> Callable[..., Awaitable[None]]:
         else:
             import psycopg
 
-            async with await psycopg.AsyncConnection.connect(run.watched[0].store.url) as db:
-                async with db.transaction():
-                    await db.execute("LOCK TABLE calls, outbox IN ACCESS EXCLUSIVE MODE")
-                    await asyncio.sleep(seconds)
+            url = run.watched[0].store.url
+            async with await psycopg.AsyncConnection.connect(url) as db, db.transaction():
+                await db.execute("LOCK TABLE calls, outbox IN ACCESS EXCLUSIVE MODE")
+                await asyncio.sleep(seconds)
 
     return inject
 

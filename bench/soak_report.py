@@ -128,7 +128,7 @@ def figures(run: Run, samples: list[Sample], verdict: Verdict, name: str) -> Non
     verdict.say(
         f"  {name}: store {first.store_bytes / 2**20:.1f} → {last.store_bytes / 2**20:.1f} MiB "
         f"({store:+.2f} MiB/day over the last half), WAL at most {wal:.1f} MiB, logs "
-        f"{logs:.3f} MB/day, poll lag p99 at most {max(lags) * 1000 if lags else 0:.0f} ms"
+        f"{logs * 1000:.1f} KB/day, poll lag p99 at most {max(lags) * 1000 if lags else 0:.0f} ms"
     )
     verdict.say(f"  {name}: rows at the end: {json.dumps(last.rows)}")
     verdict.goal(rss < GOALS["rss_slope_mib_per_day"], f"{name}: RSS grows {rss:.2f} MiB/day")

@@ -29,8 +29,6 @@ TICK_SECONDS = 1.0
 """How often timers, groups, digests, silences and the store are looked at."""
 WEB_CHECK = 5.0
 """How often the HTTP server is checked to be serving."""
-SENT_RETENTION = 7 * 86400.0
-"""Delivered messages are kept this long (their idempotency keys with them)."""
 DECISION_ROWS = 1_000_000
 """The decision record keeps at most this many rows (the newest), whatever their age."""
 
@@ -93,17 +91,20 @@ class RuleClock:
         await self._outbox_gauges(store)
 
     async def _outbox_gauges(self, store: Store) -> None:
-        """Queue depth and the age of the oldest waiting message, per notifier; and, once an
-        hour, forget delivered messages older than a week."""
+        """Queue depth and the age of the oldest waiting message, per notifier; and, every
+        hour (or 24th of the retention, when shorter), forget the decision record and the
+        delivered messages (their idempotency keys with them, the deliveries of the stories
+        told) older than `decisions_retention`."""
         now = time.time()
         for name in self._notifiers:
             self._telemetry.queue_depth.labels(name).set(await store.pending_count(name))
             oldest = await store.oldest_pending(name)
             self._telemetry.oldest_pending.labels(name).set(0 if oldest is None else now - oldest)
         if now >= self._next_prune:
-            self._next_prune = now + 3600
-            await store.prune_sent(now - SENT_RETENTION)
-            await store.prune_decisions(now - self._decisions_retention, DECISION_ROWS)
+            retention = self._decisions_retention
+            self._next_prune = now + min(3600.0, retention / 24)
+            await store.prune_sent(now - retention)
+            await store.prune_decisions(now - retention, DECISION_ROWS)
 
 
 class RuleFileWatcher:
