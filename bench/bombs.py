@@ -24,12 +24,12 @@ CHILD = """
 import sys, json
 from datetime import UTC, datetime
 from pathlib import Path
-from monitor import yamldoc
+from monitor.text import yamldoc
 from monitor.rules.loader import Context, load_document
 from monitor.rules.engine import Engine
 from monitor.rules.regex import compile_linear
 from monitor.model import Call, CallState, Event, EventKind
-from monitor.yamldoc import SourceError, SourceErrors
+from monitor.text.yamldoc import SourceError, SourceErrors
 kind, payload = sys.argv[1], sys.argv[2]
 outcome = "nothing"
 if kind == "floor":

@@ -17,12 +17,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.app import Daemon
 from monitor.config import Config
+from monitor.delivery.sender import Sender, warm_up
+from monitor.delivery.worker import Worker
 from monitor.model import Alert, Severity
-from monitor.notify.delivery import Worker
-from monitor.notify.sender import Sender, warm_up
 from monitor.rules.loader import Context, load_rules
+from monitor.runtime.daemon import Daemon
 from monitor.simulator.server import Simulator
 from monitor.store import Delivery, SqliteStore
 from monitor.telemetry import Telemetry

@@ -33,8 +33,8 @@ import rules_bench
 import scale_bench
 
 from monitor.model import CallState, PollResult, Tracked
-from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
-from monitor.tracker import Tracker
+from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider
+from monitor.tracking.tracker import Tracker
 
 PAGE = 500
 TRACKED = 100_000

@@ -15,11 +15,11 @@ from typing import Any
 import aiohttp
 from pydantic import TypeAdapter
 
-from monitor import providers
+from monitor import sources as providers
 from monitor.config import ProviderConfig
 from monitor.simulator.common import Line, RateLimit
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracker
+from monitor.tracking.tracker import Tracker
 
 HISTORY = 10_000
 CYCLES = 10

@@ -13,8 +13,8 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 from monitor.model import Call, CallState, Intercom, PollResult, Tracked
-from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider, _Page
-from monitor.tracker import Tracker
+from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider, _Page
+from monitor.tracking.tracker import Tracker
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PAGE = 500

@@ -94,7 +94,7 @@ async def test_a_pile_of_open_calls_never_blinds_a_provider(
 
 
 def test_rechecks_go_round_the_open_calls_oldest_first_within_a_budget() -> None:
-    from monitor.providers.base import Rechecks
+    from monitor.sources.base import Rechecks
 
     rechecks = Rechecks(budget=2)
     calls = ["a", "b", "c", "d", "e"]  # oldest first
@@ -495,9 +495,9 @@ async def test_rule_files_that_would_freeze_the_daemon_are_refused_off_the_event
     8 s; a 14 MB file froze everything for 109 s; 5,000 files for half a minute. Each is now a
     counted reload failure, read off the event loop, while /healthz answers and the rules in
     force stay."""
-    from monitor.app import Daemon
-    from monitor.assembly import load_config_rules
     from monitor.config import Config
+    from monitor.runtime.build import load_config_rules
+    from monitor.runtime.daemon import Daemon
 
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -572,8 +572,8 @@ async def test_a_store_lost_as_the_leaders_work_starts_ends_in_exit_3_not_a_cras
     exited 1. Now that start is retried, and the watchdog ends it with 3."""
     import threading
 
-    from monitor.app import EXIT_UNHEALTHY, Daemon
     from monitor.config import Config
+    from monitor.runtime.daemon import EXIT_UNHEALTHY, Daemon
 
     port = free_port()
     config = Config.model_validate(

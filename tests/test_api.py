@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.api import Api
+from monitor.serve.api import Api
+from monitor.serve.web import Readiness, build_app
 from monitor.store import Delivery, SqlStore, open_store
-from monitor.web import Readiness, build_app
 from tests.test_store import alert
 
 TOKEN = "api-token-5d8c2f7a1b9e"
@@ -157,11 +157,11 @@ async def test_what_callmon_saw_and_decided_reads_as_json(
     from datetime import UTC, datetime, timedelta
 
     from monitor.model import CallState, PollResult
-    from monitor.pipeline import Pipeline
     from monitor.rules.engine import Engine
     from monitor.rules.loader import Context, load_rules
     from monitor.telemetry import Telemetry
-    from monitor.tracker import Tracker
+    from monitor.tracking.pipeline import Pipeline
+    from monitor.tracking.tracker import Tracker
     from tests.test_explain import RULES, ring
 
     (tmp_path / "rules.yaml").write_text(RULES)
@@ -208,7 +208,7 @@ async def test_an_unknown_endpoint_is_a_json_404(api: Call) -> None:
 
 def test_wrong_tokens_are_slowed_down_per_address() -> None:
     """#23 finding 8: `api_token` could be guessed at 1,143 tries a second."""
-    from monitor.api import ApiError, Guesses, authorize
+    from monitor.serve.api import ApiError, Guesses, authorize
 
     now = [0.0]
     guesses = Guesses(burst=5, every=1.0, clock=lambda: now[0])

@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 
 from monitor.model import CallState, Tracked
-from monitor.providers.base import RateLimited
-from monitor.providers.bird import STATES, Bird, BirdProvider
 from monitor.simulator.common import RateLimit
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracker
+from monitor.sources.base import RateLimited
+from monitor.sources.bird import STATES, Bird, BirdProvider
+from monitor.tracking.tracker import Tracker
 from tests.conftest import Serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bird"

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 
 from monitor.model import CallState
-from monitor.providers.base import RequestRejected
-from monitor.providers.cinnox import STATES, Cinnox, CinnoxProvider
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracker
+from monitor.sources.base import RequestRejected
+from monitor.sources.cinnox import STATES, Cinnox, CinnoxProvider
+from monitor.tracking.tracker import Tracker
 from tests.conftest import Serve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cinnox"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import configfile, units
-from monitor.yamldoc import SourceErrors
+from monitor.config import file as configfile
+from monitor.text import units
+from monitor.text.yamldoc import SourceErrors
 
 GOOD = """\
 store: sqlite:////var/lib/callmon/state.db

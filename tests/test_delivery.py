@@ -15,9 +15,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from monitor.delivery.sender import Sender
+from monitor.delivery.worker import RetryPolicy, Worker
 from monitor.model import Alert, Severity
-from monitor.notify.delivery import RetryPolicy, Worker
-from monitor.notify.sender import Sender
 from monitor.store import Delivery, SqliteStore
 from monitor.telemetry import Telemetry
 from tests.conftest import Receiver, wait_for

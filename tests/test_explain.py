@@ -11,12 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from monitor.cli import main
 from monitor.model import Call, CallState, Intercom, PollResult, Silence
-from monitor.pipeline import Pipeline
 from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
 from monitor.store import SqliteStore
 from monitor.telemetry import Telemetry
-from monitor.tracker import Tracker
+from monitor.tracking.pipeline import Pipeline
+from monitor.tracking.tracker import Tracker
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # 13:00 in Berlin
 RULES = """\

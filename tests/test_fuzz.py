@@ -21,20 +21,21 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from monitor import configfile, yamldoc
+from monitor.config import file as configfile
 from monitor.model import Call, PollResult
-from monitor.providers.bandwidth import Bandwidth, BandwidthProvider
-from monitor.providers.base import BadResponse, decode_body
-from monitor.providers.bird import Bird, BirdProvider, accept
-from monitor.providers.bird import _Page as BirdPage
-from monitor.providers.cinnox import Cinnox, CinnoxProvider
-from monitor.providers.cinnox import _Body as CinnoxBody
-from monitor.providers.records import Skips
-from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
-from monitor.providers.vms_intercom import _Page as VmsPage
-from monitor.providers.webhook import Received, Refused
 from monitor.rules.loader import Context, load_document
-from monitor.yamldoc import SourceError, SourceErrors
+from monitor.sources.bandwidth import Bandwidth, BandwidthProvider
+from monitor.sources.base import BadResponse, decode_body
+from monitor.sources.bird import Bird, BirdProvider, accept
+from monitor.sources.bird import _Page as BirdPage
+from monitor.sources.cinnox import Cinnox, CinnoxProvider
+from monitor.sources.cinnox import _Body as CinnoxBody
+from monitor.sources.records import Skips
+from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider
+from monitor.sources.vms_intercom import _Page as VmsPage
+from monitor.sources.webhook import Received, Refused
+from monitor.text import yamldoc
+from monitor.text.yamldoc import SourceError, SourceErrors
 from tests.test_push import (
     CINNOX_TOKEN,
     bandwidth_settings,
@@ -318,7 +319,7 @@ def test_whatever_arrives_is_accepted_or_refused_and_nothing_else(
 def test_whatever_reaches_the_bandwidth_hook_is_accepted_ignored_or_refused(
     body: bytes, authorization: str
 ) -> None:
-    from monitor.providers import bandwidth
+    from monitor.sources import bandwidth
 
     for headers in ({"Authorization": authorization}, basic()):
         status = 200
@@ -333,7 +334,7 @@ def test_whatever_reaches_the_bandwidth_hook_is_accepted_ignored_or_refused(
 def test_whatever_reaches_the_cinnox_hook_is_answered_kept_or_refused(
     body: bytes, token: str
 ) -> None:
-    from monitor.providers import cinnox
+    from monitor.sources import cinnox
 
     for query in ({"token": token}, {"token": CINNOX_TOKEN}):
         status = 200

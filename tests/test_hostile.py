@@ -127,8 +127,8 @@ async def test_a_record_dated_in_the_future_never_moves_the_window_past_now(
     The stored mark stays at the present, so the calls that follow are still seen."""
     from datetime import UTC, datetime, timedelta
 
-    from monitor.providers.bandwidth import Bandwidth
-    from monitor.tracker import Tracker
+    from monitor.sources.bandwidth import Bandwidth
+    from monitor.tracking.tracker import Tracker
     from tests.test_bandwidth import sim_settings
 
     sim.bandwidth.list_limit.count = 1000
@@ -152,9 +152,9 @@ async def test_a_record_dated_in_the_future_never_moves_the_window_past_now(
 
 
 async def test_an_endless_body_fails_the_poll_without_being_read_whole(sim: Simulator) -> None:
-    from monitor.providers.base import BadResponse
-    from monitor.providers.vms_intercom import VmsIntercom
-    from monitor.tracker import Tracker
+    from monitor.sources.base import BadResponse
+    from monitor.sources.vms_intercom import VmsIntercom
+    from monitor.tracking.tracker import Tracker
     from tests.test_vms_intercom import settings as vms_settings
 
     sim.vms.faults.add(Fault("huge", size=1_500_000_000))
@@ -179,12 +179,12 @@ async def test_thousands_of_doors_keep_door_series_bounded_and_calls_first(
 
     from prometheus_client import CollectorRegistry
 
-    from monitor.pipeline import Pipeline
-    from monitor.providers.vms_intercom import VmsIntercom
     from monitor.rules.engine import Engine
+    from monitor.sources.vms_intercom import VmsIntercom
     from monitor.store import SqliteStore
     from monitor.telemetry import Telemetry
-    from monitor.tracker import Tracker
+    from monitor.tracking.pipeline import Pipeline
+    from monitor.tracking.tracker import Tracker
     from tests.test_vms_intercom import settings as vms_settings
 
     store = SqliteStore(str(tmp_path / "s.db"))
@@ -228,8 +228,8 @@ async def test_a_slow_but_working_notifier_gets_each_message_once(
     after 4.5 s got every message again and again."""
     from prometheus_client import CollectorRegistry
 
-    from monitor.notify.delivery import RetryPolicy, Worker
-    from monitor.notify.sender import Sender
+    from monitor.delivery.sender import Sender
+    from monitor.delivery.worker import RetryPolicy, Worker
     from monitor.store import SqliteStore
     from monitor.telemetry import Telemetry
     from tests.test_delivery import delivery
@@ -357,7 +357,7 @@ def test_every_render_bomb_fails_alone_and_the_alert_still_goes_out() -> None:
     from monitor.model import Call, CallState, Event, EventKind
     from monitor.rules.engine import Engine
     from monitor.rules.loader import Context, load_document
-    from monitor.yamldoc import parse
+    from monitor.text.yamldoc import parse
 
     rules_text = (
         "rules:\n"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.providers.base import AuthError, RateLimited, ServerError, Unreachable
-from monitor.providers.http import HttpClient, retry_after
+from monitor.sources.base import AuthError, RateLimited, ServerError, Unreachable
+from monitor.sources.http import HttpClient, retry_after
 
 NOW = 1_800_000_000.0
 

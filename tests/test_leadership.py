@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from monitor.leadership import LOCAL_SHARE, Leadership
+from monitor.runtime.leadership import LOCAL_SHARE, Leadership
 from monitor.store import StoreError
 from tests.conftest import wait_for
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from monitor import logs
+from monitor.telemetry import logs
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.model import Call, CallState, Intercom, PollResult
-from monitor.page import StatusPage
-from monitor.pipeline import Pipeline
 from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
+from monitor.serve.page import StatusPage
+from monitor.serve.web import Readiness, build_app
 from monitor.store import SqliteStore, SqlStore, open_store
 from monitor.telemetry import Telemetry
-from monitor.tracker import Tracker
-from monitor.web import Readiness, build_app
+from monitor.tracking.pipeline import Pipeline
+from monitor.tracking.tracker import Tracker
 
 TOKEN = "page-token-3e9a1c5d7f"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -10,12 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.model import Call, CallState, Intercom, PollResult
-from monitor.pipeline import Pipeline
 from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
 from monitor.store import Changes, SqliteStore, StoreError
 from monitor.telemetry import Telemetry
-from monitor.tracker import Tracker
+from monitor.tracking.pipeline import Pipeline
+from monitor.tracking.tracker import Tracker
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -14,12 +14,12 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from monitor.model import Event, PollResult
-from monitor.poller import Poller, backoff
-from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
+from monitor.sources.poller import Poller, backoff
+from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.telemetry import Telemetry
-from monitor.tracker import Tracker
+from monitor.tracking.tracker import Tracker
 from tests.conftest import wait_for
 
 

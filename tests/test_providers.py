@@ -11,14 +11,14 @@ import pytest
 import structlog
 from pydantic import TypeAdapter
 
-from monitor import providers
+from monitor import sources as providers
 from monitor.config import ProviderConfig
 from monitor.model import Event
-from monitor.providers.base import AuthError, BadResponse, Provider
 from monitor.simulator.common import Line, RateLimit
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracker
+from monitor.sources.base import AuthError, BadResponse, Provider
+from monitor.tracking.tracker import Tracker
 
 TYPES = ["vms-intercom", "bird", "cinnox", "bandwidth"]
 SETTINGS: TypeAdapter[Any] = TypeAdapter(ProviderConfig)

@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitor.providers.bird import BirdWebhook, accept
-from monitor.providers.webhook import MAX_BODY, Received, Refused
 from monitor.simulator.bird import Subscription
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
+from monitor.sources.bird import BirdWebhook, accept
+from monitor.sources.webhook import MAX_BODY, Received, Refused
 from tests.conftest import (
     DaemonProcess,
     Receiver,
@@ -234,7 +234,7 @@ BW_USER, BW_PASSWORD = "callmon", "bw-callback-pass-31c"
 
 
 def bandwidth_settings() -> Any:
-    from monitor.providers.bandwidth import BandwidthWebhook
+    from monitor.sources.bandwidth import BandwidthWebhook
 
     return BandwidthWebhook(username=BW_USER, password=BW_PASSWORD)
 
@@ -248,8 +248,8 @@ def bw_event(**fields: Any) -> bytes:
 
 
 def test_a_bandwidth_push_needs_the_callback_s_credentials_and_a_call_event() -> None:
-    from monitor.providers import bandwidth
-    from monitor.providers.webhook import Reply
+    from monitor.sources import bandwidth
+    from monitor.sources.webhook import Reply
 
     body = bw_event(cause="NO_ANSWER", time="2026-11-23T12:00:00Z")
     assert bandwidth.accept(bandwidth_settings(), Received(basic(), {}, body)) == body.decode()
@@ -296,7 +296,7 @@ def test_a_bandwidth_push_needs_the_callback_s_credentials_and_a_call_event() ->
 async def test_each_bandwidth_event_means_what_the_poll_would_read(
     fields: dict[str, Any], state: str
 ) -> None:
-    from monitor.providers.bandwidth import Bandwidth, BandwidthProvider
+    from monitor.sources.bandwidth import Bandwidth, BandwidthProvider
 
     settings = BandwidthProvider(
         type="bandwidth",
@@ -376,14 +376,14 @@ CINNOX_TOKEN = "cinnox-hook-token-9b2"
 
 
 def cinnox_settings() -> Any:
-    from monitor.providers.cinnox import CinnoxWebhook
+    from monitor.sources.cinnox import CinnoxWebhook
 
     return CinnoxWebhook(token=CINNOX_TOKEN)
 
 
 def test_a_cinnox_push_needs_the_token_answers_the_challenge_and_keeps_call_events() -> None:
-    from monitor.providers import cinnox
-    from monitor.providers.webhook import Reply
+    from monitor.sources import cinnox
+    from monitor.sources.webhook import Reply
 
     token = {"token": CINNOX_TOKEN}
     hello = cinnox.accept(cinnox_settings(), Received({}, token, b'{"challenge": "abc123"}'))
@@ -447,12 +447,12 @@ async def test_a_slow_or_oversized_body_is_refused_without_keeping_anything(
     from aiohttp import web
     from prometheus_client import CollectorRegistry
 
-    from monitor import push
-    from monitor.providers import bird
-    from monitor.providers.bird import BirdProvider
+    from monitor.serve.web import Readiness, build_app
+    from monitor.sources import bird
+    from monitor.sources.bird import BirdProvider
     from monitor.store import SqliteStore
     from monitor.telemetry import Telemetry
-    from monitor.web import Readiness, build_app
+    from monitor.serve import hooks as push
 
     monkeypatch.setattr(push, "BODY_TIMEOUT", 0.5)
     store = SqliteStore(str(tmp_path / "state.db"))

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from monitor.cli import parser
 from monitor.model import Call, CallState, Event, EventKind, Intercom
-from monitor.recorder import Recorder
+from monitor.tracking.recorder import Recorder
 from tests.test_cli import callmon
 
 ROOT = Path(__file__).resolve().parent.parent

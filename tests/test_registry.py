@@ -1,5 +1,5 @@
 """The provider registry: every registered provider type has what the rest of callmon needs, so
-that adding a provider is one new module and one line in `monitor.providers.PLUGINS`."""
+that adding a provider is one new module and one line in `monitor.sources.PLUGINS`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import aiohttp
 import pytest
 from pydantic import SecretStr, TypeAdapter
 
-from monitor.assembly import provider_context, provider_traits
 from monitor.cli.rules import print_schema
 from monitor.config import Config, ProviderConfig
 from monitor.model import CallState
-from monitor.providers import PLUGINS, build
+from monitor.runtime.build import provider_context, provider_traits
 from monitor.simulator.server import Simulator
+from monitor.sources import PLUGINS, build
 
 KINDS = sorted(PLUGINS)
 

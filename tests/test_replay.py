@@ -14,16 +14,16 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.pipeline import Pipeline
-from monitor.poller import Poller
-from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
-from monitor.recorder import Recorder, read
 from monitor.rules.engine import Engine
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
+from monitor.sources.poller import Poller
+from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.store import SqliteStore
 from monitor.telemetry import Telemetry
-from monitor.tracker import Tracker
+from monitor.tracking.pipeline import Pipeline
+from monitor.tracking.recorder import Recorder, read
+from monitor.tracking.tracker import Tracker
 from tests.conftest import ROOT
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

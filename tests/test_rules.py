@@ -15,7 +15,7 @@ from monitor.model import Call, CallState, Event, EventKind, Intercom
 from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
 from monitor.rules.templates import Templates, duration, mask_number
-from monitor.yamldoc import SourceErrors
+from monitor.text.yamldoc import SourceErrors
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -259,8 +259,8 @@ FIELD_TEMPLATES = [
 def test_field_templates_render_as_jinja_does(source: str) -> None:
     """Templates that only print fields skip Jinja: the text is the same as Jinja's."""
     from monitor.model import Call, CallState, Event, EventKind, Intercom
-    from monitor.providers.records import LazyJson
     from monitor.rules.match import template_reader
+    from monitor.sources.records import LazyJson
 
     call = Call(
         "7",
@@ -339,9 +339,9 @@ def test_a_field_template_whose_record_cannot_be_read_fails_alone() -> None:
     error of that template, on both fast paths, as it is through Jinja: never an exception
     out of the engine."""
     from monitor.model import Call, CallState, Event, EventKind
-    from monitor.providers.records import LazyJson
     from monitor.rules.match import template_reader
     from monitor.rules.templates import RenderError
+    from monitor.sources.records import LazyJson
 
     call = Call("1", CallState.MISSED, "missed", raw=LazyJson(b"{not json"))
     event = Event(EventKind.TRANSITION, "door", "vms-intercom", "missed", T0, call=call)

@@ -17,12 +17,13 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from monitor.app import Daemon
 from monitor.config import Config
 from monitor.model import Silence
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.supervisor import Backoff, Supervisor
 from monitor.store import SqliteStore
-from monitor.supervisor import Backoff, Heartbeat, Supervisor
 from monitor.telemetry import Telemetry
+from monitor.telemetry.heartbeat import Heartbeat
 from tests.conftest import (
     free_port,
     metric_value,
@@ -175,7 +176,7 @@ async def test_a_rule_file_nested_3000_deep_is_rejected_and_counted_and_the_loop
             "notifiers": {"chat": {"urls": ["json://127.0.0.1:1/x"]}},
         }
     )
-    from monitor.app import load_config_rules
+    from monitor.runtime.daemon import load_config_rules
 
     daemon = Daemon(config, load_config_rules(config))
     task = asyncio.create_task(daemon.run())

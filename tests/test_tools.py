@@ -11,8 +11,8 @@ import pytest
 
 from monitor.cli import main
 from monitor.model import Call, CallState, Event, EventKind, Intercom
-from monitor.recorder import Recorder, RecordingError, read
 from monitor.store import SqliteStore
+from monitor.tracking.recorder import Recorder, RecordingError, read
 
 CONFIG = """\
 store: sqlite:///state.db

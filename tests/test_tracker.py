@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from monitor.model import Call, CallState, PollResult
-from monitor.tracker import Tracker
+from monitor.tracking.tracker import Tracker
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

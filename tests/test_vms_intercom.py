@@ -14,11 +14,11 @@ import structlog
 from aiohttp import web
 
 from monitor.model import CallState
-from monitor.providers.base import AuthError, BadResponse, RequestRejected, ServerError
-from monitor.providers.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
-from monitor.tracker import Tracker
+from monitor.sources.base import AuthError, BadResponse, RequestRejected, ServerError
+from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider
+from monitor.tracking.tracker import Tracker
 from tests.conftest import Handler
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vms-intercom"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from monitor.serve.web import Readiness, build_app
 from monitor.telemetry import Telemetry
-from monitor.web import Readiness, build_app
 
 
 async def test_endpoints() -> None:

@@ -9,10 +9,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from monitor import __version__, logs
+from monitor import __version__
 from monitor.cli import check, daemon, explain, init, outbox, rules, silence, store
 from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure, started
-from monitor.yamldoc import SourceError, SourceErrors
+from monitor.telemetry import logs
+from monitor.text.yamldoc import SourceError, SourceErrors
 
 __all__ = ["Failure", "main"]
 

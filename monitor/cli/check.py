@@ -16,8 +16,8 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from monitor.assembly import load_config_rules, provider_traits
     from monitor.rules.checks import never_matching
+    from monitor.runtime.build import load_config_rules, provider_traits
 
     config = load(args.config)
     rules = load_config_rules(config)

@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor import logs, yamldoc
 from monitor.config import Config
-from monitor.configfile import from_document
-from monitor.yamldoc import SourceErrors
+from monitor.config.file import from_document
+from monitor.telemetry import logs
+from monitor.text import yamldoc
+from monitor.text.yamldoc import SourceErrors
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -66,7 +67,7 @@ def load_checking_urls_later(arg: str | None) -> tuple[Config, Callable[[], None
     logs.redactor.update(config.secrets())
 
     def check_urls() -> None:
-        from monitor.notify.sender import check_url
+        from monitor.delivery.sender import check_url
 
         errors = []
         for name, notifier in config.notifiers.items():
@@ -96,7 +97,7 @@ def using_store(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def started() -> None:
-    """Start-up is over: collect garbage again, past what start-up made (see `monitor.command`)."""
+    """Start-up is over: collect garbage again, past what start-up made (see `monitor.__main__`)."""
     if not gc.isenabled():
         gc.freeze()
         gc.enable()

@@ -22,7 +22,7 @@ from monitor.cli.common import (
     started,
     with_config,
 )
-from monitor.yamldoc import SourceError, SourceErrors
+from monitor.text.yamldoc import SourceError, SourceErrors
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -44,8 +44,8 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.app import Daemon, install_signals
-    from monitor.assembly import load_config_rules
+    from monitor.runtime.build import load_config_rules
+    from monitor.runtime.daemon import Daemon, install_signals
 
     config, check_urls = load_checking_urls_later(args.config)
     rules = load_config_rules(config)
@@ -63,11 +63,11 @@ async def _start(daemon: object, on_ready: Callable[[], None] | None = None) -> 
     Its last log line, `stopped`, names the code the process exits with."""
     import structlog
 
-    from monitor.app import EXIT_UNHEALTHY, Daemon
+    from monitor.runtime.daemon import EXIT_UNHEALTHY, Daemon
     from monitor.store import StoreError
 
     assert isinstance(daemon, Daemon)
-    log = structlog.get_logger("monitor.app")
+    log = structlog.get_logger("monitor.runtime.daemon")
     code = EXIT_INVALID
     try:
         await daemon.run(on_ready=on_ready)
@@ -128,9 +128,9 @@ def demo_providers(sim: Any, listen: str) -> list[dict[str, Any]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.app import Daemon, install_signals
-    from monitor.assembly import load_config_rules
     from monitor.config import Config
+    from monitor.runtime.build import load_config_rules
+    from monitor.runtime.daemon import Daemon, install_signals
     from monitor.simulator.server import Simulator
 
     async def main() -> None:

@@ -8,10 +8,10 @@ import argparse
 from collections.abc import Mapping, Sequence
 from datetime import tzinfo
 
-from monitor import logs
 from monitor.cli.common import EXIT_OK, Failure, Subparsers, load, using_store, with_config
 from monitor.model import moment
 from monitor.store import Decision, OutboxItem
+from monitor.telemetry import logs
 
 
 def add_parsers(sub: Subparsers) -> None:

@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from monitor import yamldoc
 from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure, Subparsers, load, with_config
+from monitor.text import yamldoc
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -44,11 +44,11 @@ def print_schema(which: str) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from monitor.assembly import build_schedules, provider_context, rules_context
-    from monitor.recorder import RecordingError, read
-    from monitor.replay import compare, replay
     from monitor.rules.engine import Engine
     from monitor.rules.loader import load_rules
+    from monitor.runtime.build import build_schedules, provider_context, rules_context
+    from monitor.tracking.recorder import RecordingError, read
+    from monitor.tracking.replay import compare, replay
 
     if args.config:
         config = load(args.config)

@@ -7,7 +7,7 @@ import argparse
 import time
 
 from monitor.cli.common import EXIT_OK, Failure, Subparsers, load, using_store, warn, with_config
-from monitor.yamldoc import SourceErrors
+from monitor.text.yamldoc import SourceErrors
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -38,9 +38,9 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from monitor.assembly import load_config_rules
     from monitor.rules.silence import parse_matcher
-    from monitor.units import parse_duration
+    from monitor.runtime.build import load_config_rules
+    from monitor.text.units import parse_duration
 
     try:
         seconds = parse_duration(args.duration)

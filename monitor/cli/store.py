@@ -7,8 +7,8 @@ import argparse
 import asyncio
 from urllib.parse import unquote, urlsplit
 
-from monitor import logs
 from monitor.cli.common import EXIT_OK, Failure, Subparsers
+from monitor.telemetry import logs
 
 
 def add_parsers(sub: Subparsers) -> None:

@@ -25,7 +25,7 @@ from monitor.rules.match import (
 from monitor.rules.run import TIMETABLE
 from monitor.rules.schema import RuleSpec, When
 from monitor.rules.templates import Template, TemplateError, Templates
-from monitor.yamldoc import Document, Loc, SourceError, SourceErrors
+from monitor.text.yamldoc import Document, Loc, SourceError, SourceErrors
 
 KNOWN_STATES = frozenset(
     {"ringing", "answered", "ended", "missed", "rejected", "failed"}

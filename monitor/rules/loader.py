@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from monitor import yamldoc
 from monitor.rules.compile import Context, compile_rule
 from monitor.rules.match import Rule
 from monitor.rules.schema import RuleFile
-from monitor.yamldoc import Document, SourceError, SourceErrors, validation_errors
+from monitor.text import yamldoc
+from monitor.text.yamldoc import Document, SourceError, SourceErrors, validation_errors
 
 __all__ = ["Context", "load_document", "load_rules", "rule_files"]
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from monitor.model import Severity
-from monitor.units import Duration
+from monitor.text.units import Duration
 
 
 class _Model(BaseModel):

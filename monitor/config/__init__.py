@@ -1,0 +1,22 @@
+"""The config file: YAML → interpolated, secrets read, relative paths resolved → frozen,
+validated settings (`settings`), every error at its `file:line:col` (`file`)."""
+
+from monitor.config.settings import (
+    DEFAULT_LISTEN,
+    DEFAULT_STORE,
+    SECRET_KEYS,
+    Config,
+    NotifierConfig,
+    ProviderConfig,
+    Schedule,
+)
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "DEFAULT_STORE",
+    "SECRET_KEYS",
+    "Config",
+    "NotifierConfig",
+    "ProviderConfig",
+    "Schedule",
+]

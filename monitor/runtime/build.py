@@ -1,0 +1,53 @@
+"""The parts a config implies that the daemon and the tools both need: the rules it names, what
+they are checked against, and its schedules."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.config import Config
+from monitor.rules.checks import ProviderTraits
+from monitor.rules.loader import Context, load_rules
+from monitor.rules.match import Rule
+from monitor.rules.schedule import Schedule, from_config
+from monitor.rules.templates import Templates
+from monitor.sources import PLUGINS
+
+
+def rules_context(config: Config) -> Context:
+    """What rule files are checked against for this config."""
+    return provider_context(
+        notifiers=list(config.notifiers),
+        providers=[p.name for p in config.providers],
+        templates=Templates(config.zone),
+        schedules=list(config.schedules),
+    )
+
+
+def provider_context(**names: Any) -> Context:
+    """A rules `Context` that knows every registered provider type, besides `names`."""
+    return Context(provider_types=list(PLUGINS), **names)
+
+
+def provider_traits() -> dict[str, ProviderTraits]:
+    """What each registered provider type can report, for `check`'s warnings."""
+    return {
+        kind: ProviderTraits(frozenset(s.value for s in plugin.states), plugin.doors)
+        for kind, plugin in PLUGINS.items()
+    }
+
+
+def build_schedules(config: Config) -> dict[str, Schedule]:
+    """The config's named schedules, each in its own timezone or the config's."""
+    return {
+        name: from_config(
+            name, s.days, s.from_, s.to, ZoneInfo(s.timezone) if s.timezone else config.zone
+        )
+        for name, s in config.schedules.items()
+    }
+
+
+def load_config_rules(config: Config) -> list[Rule]:
+    """The rules the config names, compiled; raises `SourceErrors`."""
+    return load_rules(config.rule_paths(), rules_context(config))
