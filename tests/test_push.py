@@ -447,12 +447,12 @@ async def test_a_slow_or_oversized_body_is_refused_without_keeping_anything(
     from aiohttp import web
     from prometheus_client import CollectorRegistry
 
+    from monitor.serve import hooks as push
     from monitor.serve.web import Readiness, build_app
     from monitor.sources import bird
     from monitor.sources.bird import BirdProvider
     from monitor.store import SqliteStore
     from monitor.telemetry import Telemetry
-    from monitor.serve import hooks as push
 
     monkeypatch.setattr(push, "BODY_TIMEOUT", 0.5)
     store = SqliteStore(str(tmp_path / "state.db"))
