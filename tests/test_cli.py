@@ -236,3 +236,14 @@ async def test_simulate_on_all_addresses_prints_an_address_others_can_reach() ->
             assert answer.status == 200
     finally:
         await sim.stop()
+
+
+def test_rules_code_prints_the_python_generated_for_the_rules() -> None:
+    """#25: generated code is behind one generator, and what it made can be read."""
+    result = callmon("rules", "code", str(ROOT / "rules"))
+    assert result.returncode == 0, result.stderr
+    assert "# match transition → missed" in result.stdout
+    assert "def match(event):" in result.stdout
+    assert "def get(value):" in result.stdout  # a `where` field's reader
+    assert "def fill(event, fields):" in result.stdout  # a title of fields alone
+    compile(result.stdout, "<printed>", "exec")  # it is the Python that runs

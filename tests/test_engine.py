@@ -492,7 +492,8 @@ def test_the_index_by_door_chooses_the_rules_matching_all_would(tmp_path: Path) 
         names = {f"door-{i}" for i in fired} | {"any-door"}
         assert {v.rule for v in outcome.verdicts} == names
         assert {v.rule for v in outcome.misses()} == {r.name for r in eng.rules} - names
-    shortlist = eng._rules_for(call_event("x", "missed", T0, door=99))
+    probe = call_event("x", "missed", T0, door=99)
+    shortlist = eng._shortlist(probe.kind, probe.to_state)
     assert len(shortlist.rules(call_event("x", "missed", T0, door=99))) == 2  # any-door, gt
 
 
@@ -501,7 +502,7 @@ def test_generated_matching_agrees_with_each_rules_own_test(tmp_path: Path) -> N
     each rule's own `matches` says, over rules sharing fields and a few thousand events."""
     import random
 
-    from monitor.rules.match import Shortlist
+    from monitor.rules.matching import Shortlist
 
     text = """\
 rules:

@@ -259,7 +259,7 @@ FIELD_TEMPLATES = [
 def test_field_templates_render_as_jinja_does(source: str) -> None:
     """Templates that only print fields skip Jinja: the text is the same as Jinja's."""
     from monitor.model import Call, CallState, Event, EventKind, Intercom
-    from monitor.rules.match import template_reader
+    from monitor.rules.fields import template_reader
     from monitor.sources.records import LazyJson
 
     call = Call(
@@ -314,7 +314,8 @@ def test_field_templates_are_filled_in_without_jinja() -> None:
 )
 def test_index_keys_never_leave_out_a_rule_that_matches(expected: Any, value: Any) -> None:
     """Whenever `where` equality holds, the event's index key is among the rule's keys."""
-    from monitor.rules.match import compile_test, index_key, index_keys
+    from monitor.rules.fields import compile_test
+    from monitor.rules.matching import index_key, index_keys
 
     if compile_test(expected, ())(value):
         keys = index_keys(expected)
@@ -339,7 +340,7 @@ def test_a_field_template_whose_record_cannot_be_read_fails_alone() -> None:
     error of that template, on both fast paths, as it is through Jinja: never an exception
     out of the engine."""
     from monitor.model import Call, CallState, Event, EventKind
-    from monitor.rules.match import template_reader
+    from monitor.rules.fields import template_reader
     from monitor.rules.templates import RenderError
     from monitor.sources.records import LazyJson
 

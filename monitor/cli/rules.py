@@ -21,6 +21,12 @@ def add_parsers(sub: Subparsers) -> None:
     test.add_argument("--expect", metavar="FILE.yaml", help="expected alerts: exit 1 on mismatch")
     with_config(test)
     test.set_defaults(func=cmd_rules_test)
+    code = rules_sub.add_parser(
+        "code", help="print the Python generated for rules (matchers, field readers, templates)"
+    )
+    code.add_argument("rules", nargs="+", metavar="RULES", help="rule files or folders")
+    with_config(code)
+    code.set_defaults(func=cmd_rules_code)
     rules_sub.add_parser("schema", help="JSON Schema of rule files").set_defaults(
         func=lambda args: print_schema("rules")
     )
@@ -43,22 +49,37 @@ def print_schema(which: str) -> int:
     return EXIT_OK
 
 
-def cmd_rules_test(args: argparse.Namespace) -> int:
-    from monitor.rules.engine import Engine
+def cmd_rules_code(args: argparse.Namespace) -> int:
+    """What runs when the rules match an event: each generated function, with what it is for."""
     from monitor.rules.loader import load_rules
-    from monitor.runtime.build import build_schedules, provider_context, rules_context
+    from monitor.runtime.build import build_engine, provider_context, rules_context
+
+    config = load(args.config) if args.config else None
+    context = (
+        rules_context(config)
+        if config
+        else provider_context(notifiers=None, providers=None, schedules=None)
+    )
+    engine = build_engine(load_rules([Path(p) for p in args.rules], context), config)
+    for what, source in engine.generated():
+        print(f"# {what}\n{source}")
+    return EXIT_OK
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from monitor.rules.loader import load_rules
+    from monitor.runtime.build import build_engine, provider_context, rules_context
     from monitor.tracking.recorder import RecordingError, read
     from monitor.tracking.replay import compare, replay
 
-    if args.config:
-        config = load(args.config)
-        context = rules_context(config)
-        engine = Engine([], build_schedules(config), zone=config.zone)
-    else:
-        context = provider_context(notifiers=None, providers=None, schedules=None)
-        engine = Engine([])
+    config = load(args.config) if args.config else None
+    context = (
+        rules_context(config)
+        if config
+        else provider_context(notifiers=None, providers=None, schedules=None)
+    )
     rules = load_rules([Path(p) for p in args.rules], context)
-    engine.set_rules(rules)
+    engine = build_engine(rules, config)
     try:
         fired = replay(engine, list(read(args.events)))
     except OSError as exc:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from jinja2 import Environment, nodes
 
-from monitor.rules.match import CALL_FIELDS, EVENT_FIELDS, OPEN_FIELDS, Rule
+from monitor.rules.fields import CALL_FIELDS, EVENT_FIELDS, OPEN_FIELDS
+from monitor.rules.match import Rule
 
 CONTEXT_FIELDS = frozenset({"rule", "severity", "for", "count"})
 GLOBALS = frozenset({"range", "dict", "namespace"})

@@ -11,17 +11,9 @@ from typing import Any
 
 from monitor.model import EventKind
 from monitor.rules.checks import unknown_fields
-from monitor.rules.match import (
-    Getter,
-    KeyedWindow,
-    Predicate,
-    Rule,
-    RuleError,
-    compile_field,
-    compile_test,
-    index_keys,
-    template_reader,
-)
+from monitor.rules.fields import Getter, Predicate, compile_field, compile_test, template_reader
+from monitor.rules.match import KeyedWindow, Rule, RuleError
+from monitor.rules.matching import index_keys
 from monitor.rules.run import TIMETABLE
 from monitor.rules.schema import RuleSpec, When
 from monitor.rules.templates import Template, TemplateError, Templates

@@ -16,15 +16,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from monitor.model import Event
-from monitor.rules import batches, timers, windows
+from monitor.rules import batches, codegen, timers, windows
 from monitor.rules.decide import fire
-from monitor.rules.match import Rule, Shortlist
+from monitor.rules.match import Rule
+from monitor.rules.matching import Shortlist
 from monitor.rules.run import WAITING, Considered, Outcome, Run, Timetables, Verdict
 from monitor.rules.schedule import Schedule
 from monitor.rules.silence import Silencer
 from monitor.rules.state import Batch, RuleState, Timer
 
 NO_SILENCES = Silencer()
+
 
 
 class Engine:
@@ -69,7 +71,7 @@ class Engine:
             for kind in rule.kinds:
                 for to in rule.to_states or (None,):
                     self._index[(kind, to)].append(rule)
-        self._candidates: dict[tuple[str, str], Shortlist] = {}
+        self._candidates: dict[tuple[str, str | None], Shortlist] = {}
         self._watchers = [r for r in self.rules if r.hold_for or r.resolve]
 
     def _run(
@@ -98,7 +100,7 @@ class Engine:
         considered: list[Considered] = []
         work = []
         for event in events:
-            shortlist = self._rules_for(event)
+            shortlist = self._shortlist(event.kind, event.to_state)
             candidates = shortlist.candidates
             matched = shortlist.match(event)
             if len(matched) < len(candidates):
@@ -153,8 +155,25 @@ class Engine:
 
     # --- matching
 
-    def _rules_for(self, event: Event) -> Shortlist:
-        key = (event.kind, event.to_state)
+    def generated(self) -> list[tuple[str, str]]:
+        """(what, source) of every function generated for the rules in force: each candidate
+        set's matcher, each `where` field's getter, each template filled from fields alone."""
+        found: list[tuple[str, str]] = []
+        for (kind, to), _ in sorted(self._index.items(), key=lambda item: str(item[0])):
+            shortlist = self._shortlist(kind, to)
+            for label, made in shortlist.generated():
+                found.append((f"match {kind} → {to or 'any state'}{label}", made))
+        for rule in self.rules:
+            for path, (get, _) in zip(rule.where_paths, rule.where, strict=True):
+                found.append((f"{rule.name}: read {path}", codegen.source(get) or ""))
+            for part, fill in zip(("title", "body"), rule.fills, strict=True):
+                if fill is not None:
+                    found.append((f"{rule.name}: fill its {part}", codegen.source(fill) or ""))
+        return [(what, made) for what, made in found if made]
+
+    def _shortlist(self, kind: str, to: str | None) -> Shortlist:
+        """The candidate rules of an event of this kind entering this state."""
+        key = (kind, to)
         found = self._candidates.get(key)
         if found is None:
             chosen = {id(r) for r in self._index.get(key, ())}

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.model import Event, Silence
-from monitor.rules.match import Getter, RuleError, compile_field
+from monitor.rules.fields import Getter, compile_field
+from monitor.rules.match import RuleError
 
 
 def parse_matcher(text: str) -> tuple[str, str]:

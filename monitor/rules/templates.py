@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
 
+from monitor.rules import codegen
 from monitor.rules.bounds import MAX_OUTPUT, certain_violations
 from monitor.rules.sandbox import BoundedSandbox, render_bounded
 
@@ -155,9 +156,9 @@ def _generated(
                 return None
     # Texts are constants and names are identifiers: no quote or brace of the template's own
     # reaches the generated f-string.
-    source = f'def fill({params}):\n    return f"' + "".join(parts) + '"\n'
-    exec(compile(source, "<template>", "exec"), names)
-    return names["fill"]
+    return codegen.function(
+        "fill", [f"def fill({params}):", f'    return f"{"".join(parts)}"'], names
+    )
 
 
 def _read(node: nodes.Node, names: dict[str, Any], reader: Reader) -> str | None:

@@ -1,5 +1,6 @@
 """The parts a config implies that the daemon and the tools both need: the rules it names, what
-they are checked against, and its schedules."""
+they are checked against, its schedules, and the one `Engine` the daemon, `rules test`, `rules
+code` and replays alike evaluate them with."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import Config
 from monitor.rules.checks import ProviderTraits
+from monitor.rules.engine import Engine
 from monitor.rules.loader import Context, load_rules
 from monitor.rules.match import Rule
 from monitor.rules.schedule import Schedule, from_config
+from monitor.rules.state import RuleState
 from monitor.rules.templates import Templates
 from monitor.sources import PLUGINS
 
@@ -51,3 +54,13 @@ def build_schedules(config: Config) -> dict[str, Schedule]:
 def load_config_rules(config: Config) -> list[Rule]:
     """The rules the config names, compiled; raises `SourceErrors`."""
     return load_rules(config.rule_paths(), rules_context(config))
+
+
+def build_engine(
+    rules: list[Rule], config: Config | None = None, state: RuleState | None = None
+) -> Engine:
+    """The engine of `rules` with the config's schedules and timezone (none without a config),
+    from `state` (the stored rule state) or empty."""
+    if config is None:
+        return Engine(rules, state=state)
+    return Engine(rules, build_schedules(config), zone=config.zone, state=state)

@@ -22,10 +22,9 @@ from monitor import sources as providers
 from monitor.config import Config
 from monitor.delivery.sender import Sender, warm_up
 from monitor.delivery.worker import IDLE_CHECK, RetryPolicy, Worker, drain
-from monitor.rules.engine import Engine
 from monitor.rules.match import Rule
 from monitor.rules.state import RuleState
-from monitor.runtime.build import build_schedules, load_config_rules
+from monitor.runtime.build import build_engine, load_config_rules
 from monitor.runtime.leadership import Leadership, Lease
 from monitor.runtime.loops import (
     TICK_SECONDS,
@@ -346,7 +345,7 @@ class Daemon:
         state, unreadable = RuleState.load(await store.load_rule_state())
         for key in unreadable:
             log.warning("stored rule state unreadable; dropped", rule=key.rule, kind=key.kind)
-        engine = Engine(self.rules, build_schedules(config), zone=config.zone, state=state)
+        engine = build_engine(self.rules, config, state)
         self.pipeline = Pipeline(
             store,
             self.telemetry,
