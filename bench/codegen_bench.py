@@ -24,8 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.rules_bench import events, typical_rules
+from monitor.rules.fields import compile_field
 from monitor.rules.loader import Context, load_rules
-from monitor.rules.fields import compile_field  # noqa: E402
 from monitor.rules.matching import Shortlist
 from monitor.rules.templates import Templates
 
