@@ -420,3 +420,51 @@ async def test_a_daemon_that_cannot_open_its_store_logs_the_exit_code_it_exits_w
     stops = [e for e in daemon.log_events() if e.get("event") == "stopped"]
     assert [e["exit_code"] for e in stops] == [1]
     assert "cannot open store" in daemon.logs()
+
+
+async def test_reminders_of_a_door_still_offline_survive_a_sigkill(
+    sim: Simulator,
+    receiver: Receiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """#25: `remind:` reminders are timers in the store: a `kill -9` neither skips nor repeats
+    one, and the resolve still comes."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "door.yaml").write_text(
+        "rules:\n  - {name: door, when: {kind: intercom, to: offline}, for: 1s, remind: 2s,\n"
+        "     resolve: true, notify: [chat], title: '{{ intercom.title }} offline'}\n"
+    )
+    port = free_port()
+    daemon = daemon_factory(
+        f"""
+store: sqlite:///{tmp_path / "state.db"}
+listen: 127.0.0.1:{port}
+rules: [{rules}]
+providers:
+  - {{name: front-door, type: vms-intercom, base_url: "{sim.base_url}", token: {sim.vms.token},
+     poll_interval: 200ms, intercoms: [180]}}
+notifiers:
+  chat:
+    urls: ["{receiver.url}"]
+"""
+    )
+    await daemon.start()
+    await wait_for(lambda: "baseline taken" in daemon.logs(), timeout=30)
+    sim.vms.doors[180].is_online = False
+    await wait_for(lambda: "Still: Gate offline (for 3s)" in receiver.titles(), timeout=30)
+    await daemon.kill()
+    await daemon.start()
+    await wait_for(lambda: "Still: Gate offline (for 7s)" in receiver.titles(), timeout=30)
+    sim.vms.doors[180].is_online = True
+    await wait_for(lambda: "Resolved: Gate offline" in receiver.titles(), timeout=30)
+    titles = receiver.titles()
+    reminders = [t for t in titles if t.startswith("Still:")]
+    assert titles[0] == "Gate offline"
+    assert titles.count("Gate offline") == 1
+    assert len(reminders) == len(set(reminders))  # none twice
+    held = [int(t.split("(for ")[1].rstrip("s)")) for t in reminders]
+    assert held == list(range(3, 3 + 2 * len(held), 2))  # none skipped: 3 s, 5 s, 7 s, …
+    assert titles[-1] == "Resolved: Gate offline"
+    assert await daemon.terminate() == 0

@@ -545,3 +545,74 @@ rules:
         assert [r.name for r in Shortlist(candidates).match(event)] == expected
         checked += bool(expected)
     assert checked > 500  # most events match something: the comparison is not vacuous
+
+
+DOOR_REMINDED = DOOR_OFFLINE.replace("    resolve: true\n", "    resolve: true\n    remind: 1h\n")
+
+
+def test_a_door_still_offline_is_reminded_of_every_hour_until_it_is_back(tmp_path: Path) -> None:
+    """#25: `remind:` (SPEC "Rule files") as one stage: the alert again every hour while the
+    state holds, each saying for how long, then the resolve; on the engine's injected clock."""
+    e = engine(tmp_path, DOOR_REMINDED)
+    step(e, e.process([door_event("offline", T0, "online")], T0))
+    assert titles(step(e, e.tick(T0 + timedelta(minutes=5)))) == ["Gate offline"]
+    assert step(e, e.tick(T0 + timedelta(minutes=64))) == []  # not an hour yet
+    assert titles(step(e, e.tick(T0 + timedelta(minutes=65)))) == [
+        "Still: Gate offline (for 1h 5m)"
+    ]
+    assert titles(step(e, e.tick(T0 + timedelta(minutes=125)))) == [
+        "Still: Gate offline (for 2h 5m)"
+    ]
+    assert step(e, e.tick(T0 + timedelta(minutes=126))) == []  # once per hour, not per tick
+    back = step(e, e.process([door_event("online", T0 + timedelta(minutes=150), "offline")], T0))
+    assert titles(back) == ["Resolved: Gate offline"]
+    assert step(e, e.tick(T0 + timedelta(minutes=300))) == []  # cleared: no more reminders
+
+
+def test_a_reminder_waits_while_its_provider_is_down_and_for_a_poll_after_it(
+    tmp_path: Path,
+) -> None:
+    e = engine(tmp_path, DOOR_REMINDED)
+    step(e, e.process([door_event("offline", T0, "online")], T0))
+    assert titles(step(e, e.tick(T0 + timedelta(minutes=5)))) == ["Gate offline"]
+    later = T0 + timedelta(minutes=70)
+    assert step(e, e.tick(later, frozenset({"door"}))) == []  # the provider is down
+    before = (T0 + timedelta(minutes=64)).timestamp()
+    assert step(e, e.tick(later, polled={"door": before})) == []  # no poll since it was due
+    assert titles(step(e, e.tick(later, polled={"door": later.timestamp()}))) == [
+        "Still: Gate offline (for 1h 5m)"
+    ]
+
+
+async def test_a_restart_between_reminders_neither_skips_nor_repeats_one(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    first = engine(tmp_path, DOOR_REMINDED)
+    for work in (
+        lambda: first.process([door_event("offline", T0, "online")], T0),
+        lambda: first.tick(T0 + timedelta(minutes=5)),
+    ):
+        outcome = work()
+        first.apply(outcome)
+        await store.commit(Changes(rules=encode_changes(outcome.changes)))
+    # the process dies here; a new one loads the rule state from the store
+    second = engine(tmp_path, DOOR_REMINDED, await stored_state(store))
+    reminded = second.tick(T0 + timedelta(minutes=65))
+    assert titles(reminded.alerts) == ["Still: Gate offline (for 1h 5m)"]
+    await store.commit(Changes(rules=encode_changes(reminded.changes)))
+    third = engine(tmp_path, DOOR_REMINDED, await stored_state(store))
+    assert third.tick(T0 + timedelta(minutes=66)).alerts == []
+    assert titles(third.tick(T0 + timedelta(minutes=125)).alerts) == [
+        "Still: Gate offline (for 2h 5m)"
+    ]
+    await store.close()
+
+
+def test_remind_needs_a_state_held(tmp_path: Path) -> None:
+    import pytest
+
+    from monitor.text.yamldoc import SourceErrors
+
+    text = "rules:\n  - {name: r, when: {to: missed}, remind: 1h, notify: [chat]}\n"
+    with pytest.raises(SourceErrors) as info:
+        rules(tmp_path, text)
+    assert "remind: needs for:" in str(info.value.errors[0])

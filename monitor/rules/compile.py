@@ -3,6 +3,7 @@ compiled into closures, templates compiled and checked; every problem found at i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Collection
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.model import EventKind
+from monitor.rules import stages
 from monitor.rules.checks import unknown_fields
 from monitor.rules.fields import Getter, Predicate, compile_field, compile_test, template_reader
 from monitor.rules.match import KeyedWindow, Rule, RuleError
@@ -72,7 +74,7 @@ class _Compiler:
         assert title is not None
         assert body is not None
         line, col = self.doc.locate(self.loc)
-        return Rule(
+        rule = Rule(
             name=spec.name,
             source=self.doc.path,
             kinds=frozenset([when.kind or EventKind.TRANSITION.value]),
@@ -105,7 +107,13 @@ class _Compiler:
             line=line,
             col=col,
             fingerprint=hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16],
+            options={
+                stage.name: stage.compile(spec)
+                for stage in stages.STAGES
+                if hasattr(stage, "compile")
+            },
         )
+        return dataclasses.replace(rule, stages=stages.of(rule))
 
     def _check_names(self) -> None:
         """Providers, provider types, notifiers and schedules the config knows."""

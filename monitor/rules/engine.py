@@ -16,17 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from monitor.model import Event
-from monitor.rules import batches, codegen, timers, windows
-from monitor.rules.decide import fire
+from monitor.rules import batches, codegen, stages, timers
 from monitor.rules.match import Rule
 from monitor.rules.matching import Shortlist
-from monitor.rules.run import WAITING, Considered, Outcome, Run, Timetables, Verdict
+from monitor.rules.run import Considered, Outcome, Run, Timetables, Verdict
 from monitor.rules.schedule import Schedule
 from monitor.rules.silence import Silencer
+from monitor.rules.stages import Reason
 from monitor.rules.state import Batch, RuleState, Timer
 
 NO_SILENCES = Silencer()
-
 
 
 class Engine:
@@ -73,6 +72,7 @@ class Engine:
                     self._index[(kind, to)].append(rule)
         self._candidates: dict[tuple[str, str | None], Shortlist] = {}
         self._watchers = [r for r in self.rules if r.hold_for or r.resolve]
+        """Rules that keep something about a subject while it stays in their state."""
 
     def _run(
         self, now: datetime, silencer: Silencer, timetables: Timetables, backlog: bool = False
@@ -116,11 +116,11 @@ class Engine:
                 timers.leave(run, watchers, event)
             for rule in rules:
                 if rule.hold_for is None:
-                    fire(run, rule, event)
+                    stages.fire(run, rule, event)
                 else:
                     timers.start(run, rule, event)
                     waiting = f"for: {rule.hold_for:g} s must pass in this state"
-                    verdicts.append(Verdict(event, rule.name, WAITING, waiting))
+                    verdicts.append(Verdict(event, rule.name, Reason.WAITING, waiting))
         if run.held:
             batches.flush_backlog(run, self.by_name)
         run.out.changes = run.step.changes
@@ -138,9 +138,10 @@ class Engine:
         """Fire due timers, flush due groups and digests, forget emptied windows (see
         `timers.fire_due` for when a timer about a call may fire)."""
         run = self._run(now, silencer, timetables or {})
+        run.down, run.polled = down, polled
         timers.fire_due(run, self.by_name, down, polled)
         batches.flush_due(run, self.by_name, now.timestamp())
-        windows.expire(run, self.by_name, now.timestamp())
+        stages.tick(run, self.by_name)
         run.out.changes = run.step.changes
         return run.out
 

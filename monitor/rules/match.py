@@ -3,6 +3,7 @@ whether an event matches it, and why not, is pure."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,10 @@ class Rule:
     equals: tuple[tuple[str, Getter, frozenset[str]], ...] = ()
     """The `where` fields tested for plain equality (`call.intercom.id: 158`, or a list of
     values), with the `index_keys` of the values: the engine's index (see `Shortlist`)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """What the stages that compile their own option made of it (`remind`), by stage name."""
+    stages: tuple[Any, ...] = ()
+    """The stages an event that matched passes, in order (`monitor.rules.stages`)."""
 
     @property
     def states(self) -> frozenset[str] | None:

@@ -26,23 +26,14 @@ Timetables = Mapping[tuple[str, int], Schedule]
 """Each door's own timetable: (provider, door id) → schedule."""
 
 
-FIRED = "fired"
-NOT_MATCHED = "not matched"
-OUTSIDE = "outside schedule"
-WAITING = "waiting"
-BELOW = "below threshold"
-SILENCED = "silenced"
-THROTTLED = "throttled"
-
-
 class Verdict(msgspec.Struct, frozen=True):
     """One rule's decision on one event: `fired`, or why not (`callmon explain` tells them)."""
 
     event: Event
     rule: str
     verdict: str
-    """`fired`, `not matched`, `outside schedule`, `waiting`, `below threshold`, `silenced`,
-    `throttled`."""
+    """A `Reason` (`monitor.rules.stages.base`): `fired`, `not matched`, `outside schedule`,
+    `waiting`, `below threshold`, `silenced`, `throttled`."""
     detail: str = ""
     alert: str | None = None
     """The alert's key, when it fired."""
@@ -70,7 +61,7 @@ class Outcome:
         """The `not matched` verdicts, each saying which part of `when` failed (computed now,
         not while deciding)."""
         return [
-            Verdict(event, rule.name, NOT_MATCHED, why_not(rule, event))
+            Verdict(event, rule.name, "not matched", why_not(rule, event))
             for event, candidates, matched in self.considered
             for rule in candidates
             if rule not in matched
@@ -94,6 +85,10 @@ class Run:
     out: Outcome = field(default_factory=Outcome)
     held: dict[str, list[Item]] = field(default_factory=dict)
     """Call alerts held back for a backlog summary, per rule."""
+    down: frozenset[str] = frozenset()
+    """On the clock: the providers that are down (their timers and reminders wait)."""
+    polled: Mapping[str, float] | None = None
+    """On the clock: when each provider last answered a poll (see `timers.fire_due`)."""
     _views: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def view(self, event: Event) -> dict[str, Any]:

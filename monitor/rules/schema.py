@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from monitor.model import Severity
+from monitor.rules.spec import Model as _Model
+from monitor.rules.stages import STAGES
 from monitor.text.units import Duration
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class When(_Model):
@@ -36,21 +34,6 @@ class When(_Model):
     )
 
 
-class Threshold(_Model):
-    """Fire once when `count` matching events fall within `within` (per `by` key)."""
-
-    count: int = Field(ge=1)
-    within: Duration
-    by: list[str] = Field(default_factory=list)
-
-
-class Throttle(_Model):
-    """At most one alert per `by` key per `every`; the next one says how many were held back."""
-
-    every: Duration
-    by: list[str] = Field(default_factory=list)
-
-
 class Group(_Model):
     """Collect alerts per `by` key for `wait`, then send one message (at most `max` in one)."""
 
@@ -66,8 +49,8 @@ class Summary(_Model):
     body: str | None = None
 
 
-class RuleSpec(_Model):
-    """One rule as written."""
+class _Core(_Model):
+    """The keys of a rule that are not a stage's."""
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -86,21 +69,31 @@ class RuleSpec(_Model):
         None, alias="for", description="Fire only once the state was held this long (`90s`)"
     )
     resolve: bool = Field(False, description="Send a follow-up when the state is left")
-    threshold: Threshold | None = None
-    throttle: Throttle | None = None
     group: Group | None = None
-    during: str | None = Field(None, description="A schedule: alert only inside it")
-    outside: str | None = Field(None, description="A schedule: alert only outside it")
     quiet: str | None = Field(
         None, description="A schedule: hold alerts inside it, send one digest when it ends"
     )
     summary: Summary = Field(default_factory=Summary)
 
-    @model_validator(mode="after")
-    def _one_schedule_gate(self) -> RuleSpec:
-        if self.during is not None and self.outside is not None:
-            raise ValueError("give either during or outside, not both")
-        return self
+
+if TYPE_CHECKING:
+    from monitor.rules.stages.gate import Fields as _Gate
+    from monitor.rules.stages.remind import Fields as _Remind
+    from monitor.rules.stages.threshold import Fields as _Threshold
+    from monitor.rules.stages.throttle import Fields as _Throttle
+
+    class RuleSpec(_Core, _Gate, _Threshold, _Throttle, _Remind):
+        """One rule as written."""
+
+else:
+    RuleSpec = type(
+        "RuleSpec",
+        (_Core, *(s.Fields for s in STAGES if s.Fields is not None)),
+        {
+            "__doc__": "One rule as written: the core keys and every stage's.",
+            "__module__": __name__,
+        },
+    )
 
 
 class RuleFile(_Model):

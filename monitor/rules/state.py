@@ -42,36 +42,27 @@ class Batch(msgspec.Struct):
     items: list[Item]
 
 
-class Window(msgspec.Struct):
-    """A `threshold`'s recent event times, and whether it fired for this burst."""
-
-    times: list[float]
-    fired: bool = False
-
-
-class Throttle(msgspec.Struct):
-    """When a `throttle` last let an alert through, and how many it held back since."""
-
-    last: float
-    suppressed: int = 0
-
-
 class Firing(msgspec.Struct):
     """A `resolve:` rule's alert that is firing, to be resolved when its subject recovers."""
 
     title: str
 
 
-State = Timer | Batch | Window | Throttle | Firing
+State = msgspec.Struct
+"""A piece of rule state: a `Timer`, a `Batch`, a `Firing`, or a stage's own (see `KINDS`)."""
 KINDS: dict[str, type[Any]] = {
     "timer": Timer,
     "group": Batch,
     "quiet": Batch,
-    "threshold": Window,
-    "throttle": Throttle,
     "firing": Firing,
 }
-S = TypeVar("S", Timer, Batch, Window, Throttle, Firing)
+"""The struct of each kind of state; the rule stages add theirs (`register`)."""
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def register(kinds: Mapping[str, type[Any]]) -> None:
+    """Make a stage's kinds of state known to the store's codec."""
+    KINDS.update(kinds)
 
 
 def encode(value: State | None) -> str | None:

@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from monitor.model import Event, EventKind, Severity, StateKey
-from monitor.rules import batches
-from monitor.rules.decide import fire
+from monitor.rules import batches, stages
 from monitor.rules.match import Rule
 from monitor.rules.run import Run, subject
 from monitor.rules.state import Firing, Item, Timer
@@ -31,6 +30,7 @@ def leave(run: Run, watchers: Sequence[Rule], event: Event) -> None:
         if rule.states is None or event.to_state in rule.states:
             continue
         run.step.delete(StateKey(rule.name, "timer", who))
+        stages.leave(run, rule, who)
         key = StateKey(rule.name, "firing", who)
         held = run.step.get(key, Firing)
         if held is not None and rule.resolve:
@@ -82,4 +82,4 @@ def fire_due(
             intercom=event.intercom,
             reason=event.reason,
         )
-        fire(run, rule, fired)
+        stages.fire(run, rule, fired)

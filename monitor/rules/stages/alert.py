@@ -1,0 +1,71 @@
+"""The alert: the last stage, always reached by an event no stage stopped. The rule's alert is
+rendered, `resolve:` remembers it as firing, and it goes out: held for the summary of a
+provider's backlog, added to its `group`, held for `quiet` hours, or sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.model import Event, EventKind, StateKey
+from monitor.rules import batches
+from monitor.rules.match import Rule
+from monitor.rules.render import render_event
+from monitor.rules.run import subject
+from monitor.rules.stages.base import Passage, Reason, Stop
+from monitor.rules.state import Firing, Item
+from monitor.rules.templates import duration
+
+name = "alert"
+Fields = None
+
+
+def applies(rule: Rule) -> bool:
+    return True
+
+
+def passes(run: Any, passage: Passage) -> Stop | None:
+    rule, event = passage.rule, passage.event
+    item = alert_item(run, rule, event, passage.context)
+    if passage.since is not None:  # a reminder: the state still holds
+        held = duration(round(event.at.timestamp() - passage.since))
+        item.title = f"Still: {item.title} (for {held})"
+    if passage.notes:
+        note = "\n".join(passage.notes)
+        item.body = f"{item.body}\n{note}" if item.body else note
+    if rule.resolve and passage.since is None:  # a reminder resolves with its first alert
+        run.step.put(StateKey(rule.name, "firing", subject(event)), Firing(item.title))
+    if run.backlog and event.kind is EventKind.TRANSITION:
+        run.held.setdefault(rule.name, []).append(item)
+        how = "held for the summary of the provider's backlog"
+    elif rule.group is not None:
+        how = batches.group(run, rule, event, item)
+    else:
+        at = event.at if event.at.tzinfo is not None else None
+        how = batches.deliver(run, rule, item, at)
+    return Stop(Reason.FIRED, how, item.key)
+
+
+def _subject(event: Event) -> str:
+    call = event.call
+    return f"{event.provider}/call/{call.id}" if call is not None else subject(event)
+
+
+def alert_item(run: Any, rule: Rule, event: Event, extra: dict[str, Any] | None) -> Item:
+    """The rule's alert about this event, rendered, keyed by rule, subject and step."""
+    fields = {**rule.fields, **extra} if extra else rule.fields
+    at = event.at.timestamp()
+    step = f"{event.from_state or 'none'}>{event.to_state}"
+    if event.kind is not EventKind.TRANSITION:
+        step += f"@{at:.3f}"
+    title_fill, body_fill = rule.fills
+    body = rule.body
+    return Item(
+        f"{rule.name}|{event.kind}|{_subject(event)}|{step}",
+        render_event(run, rule, rule.title, title_fill, event, fields, "title"),
+        render_event(run, rule, body, body_fill, event, fields, "body")
+        if body.dynamic
+        else body.text,
+        at,
+        event.provider,
+        rule.fields["severity"],
+    )
