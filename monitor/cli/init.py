@@ -22,45 +22,6 @@ rules: [./rules]                      # rule files or folders, relative to this 
 providers:
 """
 
-PROVIDERS = {
-    "vms-intercom": """\
-  - name: front-door                  # your name for it: in rules, alerts and metric labels
-    type: vms-intercom
-    base_url: ${VMS_BASE_URL}         # the VMS root, such as https://vms.example.net
-    token: ${VMS_TOKEN}               # or token_file: /run/secrets/vms-token
-    # login: callmon                  # instead of a token: a login and a password
-    # password: ${VMS_PASSWORD}
-    # intercoms: [158, 180]           # only these doors (default: every door seen in calls)
-    poll_interval: 5s
-""",
-    "bird": """\
-  - name: support                     # your name for it: in rules, alerts and metric labels
-    type: bird
-    base_url: https://api.bird.com
-    token: ${BIRD_ACCESS_KEY}         # or token_file: /run/secrets/bird-key
-    workspace_id: ${BIRD_WORKSPACE_ID}
-    channel_id: ${BIRD_CHANNEL_ID}
-    poll_interval: 5s                 # with a webhook (README "Push"), 60s is enough
-""",
-    "cinnox": """\
-  - name: contact-centre              # your name for it: in rules, alerts and metric labels
-    type: cinnox
-    base_url: ${CINNOX_BASE_URL}      # your CINNOX API host, such as https://example.cinnox.com
-    app_id: ${CINNOX_APP_ID}
-    token: ${CINNOX_TOKEN}            # or token_file: /run/secrets/cinnox-token
-    poll_interval: 10s                # CINNOX lists only finished calls
-""",
-    "bandwidth": """\
-  - name: sales                       # your name for it: in rules, alerts and metric labels
-    type: bandwidth
-    base_url: https://api.catapult.inetwork.com
-    user_id: ${BANDWIDTH_USER_ID}
-    api_token: ${BANDWIDTH_API_TOKEN} # or api_token_file: /run/secrets/bandwidth-token
-    api_secret: ${BANDWIDTH_API_SECRET}
-    poll_interval: 5s
-""",
-}
-
 NOTIFIERS = """
 notifiers:
   ops-chat:                           # rules name it in notify: [ops-chat]
@@ -68,18 +29,7 @@ notifiers:
     # urls_file: /run/secrets/alert-urls   # or one URL per line in a file
 """
 
-RULES = {
-    "vms-intercom": """\
-# A rule file written by `callmon init`: README.md ("Rule files") tells every key.
-rules:
-  - name: missed-intercom-call
-    when: {provider_type: vms-intercom, to: missed}
-    notify: [ops-chat]
-    severity: warning
-    title: "Missed call at {{ call.intercom.title }}"
-    body: "Rang {{ call.ring_seconds | duration }} at {{ call.created_at | localtime }}."
-""",
-    "phone": """\
+RULE = """\
 # A rule file written by `callmon init`: README.md ("Rule files") tells every key.
 rules:
   - name: missed-call
@@ -88,15 +38,17 @@ rules:
     severity: warning
     title: "{{ to | capitalize }} call from {{ call.from | mask_number }}"
     body: "At {{ call.created_at | localtime }}, on {{ provider }}."
-""",
-}
+"""
+"""The rule file `callmon init` writes for a provider that declares none of its own."""
 
 
 def add_parsers(sub: Subparsers) -> None:
     init = sub.add_parser("init", help="write a starter config and rule file for one provider")
+    from monitor.sources import PLUGINS
+
     init.add_argument(
         "--provider",
-        choices=sorted(PROVIDERS),
+        choices=sorted(kind for kind, plugin in PLUGINS.items() if plugin.starter),
         default="vms-intercom",
         help="the provider type to start with (default: vms-intercom)",
     )
@@ -110,11 +62,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     for path in (config, rules):
         if path.exists():
             raise Failure(f"{path}: exists already; callmon init overwrites nothing")
-    text = HEADER.format(type=args.provider) + PROVIDERS[args.provider] + NOTIFIERS
-    kind = "vms-intercom" if args.provider == "vms-intercom" else "phone"
+    from monitor.sources import PLUGINS
+
+    plugin = PLUGINS[args.provider]
+    text = HEADER.format(type=args.provider) + plugin.starter + NOTIFIERS
     rules.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(text)
-    rules.write_text(RULES[kind].replace("TYPE", args.provider))
+    rules.write_text(plugin.starter_rule or RULE.replace("TYPE", args.provider))
     code = "\n".join(line.split("#")[0] for line in text.splitlines())
     names = ", ".join(dict.fromkeys(re.findall(r"\$\{([A-Z_]+)\}", code)))
     print(f"wrote {config} and {rules}")

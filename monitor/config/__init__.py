@@ -4,19 +4,19 @@ validated settings (`settings`), every error at its `file:line:col` (`file`)."""
 from monitor.config.settings import (
     DEFAULT_LISTEN,
     DEFAULT_STORE,
-    SECRET_KEYS,
     Config,
     NotifierConfig,
     ProviderConfig,
     Schedule,
+    secret_keys,
 )
 
 __all__ = [
     "DEFAULT_LISTEN",
     "DEFAULT_STORE",
-    "SECRET_KEYS",
     "Config",
     "NotifierConfig",
     "ProviderConfig",
     "Schedule",
+    "secret_keys",
 ]

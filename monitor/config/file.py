@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
-from monitor.config import SECRET_KEYS, Config
+from monitor.config import Config, secret_keys
 from monitor.text import yamldoc
 from monitor.text.yamldoc import Document, Loc, SourceError, SourceErrors, validation_errors
 
@@ -78,10 +78,10 @@ def _read_secrets(
     base_dir: Path,
     mapping: dict[str, Any],
     at: tuple[str | int, ...],
-    keys: tuple[str, ...] = SECRET_KEYS,
+    keys: tuple[str, ...] | None = None,
 ) -> list[SourceError]:
     errors: list[SourceError] = []
-    for key in keys:
+    for key in secret_keys() if keys is None else keys:
         file_key = f"{key}_file"
         if file_key not in mapping:
             continue

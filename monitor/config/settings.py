@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 
-from monitor.sources import PLUGINS
+from monitor.sources import PLUGINS, on_register
 from monitor.sources.settings import ProviderSettings, Strict
 from monitor.text.redaction import forms, url_forms
 from monitor.text.units import Duration, Rate, check_zone
@@ -23,20 +23,31 @@ from monitor.text.units import Duration, Rate, check_zone
 DEFAULT_STORE = "sqlite:///callmon-state.db"
 DEFAULT_LISTEN = "0.0.0.0:9464"
 
+
+def _provider_union() -> Any:
+    """Every registered provider's settings, told apart by `type` (a single type needs no
+    union)."""
+    kinds = tuple(p.settings for p in PLUGINS.values())
+    if len(kinds) == 1:
+        return kinds[0]
+    return Annotated[Union[kinds], Field(discriminator="type")]  # noqa: UP007
+
+
 if TYPE_CHECKING:
     ProviderConfig = ProviderSettings
-else:  # every registered provider's settings, told apart by `type`
-    ProviderConfig = Annotated[
-        Union[tuple(p.settings for p in PLUGINS.values())],  # noqa: UP007
-        Field(discriminator="type"),
-    ]
-SECRET_KEYS = tuple(
-    sorted(
-        {k for p in PLUGINS.values() for k in p.settings.SECRETS}
-        | {k for p in PLUGINS.values() if p.webhook for k in p.webhook.settings.SECRETS}
+else:
+    ProviderConfig = _provider_union()
+
+
+def secret_keys() -> tuple[str, ...]:
+    """Every provider (or `webhook:`) key that holds a secret (each may be given as `KEY_file`),
+    of the provider types registered now."""
+    return tuple(
+        sorted(
+            {k for p in PLUGINS.values() for k in p.settings.SECRETS}
+            | {k for p in PLUGINS.values() if p.webhook for k in p.webhook.settings.SECRETS}
+        )
     )
-)
-"""Every provider (or `webhook:`) key that holds a secret (each may be given as `KEY_file`)."""
 
 
 class NotifierConfig(Strict):
@@ -150,3 +161,13 @@ class Config(Strict):
         """`listen` as (host, port)."""
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _plugins_changed() -> None:
+    """A provider type was registered: the config's provider union takes it in."""
+    global ProviderConfig
+    ProviderConfig = _provider_union()
+    Config.model_rebuild(force=True)
+
+
+on_register(_plugins_changed)

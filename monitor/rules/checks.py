@@ -26,6 +26,8 @@ class ProviderTraits:
 
     states: frozenset[str]
     doors: bool = False
+    final_only: bool = False
+    """Its records exist only once a call is over: each call's event comes from nothing."""
 
 
 def unknown_fields(source: str, *, summary: bool = False) -> list[tuple[int, str]]:
@@ -116,8 +118,14 @@ def never_matching(
         if not rule.to_states & possible:
             states = ", ".join(sorted(rule.to_states))
             yield Never(rule, f"{_names(types)} never {_verb(types, 'report')} {states}")
-        elif types == {"cinnox"} and rule.from_states is not None and None not in rule.from_states:
-            yield Never(rule, "cinnox records are final: each call's event comes from nothing")
+        elif (
+            all(traits[t].final_only for t in types if t in traits)
+            and rule.from_states is not None
+            and None not in rule.from_states
+        ):
+            yield Never(
+                rule, f"{_names(types)} records are final: each call's event comes from nothing"
+            )
 
 
 def _names(types: set[str]) -> str:

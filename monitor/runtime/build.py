@@ -36,7 +36,9 @@ def provider_context(**names: Any) -> Context:
 def provider_traits() -> dict[str, ProviderTraits]:
     """What each registered provider type can report, for `check`'s warnings."""
     return {
-        kind: ProviderTraits(frozenset(s.value for s in plugin.states), plugin.doors)
+        kind: ProviderTraits(
+            frozenset(s.value for s in plugin.states), plugin.doors, plugin.final_only
+        )
         for kind, plugin in PLUGINS.items()
     }
 

@@ -40,8 +40,9 @@ from monitor.serve.hooks import Hooks
 from monitor.serve.page import StatusPage
 from monitor.serve.web import ConnectionLimit, PushHandler, Readiness, build_app
 from monitor.serve.web import runner as serve_runner
+from monitor.sources.base import Provider
 from monitor.sources.poller import Poller
-from monitor.sources.vms_intercom import VmsIntercomProvider
+from monitor.sources.settings import ProviderSettings
 from monitor.store import Store, StoreError, open_store
 from monitor.telemetry import Telemetry
 from monitor.telemetry.heartbeat import STORE_SLACK
@@ -89,7 +90,7 @@ class Daemon:
         self.retry = retry or RetryPolicy()
         self.rules = list(rules)
         self.pollers: list[Poller] = []
-        self._push_targets: dict[str, tuple[Tracker, Any]] = {}
+        self._push_targets: dict[str, tuple[Tracker, Provider]] = {}
         self._intake: PushIntake | None = None
         self.workers: dict[str, list[Worker]] = {}
         self.stopping = asyncio.Event()
@@ -379,7 +380,11 @@ class Daemon:
             ]
 
     async def _add_poller(
-        self, store: Store, pipeline: Pipeline, settings: Any, session: aiohttp.ClientSession
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        settings: ProviderSettings,
+        session: aiohttp.ClientSession,
     ) -> None:
         """A provider's client, its tracker as the store left it, and the poller between them,
         whose results and health changes go to the pipeline."""
@@ -388,8 +393,8 @@ class Daemon:
         tracker = Tracker.from_store(
             name, settings.type, state.calls, state.cursor, settings.retention
         )
-        if isinstance(settings, VmsIntercomProvider):
-            self.telemetry.limit_doors(name, len(settings.intercoms or ()) or settings.max_doors)
+        if settings.doors_with_series is not None:
+            self.telemetry.limit_doors(name, settings.doors_with_series)
         requests = self.telemetry.requests
 
         label = self.telemetry.provider(name)

@@ -8,6 +8,8 @@ provider types and states, and the client factory all read the registry
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 
 from monitor.sources import bandwidth, bird, cinnox, vms_intercom
@@ -16,10 +18,26 @@ from monitor.sources.http import RequestObserver
 from monitor.sources.plugin import Plugin
 from monitor.sources.settings import ProviderSettings
 
-PLUGINS: dict[str, Plugin] = {
-    plugin.kind: plugin
-    for plugin in (vms_intercom.PLUGIN, bird.PLUGIN, cinnox.PLUGIN, bandwidth.PLUGIN)
-}
+PLUGINS: dict[str, Plugin] = {}
+"""Every provider type callmon knows, by its `type`."""
+_listeners: list[Callable[[], None]] = []
+
+
+def register(plugin: Plugin) -> None:
+    """Make a provider type known: the config, `check`, `init`, polling and the daemon take it
+    (a module of callmon's does at import; a test or an extension may too)."""
+    PLUGINS[plugin.kind] = plugin
+    for listener in _listeners:
+        listener()
+
+
+def on_register(listener: Callable[[], None]) -> None:
+    """Call `listener` whenever a provider type is registered (the config rebuilds its union)."""
+    _listeners.append(listener)
+
+
+for _plugin in (vms_intercom.PLUGIN, bird.PLUGIN, cinnox.PLUGIN, bandwidth.PLUGIN):
+    register(_plugin)
 
 
 def build(

@@ -325,6 +325,17 @@ def _start_key(call: Call) -> float | None:
     return None if call.created_at is None else call.created_at.timestamp()
 
 
+STARTER = """\
+  - name: sales                       # your name for it: in rules, alerts and metric labels
+    type: bandwidth
+    base_url: https://api.catapult.inetwork.com
+    user_id: ${BANDWIDTH_USER_ID}
+    api_token: ${BANDWIDTH_API_TOKEN} # or api_token_file: /run/secrets/bandwidth-token
+    api_secret: ${BANDWIDTH_API_SECRET}
+    poll_interval: 5s
+"""
+"""This provider in the config `callmon init` writes."""
+
 PLUGIN = Plugin(
     TYPE,
     BandwidthProvider,
@@ -339,4 +350,5 @@ PLUGIN = Plugin(
         }
     ),
     webhook=WebhookSpec(BandwidthWebhook, accept),
+    starter=STARTER,
 )

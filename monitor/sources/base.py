@@ -105,6 +105,15 @@ class Provider(Protocol):
         """Fetch every call that is new or may have changed since the view was taken."""
         ...
 
+    async def pushed(self, body: str) -> list[Call]:
+        """The calls a kept push (the text its webhook's `accept` kept) tells of; raises on a
+        push that cannot be read (`NoPushes` for a type that takes none)."""
+        ...
+
+
+class NoPushes(ProviderError):
+    """A push reached a provider type that takes none (its config lost `webhook:`)."""
+
 
 CLOCK_SLACK = timedelta(seconds=60)
 """Added to a time window's end, so a provider whose clock runs ahead loses no call."""

@@ -209,10 +209,22 @@ def accept(settings: BirdWebhook, got: Received) -> str:
     return got.body.decode()
 
 
+STARTER = """\
+  - name: support                     # your name for it: in rules, alerts and metric labels
+    type: bird
+    base_url: https://api.bird.com
+    token: ${BIRD_ACCESS_KEY}         # or token_file: /run/secrets/bird-key
+    workspace_id: ${BIRD_WORKSPACE_ID}
+    channel_id: ${BIRD_CHANNEL_ID}
+    poll_interval: 5s                 # with a webhook (README "Push"), 60s is enough
+"""
+"""This provider in the config `callmon init` writes."""
+
 PLUGIN = Plugin(
     TYPE,
     BirdProvider,
     Bird,
     frozenset(STATES.values()),
     webhook=WebhookSpec(BirdWebhook, accept),
+    starter=STARTER,
 )

@@ -208,10 +208,22 @@ def accept(settings: CinnoxWebhook, got: Received) -> str | Reply:
     return got.body.decode()
 
 
+STARTER = """\
+  - name: contact-centre              # your name for it: in rules, alerts and metric labels
+    type: cinnox
+    base_url: ${CINNOX_BASE_URL}      # your CINNOX API host, such as https://example.cinnox.com
+    app_id: ${CINNOX_APP_ID}
+    token: ${CINNOX_TOKEN}            # or token_file: /run/secrets/cinnox-token
+    poll_interval: 10s                # CINNOX lists only finished calls
+"""
+"""This provider in the config `callmon init` writes."""
+
 PLUGIN = Plugin(
     TYPE,
     CinnoxProvider,
     Cinnox,
     frozenset(STATES.values()),
     webhook=WebhookSpec(CinnoxWebhook, accept),
+    final_only=True,
+    starter=STARTER,
 )

@@ -10,7 +10,7 @@ from typing import ClassVar, Generic, TypeVar
 import aiohttp
 
 from monitor.model import Call, PollResult
-from monitor.sources.base import Rechecks, TrackedView
+from monitor.sources.base import NoPushes, Rechecks, TrackedView
 from monitor.sources.http import HttpClient, RequestObserver
 from monitor.sources.paging import (
     Key,
@@ -57,7 +57,7 @@ class ApiClient(Generic[S]):
     async def pushed(self, body: str) -> list[Call]:
         """The calls a kept push (the text its `accept` returned) tells of; raises on a push
         that cannot be read. Only the types with a webhook implement it."""
-        raise NotImplementedError(f"{self.type} takes no pushes")
+        raise NoPushes(f"provider {self.name}: {self.type} takes no pushes")
 
     async def read_window(
         self,

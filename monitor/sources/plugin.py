@@ -30,3 +30,10 @@ class Plugin:
     """Whether it reports door (intercom) status: `kind: intercom` rules need it."""
     webhook: WebhookSpec | None = None
     """How it takes pushes, when its API can send them."""
+    final_only: bool = False
+    """Whether its records exist only once a call is over (each call's event comes from
+    nothing): `check` warns of a rule that needs a step from another state."""
+    starter: str = ""
+    """Its entry in the config `callmon init --provider KIND` writes (YAML, a list item)."""
+    starter_rule: str | None = None
+    """The rule file `callmon init` writes with it; None: a missed-call rule for its type."""

@@ -58,6 +58,11 @@ class ProviderSettings(Strict):
         return self.max_requests_per_second or self.DEFAULT_RPS
 
     @property
+    def doors_with_series(self) -> int | None:
+        """How many of its doors get metric series of their own (None: it reports no doors)."""
+        return None
+
+    @property
     def recheck_budget(self) -> int:
         """Open calls a poll may fetch by id: half the requests its interval allows (at least
         one second's worth), so a pile of them is read over several polls that each finish."""

@@ -77,6 +77,10 @@ class VmsIntercomProvider(ProviderSettings):
             raise ValueError("give a token, or a login and a password")
         return self
 
+    @property
+    def doors_with_series(self) -> int | None:
+        return len(self.intercoms or ()) or self.max_doors
+
 
 class _Call(msgspec.Struct):
     id: int
@@ -333,4 +337,34 @@ def _id_key(call: Call) -> float | None:
     return float(call.id) if call.id.isdigit() else None
 
 
-PLUGIN = Plugin(TYPE, VmsIntercomProvider, VmsIntercom, frozenset(STATES.values()), doors=True)
+STARTER = """\
+  - name: front-door                  # your name for it: in rules, alerts and metric labels
+    type: vms-intercom
+    base_url: ${VMS_BASE_URL}         # the VMS root, such as https://vms.example.net
+    token: ${VMS_TOKEN}               # or token_file: /run/secrets/vms-token
+    # login: callmon                  # instead of a token: a login and a password
+    # password: ${VMS_PASSWORD}
+    # intercoms: [158, 180]           # only these doors (default: every door seen in calls)
+    poll_interval: 5s
+"""
+"""This provider in the config `callmon init` writes."""
+STARTER_RULE = """\
+# A rule file written by `callmon init`: README.md ("Rule files") tells every key.
+rules:
+  - name: missed-intercom-call
+    when: {provider_type: vms-intercom, to: missed}
+    notify: [ops-chat]
+    severity: warning
+    title: "Missed call at {{ call.intercom.title }}"
+    body: "Rang {{ call.ring_seconds | duration }} at {{ call.created_at | localtime }}."
+"""
+
+PLUGIN = Plugin(
+    TYPE,
+    VmsIntercomProvider,
+    VmsIntercom,
+    frozenset(STATES.values()),
+    doors=True,
+    starter=STARTER,
+    starter_rule=STARTER_RULE,
+)

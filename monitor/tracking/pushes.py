@@ -10,12 +10,11 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from monitor.model import PollResult
-from monitor.sources.base import ProviderError
+from monitor.sources.base import Provider, ProviderError
 from monitor.sources.webhook import NotYet
 from monitor.store import Push, Store
 from monitor.telemetry.heartbeat import Heartbeat
@@ -40,7 +39,7 @@ class PushIntake:
         self,
         store: Store,
         pipeline: Pipeline,
-        targets: Mapping[str, tuple[Tracker, Any]],
+        targets: Mapping[str, tuple[Tracker, Provider]],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -77,7 +76,7 @@ class PushIntake:
                 else:
                     waiting.add(push.id)
 
-    async def _apply(self, push: Push, target: tuple[Tracker, Any] | None) -> bool:
+    async def _apply(self, push: Push, target: tuple[Tracker, Provider] | None) -> bool:
         """Apply one kept push; False when it must wait (its call not shown by the API yet)."""
         pipeline, provider = self._pipeline, push.provider
         if target is None:
