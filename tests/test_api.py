@@ -208,7 +208,7 @@ async def test_an_unknown_endpoint_is_a_json_404(api: Call) -> None:
 
 def test_wrong_tokens_are_slowed_down_per_address() -> None:
     """#23 finding 8: `api_token` could be guessed at 1,143 tries a second."""
-    from monitor.serve.api import ApiError, Guesses, authorize
+    from monitor.serve.auth import ApiError, Guesses, authorize
 
     now = [0.0]
     guesses = Guesses(burst=5, every=1.0, clock=lambda: now[0])

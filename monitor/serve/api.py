@@ -11,7 +11,6 @@ the store cannot be reached).
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
@@ -19,54 +18,12 @@ from typing import Any
 from aiohttp import web
 
 from monitor.model import Silence, moment
-from monitor.rules.silence import parse_matcher
+from monitor.serve.auth import ApiError, Guesses, authorize
+from monitor.serve.silences import new_silence, silence_number
 from monitor.store import Decision, OutboxItem, Store, StoreError
-from monitor.text.units import parse_duration
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATUSES = ("pending", "sent", "dead")
-
-
-class ApiError(Exception):
-    """An answer other than success: its status and the message of its JSON error."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Guesses:
-    """Wrong tokens, per client address: an address may be wrong `burst` times at once, then
-    once every `every` seconds; past that its changes are refused (429) without the token being
-    looked at, so that guessing it takes ages. The addresses remembered are bounded."""
-
-    def __init__(
-        self,
-        burst: int = 5,
-        every: float = 1.0,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        size: int = 10_000,
-    ) -> None:
-        self._burst, self._every, self._clock, self._size = burst, every, clock, size
-        self._levels: dict[str, tuple[float, float]] = {}
-        """Per address: the guesses it has left, and when that was reckoned."""
-
-    def _level(self, client: str) -> float:
-        level, since = self._levels.get(client, (float(self._burst), self._clock()))
-        return min(float(self._burst), level + (self._clock() - since) / self._every)
-
-    def wait(self, client: str) -> float:
-        """Seconds before `client` may try a token again (0: now)."""
-        return max(0.0, (1.0 - self._level(client)) * self._every)
-
-    def wrong(self, client: str) -> None:
-        """`client` gave a wrong token."""
-        level = self._level(client) - 1.0
-        self._levels.pop(client, None)  # the newest last: the oldest are forgotten first
-        self._levels[client] = (level, self._clock())
-        if len(self._levels) > self._size:
-            del self._levels[next(iter(self._levels))]
 
 
 class Api:
@@ -221,19 +178,6 @@ class Api:
         return 200, {"retried": await store.outbox_retry(dead=dead, notifier=notifier)}
 
 
-def authorize(token: bytes | None, given: str | None, guesses: Guesses, client: str) -> None:
-    """Let a change through when `given` is the configured token (compared in constant time),
-    unless `client` has guessed wrong too often lately."""
-    if token is None:
-        raise ApiError(403, "the API is read-only: set api_token in the config to change")
-    wait = guesses.wait(client)
-    if wait > 0:
-        raise ApiError(429, f"too many wrong tokens from this address; try again in {wait:.0f} s")
-    if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), token):
-        guesses.wrong(client)
-        raise ApiError(401, "a change needs Authorization: Bearer with the api_token")
-
-
 async def _json(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
     if empty_ok and not await request.read():
         return {}
@@ -244,39 +188,6 @@ async def _json(request: web.Request, *, empty_ok: bool = False) -> dict[str, An
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
     return body
-
-
-def new_silence(body: Mapping[str, Any], rules: Collection[str], now: float) -> Silence:
-    """A silence from `{rule, match, for, comment}` (the API's body, the page's form), its id 0
-    until stored; a bad field is an `ApiError` (400) naming it."""
-    rule = body.get("rule")
-    if not isinstance(rule, str) or not rule:
-        raise ApiError(400, "rule: the name of the rule to silence is required")
-    if rule not in rules:
-        raise ApiError(400, f"rule: unknown rule {rule[:100]!r}")
-    match = body.get("match") or {}
-    if not isinstance(match, dict):
-        raise ApiError(400, 'match: an object of field to value: {"call.intercom.id": "1"}')
-    try:
-        matchers = tuple(parse_matcher(f"{field}={value}") for field, value in match.items())
-        seconds = parse_duration(str(body.get("for", "")))
-    except ValueError as exc:
-        raise ApiError(400, str(exc).replace("--match", "match")) from None
-    comment = body.get("comment", "")
-    if not isinstance(comment, str):
-        raise ApiError(400, "comment: text")
-    return Silence(0, rule, matchers, now, now + seconds, comment[:500])
-
-
-def silence_number(text: str) -> int:
-    """A silence's id from a URL; a 400 unless it is a number an id can be."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise ApiError(400, "a silence id is a number") from None
-    if not 0 < number < 2**63:
-        raise ApiError(400, "a silence id is a positive number below 2**63")
-    return number
 
 
 def _limit(request: web.Request) -> int:

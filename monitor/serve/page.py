@@ -18,7 +18,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.model import moment
-from monitor.serve.api import ApiError, Guesses, authorize, new_silence, silence_number
+from monitor.serve.auth import ApiError, Guesses, authorize
+from monitor.serve.silences import new_silence, silence_number
 from monitor.store import Store, StoreError
 
 REFRESH = 10
