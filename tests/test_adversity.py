@@ -22,7 +22,8 @@ import structlog.testing
 from monitor.simulator.bird import Subscription
 from monitor.simulator.server import Simulator
 from monitor.store import LeaseLost, StoreError, sql
-from monitor.store.postgres import PostgresStore, SessionBounds
+from monitor.store.postgres import PostgresStore
+from monitor.store.sessions import SessionBounds
 from tests.conftest import (
     ROOT,
     DaemonProcess,

@@ -16,8 +16,9 @@ import structlog
 
 from monitor import sources as providers
 from monitor.config import Config
+from monitor.delivery.drain import drain
 from monitor.delivery.sender import Sender, warm_up
-from monitor.delivery.worker import IDLE_CHECK, RetryPolicy, Worker, drain
+from monitor.delivery.worker import IDLE_CHECK, RetryPolicy, Worker
 from monitor.rules.match import Rule
 from monitor.rules.state import RuleState
 from monitor.runtime.build import build_engine

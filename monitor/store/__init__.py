@@ -34,7 +34,8 @@ async def open_store(url: str, *, create: bool = True, lease_ttl: float | None =
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(url, create=create)
     if url.startswith(POSTGRES_SCHEMES):
-        from monitor.store.postgres import PostgresStore, SessionBounds  # psycopg only here
+        from monitor.store.postgres import PostgresStore  # psycopg only where it is used
+        from monitor.store.sessions import SessionBounds
 
         bounds = SessionBounds.for_lease(lease_ttl) if lease_ttl else None
         return await PostgresStore.open(url, create=create, bounds=bounds)

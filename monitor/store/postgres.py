@@ -22,7 +22,6 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -34,6 +33,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from monitor.store import schema, sql
 from monitor.store.base import LeaseLost, StoreError, StoreHealth, display
 from monitor.store.database import SqlStore
+from monitor.store.lease import _acquire, _leader, _release, _renew, _renumber
+from monitor.store.sessions import CONNECT_TIMEOUT, SessionBounds
 
 log = structlog.get_logger("monitor.store")
 # The pool says "error connecting" at every attempt while the server is away; callmon says it
@@ -45,73 +46,6 @@ CHANNEL = "callmon"
 """The NOTIFY channel; its payload is the topic (`outbox`, `silences`, `lease`)."""
 UPGRADE_LOCK = 0x63616C6C6D6F6E  # "callmon"
 """The advisory lock that serialises schema upgrades of replicas starting together."""
-CONNECT_TIMEOUT = 5.0
-"""How long an operation waits for a connection before it fails (the server is down)."""
-NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
-"""The database's clock, in seconds since the epoch: the one every replica agrees on."""
-KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
-"""libpq's TCP keepalives: a silent peer is noticed within about 11 s."""
-
-
-@dataclass(frozen=True)
-class SessionBounds:
-    """The limits every database session runs under, so that no stuck peer (a replica frozen
-    mid-transaction, a link that stops forwarding) holds a lock for long: a lock wait, a
-    transaction left idle, a statement, and unacknowledged data on the socket (both ends).
-
-    With a lease of `ttl`, a frozen leader's locks go within a third of it, so a standby takes
-    over within `ttl` plus that.
-    """
-
-    lock: float = 10.0
-    idle_in_transaction: float = 10.0
-    statement: float = 0.0
-    """0: none (a tool's `store copy` may take long)."""
-    socket: float = 10.0
-    """TCP_USER_TIMEOUT: data unacknowledged this long breaks the connection."""
-    operation: float = 0.0
-    """How long one operation may take, as the client sees it (0: no limit): a link that
-    stops forwarding without breaking leaves a query unanswered for ever otherwise."""
-
-    @classmethod
-    def for_lease(cls, ttl: float) -> SessionBounds:
-        """The daemon's bounds under a lease of `ttl` seconds."""
-        third = max(1.0, ttl / 3)
-        return cls(
-            lock=third, idle_in_transaction=third, statement=max(30.0, 2 * ttl), socket=third
-        )
-
-    def settings(self) -> dict[str, int]:
-        """The session's settings (server side): times in milliseconds, keepalives in seconds."""
-        return {
-            "lock_timeout": _ms(self.lock),
-            "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction),
-            "statement_timeout": _ms(self.statement),
-            "tcp_keepalives_idle": KEEPALIVE["keepalives_idle"],
-            "tcp_keepalives_interval": KEEPALIVE["keepalives_interval"],
-            "tcp_keepalives_count": KEEPALIVE["keepalives_count"],
-            "tcp_user_timeout": _ms(self.socket),
-        }
-
-    def connect_args(self) -> dict[str, Any]:
-        """libpq's connection settings (client side)."""
-        return {
-            "autocommit": True,
-            "connect_timeout": int(CONNECT_TIMEOUT),
-            **KEEPALIVE,
-            "tcp_user_timeout": _ms(self.socket),
-        }
-
-    async def apply(self, conn: AsyncConnection[Any]) -> None:
-        """Set the bounds on a new connection."""
-        for name, value in self.settings().items():
-            await conn.execute(f"SET {name} = {value}")
-
-    async def connect(self, url: str) -> AsyncConnection[Any]:
-        """A new connection under these bounds."""
-        conn = await AsyncConnection.connect(url, **self.connect_args())
-        await self.apply(conn)
-        return conn
 
 
 class PostgresStore(SqlStore):
@@ -287,56 +221,5 @@ async def _upgrade(conn: AsyncConnection[Any], name: str, create: bool) -> None:
         await _drive(conn, schema.prepare(schema.POSTGRES, create=create, name=name))
 
 
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-# --- the lease's statements (PostgreSQL only: a single SQLite process never needs one)
-
-
-def _acquire(holder: str, ttl: float) -> sql.Program[int | None]:
-    # The expiry of a takeover is computed once the row's lock is had (a wait for a fenced
-    # write to end must not eat into the new lease).
-    rows = yield sql.Query(
-        "INSERT INTO lease (id, holder, token, expires_at) "
-        f"VALUES (1, %s, 1, {NOW} + %s) "
-        "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, token = lease.token + 1, "
-        f"expires_at = {NOW} + %s "
-        f"WHERE lease.expires_at <= {NOW} OR lease.holder = excluded.holder "
-        "RETURNING token",
-        (holder, ttl, ttl),
-    )
-    return int(rows[0][0]) if rows else None
-
-
-def _renew(holder: str, token: int, ttl: float) -> sql.Program[bool]:
-    changed = yield sql.Exec(
-        f"UPDATE lease SET expires_at = {NOW} + %s WHERE id = 1 AND holder = %s AND token = %s",
-        (ttl, holder, token),
-    )
-    return bool(changed)
-
-
-def _release(token: int) -> sql.Program[None]:
-    changed = yield sql.Exec(
-        "UPDATE lease SET expires_at = 0 WHERE id = 1 AND token = %s", (token,)
-    )
-    if changed:
-        yield sql.Notify("lease")
-
-
-def _leader() -> sql.Program[tuple[str, int, float] | None]:
-    rows = yield sql.Query(f"SELECT holder, token, expires_at - {NOW} FROM lease WHERE id = 1")
-    return (str(rows[0][0]), int(rows[0][1]), float(rows[0][2])) if rows else None
-
-
-def _renumber() -> sql.Program[None]:
-    for table in ("outbox", "silences", "pushes", "decisions", "attempts"):
-        yield sql.Query(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"COALESCE(MAX(id), 0) + 1, false) FROM {table}"
-        )

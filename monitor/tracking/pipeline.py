@@ -12,7 +12,6 @@ would each commit a change made without the other's. What the engine reads besid
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
@@ -32,13 +31,15 @@ from monitor.model import (
 )
 from monitor.rules.engine import Engine
 from monitor.rules.match import Rule
-from monitor.rules.run import TIMETABLE, Outcome, Verdict, subject
+from monitor.rules.run import TIMETABLE, Outcome
 from monitor.rules.schedule import Schedule, from_timetable
 from monitor.rules.silence import Silencer
 from monitor.rules.state import State, encode_changes
-from monitor.store.base import CallChanges, Changes, Decision, Delivery, Store, StoreError
+from monitor.store.base import CallChanges, Changes, Delivery, Store, StoreError
 from monitor.telemetry import OTHER, Telemetry
 from monitor.text.redaction import redactor
+from monitor.tracking.calls_seen import observe_call
+from monitor.tracking.decisions import decisions
 from monitor.tracking.tracker import Diff, Tracker
 
 log = structlog.get_logger("monitor.tracking.pipeline")
@@ -272,7 +273,7 @@ class Pipeline:
             for sink in self._sinks:
                 sink(event, backlog)
             if event.kind is EventKind.TRANSITION and event.call is not None:
-                self._observe_call(event)
+                observe_call(self.telemetry, event)
         if tracker is not None:
             counts = tracker.active_counts()
             for state in (CallState.RINGING, CallState.ANSWERED):
@@ -291,57 +292,3 @@ class Pipeline:
         if queued:
             for notifier in {alert.notifier for alert in outcome.alerts}:
                 self._wake(notifier)
-
-    def _observe_call(self, event: Event) -> None:
-        """A call's transition in the metrics: counts, ring and talk times, per-door outcomes."""
-        t, call, to = self.telemetry, event.call, event.to_state
-        assert call is not None
-        provider = t.provider(event.provider)
-        t.transitions.labels(provider, event.from_state or "none", to).inc()
-        ring = call.ring_seconds
-        # The ring ends once per call: when answered, or at an unanswered end; a call first
-        # seen already over (every CINNOX record) rang too, by the provider's own times.
-        if ring is not None:
-            if to == CallState.ANSWERED or (to == CallState.ENDED and event.from_state is None):
-                t.ring_seconds.labels(provider, "answered").observe(ring)
-            elif to in ("missed", "rejected", "failed"):
-                t.ring_seconds.labels(provider, to).observe(ring)
-        if to == CallState.ENDED and call.talk_seconds is not None:
-            t.talk_seconds.labels(provider).observe(call.talk_seconds)
-        if call.intercom is not None and to in TERMINAL and provider != OTHER:
-            result = "answered" if to == CallState.ENDED else to
-            door = t.door(event.provider, str(call.intercom.id))
-            t.intercom_calls.labels(provider, door, result).inc()
-
-
-def decisions(events: Sequence[Event], outcome: Outcome) -> list[Decision]:
-    """The decision record of a step: each event it saw, followed by each rule's verdict on it
-    (a timer's event comes from its verdict)."""
-    decided = time.time()
-    by_event: dict[int, list[Verdict]] = {id(event): [] for event in events}
-    seen: list[Event] = list(events)
-    for verdict in (*outcome.verdicts, *outcome.misses()):
-        if id(verdict.event) not in by_event:
-            by_event[id(verdict.event)] = []
-            seen.append(verdict.event)
-        by_event[id(verdict.event)].append(verdict)
-    rows: list[Decision] = []
-    for event in seen:
-        rows.append(_decision(decided, event))
-        rows.extend(_decision(decided, event, v) for v in by_event[id(event)])
-    return rows
-
-
-def _decision(decided: float, event: Event, verdict: Verdict | None = None) -> Decision:
-    return Decision(
-        decided,
-        event.provider,
-        event.call.id if event.call is not None else None,
-        subject(event),
-        str(event.kind),
-        event.from_state,
-        event.to_state,
-        event.via,
-        event.at.timestamp(),
-        *((verdict.rule, verdict.verdict, verdict.detail, verdict.alert) if verdict else ()),
-    )
