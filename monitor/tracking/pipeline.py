@@ -20,7 +20,6 @@ import msgspec
 import structlog
 
 from monitor.model import (
-    TERMINAL_STATES,
     Alert,
     CallState,
     Event,
@@ -44,7 +43,6 @@ from monitor.tracking.tracker import Diff, Tracker
 
 log = structlog.get_logger("monitor.tracking.pipeline")
 
-TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 
 EventSink = Callable[[Event, bool], None]
 """Called with every event and whether it came in a backlog (the recorder is one)."""
