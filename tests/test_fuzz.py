@@ -32,7 +32,7 @@ from monitor.sources.cinnox import Cinnox, CinnoxProvider
 from monitor.sources.cinnox import _Body as CinnoxBody
 from monitor.sources.records import Skips
 from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider
-from monitor.sources.vms_intercom import _Page as VmsPage
+from monitor.sources.vms_pages import _Page as VmsPage
 from monitor.sources.webhook import Received, Refused
 from monitor.text import yamldoc
 from monitor.text.yamldoc import SourceError, SourceErrors

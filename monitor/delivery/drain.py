@@ -10,7 +10,7 @@ import anyio
 import structlog
 
 from monitor.delivery.worker import Worker
-from monitor.store import Store, StoreError
+from monitor.store import Outbox, StoreError
 
 log = structlog.get_logger("monitor.delivery")
 
@@ -19,7 +19,7 @@ LAST_TRY = 1.0
 """Past the grace, how long a worker that was recording a sent message gets to finish."""
 
 
-async def drain(store: Store, workers: list[Worker], grace: float) -> None:
+async def drain(store: Outbox, workers: list[Worker], grace: float) -> None:
     """Give the workers `grace` seconds to send what is due and finish what is in flight (on
     SIGTERM); whatever is left stays queued in the store for the next start."""
     deadline = anyio.current_time() + grace
@@ -39,7 +39,7 @@ async def drain(store: Store, workers: list[Worker], grace: float) -> None:
         log.warning("grace period over with a send in flight; it stays queued")
 
 
-async def _anything_due(store: Store, workers: list[Worker]) -> bool:
+async def _anything_due(store: Outbox, workers: list[Worker]) -> bool:
     now = time.time()
     for worker in workers:
         due = await store.next_due(worker.notifier, worker.target)

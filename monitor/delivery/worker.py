@@ -23,7 +23,8 @@ import structlog
 
 from monitor.delivery.sender import Sender
 from monitor.model import Severity
-from monitor.store.base import LeaseLost, OutboxItem, Store, StoreError
+from monitor.store.base import LeaseLost, OutboxItem, StoreError
+from monitor.store.ports import Outbox
 from monitor.telemetry import Telemetry
 from monitor.telemetry.heartbeat import Heartbeat
 
@@ -89,7 +90,7 @@ class Worker:
         notifier: str,
         target: int,
         sender: Sender,
-        store: Store,
+        store: Outbox,
         telemetry: Telemetry,
         *,
         policy: RetryPolicy | None = None,

@@ -208,6 +208,7 @@ class Term:
         workers = [w for ws in self.workers.values() for w in ws]
         clock = self._clock_loop = RuleClock(
             self.pipeline,
+            store,
             self.telemetry,
             self.workers,
             self._provider_health,

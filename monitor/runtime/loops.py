@@ -19,7 +19,7 @@ from aiohttp import web
 
 from monitor.rules.loader import rule_files
 from monitor.runtime.supervisor import Supervisor
-from monitor.store import Store, StoreError
+from monitor.store import Health, StoreError, Upkeep
 from monitor.telemetry import Telemetry
 from monitor.telemetry.heartbeat import Heartbeat
 from monitor.tracking.periodic import every
@@ -34,7 +34,7 @@ WEB_CHECK = 5.0
 DECISION_ROWS = 1_000_000
 """The decision record keeps at most this many rows (the newest), whatever their age."""
 
-Health = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
+ProviderHealth = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
 """The providers that are down, and when each up provider last answered a poll."""
 
 
@@ -43,9 +43,10 @@ class RuleClock:
     """Once a second: the silences in force, due timers, groups and digests, outbox gauges."""
 
     _pipeline: Pipeline
+    _store: Upkeep
     _telemetry: Telemetry
     _notifiers: Iterable[str]
-    _providers: Health
+    _providers: ProviderHealth
     _silences: frozenset[int] = frozenset()
     _next_prune: float = 0.0
     _decisions_retention: float = 7 * 86400.0
@@ -59,7 +60,7 @@ class RuleClock:
         await every(TICK_SECONDS, self._woken, beat, self.tick, "rule timers will be retried")
 
     async def tick(self) -> None:
-        pipeline, store = self._pipeline, self._pipeline.store
+        pipeline, store = self._pipeline, self._store
         silences = await store.silences(time.time())
         ids = frozenset(s.id for s in silences)
         if ids != self._silences:
@@ -72,7 +73,7 @@ class RuleClock:
         await pipeline.tick(datetime.now(UTC), down, polled)
         await self._outbox_gauges(store)
 
-    async def _outbox_gauges(self, store: Store) -> None:
+    async def _outbox_gauges(self, store: Upkeep) -> None:
         """Queue depth and the age of the oldest waiting message, per notifier; and, every
         hour (or 24th of the retention, when shorter), forget the decision record and the
         delivered messages (their idempotency keys with them, the deliveries of the stories
@@ -135,7 +136,7 @@ class Watchdog:
     """Checks the store every second; when the daemon has not been able to work for `limit`
     seconds (a failing store, a hung loop), it calls `give_up`."""
 
-    _store: Store
+    _store: Health
     _supervisor: Supervisor
     _limit: float
     _give_up: Callable[[list[str]], None]

@@ -20,7 +20,7 @@ from aiohttp import web
 from monitor.model import Silence, moment
 from monitor.serve.auth import ApiError, Guesses, authorize
 from monitor.serve.silences import new_silence, silence_number
-from monitor.store import Decision, OutboxItem, Store, StoreError
+from monitor.store import Decision, OutboxItem, Records, StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATUSES = ("pending", "sent", "dead")
@@ -31,7 +31,7 @@ class Api:
 
     def __init__(
         self,
-        store: Callable[[], Store | None],
+        store: Callable[[], Records | None],
         token: str | None,
         rules: Callable[[], Collection[str]],
         *,
@@ -66,7 +66,7 @@ class Api:
 
     def _answer(
         self,
-        work: Callable[[web.Request, Store], Awaitable[tuple[int, Any]]],
+        work: Callable[[web.Request, Records], Awaitable[tuple[int, Any]]],
         *,
         change: bool = False,
     ) -> Handler:
@@ -93,7 +93,7 @@ class Api:
 
     # --- what callmon saw and decided
 
-    async def status(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def status(self, request: web.Request, store: Records) -> tuple[int, Any]:
         pending = await store.outbox(status="pending")
         dead = await store.outbox(status="dead")
         return 200, {
@@ -103,11 +103,11 @@ class Api:
             "silences": len(await store.silences(self._clock())),
         }
 
-    async def events(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def events(self, request: web.Request, store: Records) -> tuple[int, Any]:
         limit = _limit(request)
         return 200, {"events": [_event(d) for d in await store.latest(limit)]}
 
-    async def alerts(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def alerts(self, request: web.Request, store: Records) -> tuple[int, Any]:
         fired = await store.latest(_limit(request), fired=True)
         deliveries = await store.deliveries({d.alert for d in fired if d.alert})
         found = []
@@ -122,7 +122,7 @@ class Api:
             )
         return 200, {"alerts": found}
 
-    async def call(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def call(self, request: web.Request, store: Records) -> tuple[int, Any]:
         provider, call_id = request.match_info["provider"], request.match_info["call"]
         decisions, deliveries = await store.story(provider, call_id)
         if not decisions:
@@ -144,17 +144,17 @@ class Api:
 
     # --- silences
 
-    async def silences(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def silences(self, request: web.Request, store: Records) -> tuple[int, Any]:
         return 200, {"silences": [_silence(s) for s in await store.silences(self._clock())]}
 
-    async def add_silence(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def add_silence(self, request: web.Request, store: Records) -> tuple[int, Any]:
         silence = new_silence(await _json(request), self._rules(), self._clock())
         silence_id = await store.add_silence(
             silence.rule, silence.matchers, silence.starts, silence.ends, silence.comment
         )
         return 201, _silence(dataclasses.replace(silence, id=silence_id))
 
-    async def expire_silence(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def expire_silence(self, request: web.Request, store: Records) -> tuple[int, Any]:
         silence_id = silence_number(request.match_info["id"])
         if not await store.expire_silence(silence_id, self._clock()):
             raise ApiError(404, f"no silence {silence_id} in force")
@@ -162,13 +162,13 @@ class Api:
 
     # --- the outbox
 
-    async def outbox(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def outbox(self, request: web.Request, store: Records) -> tuple[int, Any]:
         status = request.query.get("status")
         if status is not None and status not in STATUSES:
             raise ApiError(400, f"status: one of {', '.join(STATUSES)}")
         return 200, {"outbox": [_item(i) for i in await store.outbox(status=status)]}
 
-    async def retry(self, request: web.Request, store: Store) -> tuple[int, Any]:
+    async def retry(self, request: web.Request, store: Records) -> tuple[int, Any]:
         body = await _json(request, empty_ok=True)
         notifier, dead = body.get("notifier"), body.get("dead", False)
         if notifier is not None and not isinstance(notifier, str):

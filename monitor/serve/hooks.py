@@ -19,7 +19,7 @@ from aiohttp import web
 
 from monitor.sources.settings import ProviderSettings
 from monitor.sources.webhook import MAX_BODY, Received, Refused, Reply, WebhookSpec
-from monitor.store import Store, StoreError
+from monitor.store import Pushes, StoreError
 from monitor.telemetry import Telemetry
 
 log = structlog.get_logger("monitor.serve.hooks")
@@ -34,7 +34,7 @@ class Hooks:
     def __init__(
         self,
         providers: Mapping[str, tuple[ProviderSettings, WebhookSpec]],
-        store: Callable[[], Store | None],
+        store: Callable[[], Pushes | None],
         telemetry: Telemetry,
         wake: Callable[[], None],
     ) -> None:

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from monitor.model import moment
 from monitor.serve.auth import ApiError, Guesses, authorize
 from monitor.serve.silences import new_silence, silence_number
-from monitor.store import Store, StoreError
+from monitor.store import Records, StoreError
 
 REFRESH = 10
 """Seconds between the page's own reloads."""
@@ -31,7 +31,7 @@ class StatusPage:
 
     def __init__(
         self,
-        store: Callable[[], Store | None],
+        store: Callable[[], Records | None],
         token: str | None,
         rules: Callable[[], Collection[str]],
         overview: Callable[[], Mapping[str, Any]],
@@ -169,7 +169,7 @@ class StatusPage:
         given = str(form.get("token", "")) or None
         authorize(self._token, given, self._guesses, request.remote or "unknown")
 
-    def _ready(self) -> Store:
+    def _ready(self) -> Records:
         store = self._store()
         if store is None:
             raise ApiError(503, "the store is not open yet")

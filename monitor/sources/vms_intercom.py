@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, tzinfo
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -27,6 +26,7 @@ from monitor.sources.paging import Page
 from monitor.sources.plugin import Plugin
 from monitor.sources.settings import ProviderSettings
 from monitor.sources.vms_doors import DoorStatus
+from monitor.sources.vms_pages import id_key, open_reach, read_page
 from monitor.text.redaction import basic_forms
 from monitor.text.units import Duration, check_zone
 
@@ -89,34 +89,6 @@ class _Call(msgspec.Struct):
     started_at: str | None = None
     ended_at: str | None = None
     intercom: Intercom | None = None
-
-
-class _Meta(msgspec.Struct):
-    current_page: int
-    last_page: int
-    total: int | None = None
-
-
-class _Page(msgspec.Struct):
-    data: list[msgspec.Raw]
-    meta: _Meta | None = None
-
-
-class _Seen(msgspec.Struct):
-    """What a poll reads of each record first: enough to know a tracked call, unchanged."""
-
-    id: int
-    status: str
-    intercom: Intercom | None = None
-
-
-class _SeenPage(msgspec.Struct):
-    data: list[_Seen]
-    meta: _Meta | None = None
-
-
-_SEEN = msgspec.json.Decoder(_SeenPage)
-_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 class _Token(msgspec.Struct):
@@ -207,7 +179,7 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
             page,
             view,
             first=1,
-            key=_id_key,
+            key=id_key,
             mark=mark,
             stop=stop,
             per_page=self._settings.per_page,
@@ -219,7 +191,7 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
             view, seen, self._one, self.decode, result, self._skips, self._rechecks
         )
         doors = self.doors.watched(view.cursor, result.calls)
-        ids = [k for k in map(_id_key, read.calls) if k is not None]
+        ids = [k for k in map(id_key, read.calls) if k is not None]
         newest = max([*ids, *([mark] if mark is not None else [])], default=None)
         result.cursor = {"doors": sorted(doors)}
         if newest is not None:
@@ -238,32 +210,15 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
         return self.read_page(resp.body, page, view, result)
 
     def read_page(self, body: bytes, page: int, view: TrackedView, result: PollResult) -> Page:
-        """One page of the call list → its calls.
-
-        Most records of most polls are calls tracked already, unchanged: those are read for
-        their id, status and door alone (a `Call` without times or record, which the tracker
-        passes over), in one pass over the page. Only a page with news is decoded record by
-        record, and only the news normalised; a page that does not fit the slim shape is read
-        record by record too, each unreadable record skipped alone.
-        """
-        what = f"call list page {page}"
-        try:
-            seen = _SEEN.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            full = decode_body(self.name, what, body, _Page)
-            calls = [c for raw in full.data if (c := self._skips.read(self.decode, raw, result))]
-            return _page(calls, full.meta, page)
-        records: list[msgspec.Raw] | None = None
-        calls = []
-        for i, rec in enumerate(seen.data):
-            found = _unchanged(rec, view)
-            if found is None:
-                if records is None:
-                    records = decode_body(self.name, what, body, _Page).data
-                found = self._skips.read(self.decode, records[i], result)
-            if found is not None:
-                calls.append(found)
-        return _page(calls, seen.meta, page)
+        """One page of the call list → its calls (see `vms_pages.read_page`)."""
+        return read_page(
+            self.name,
+            body,
+            page,
+            view,
+            lambda raw: self._skips.read(self.decode, raw, result),
+            STATES,
+        )
 
     async def _one(self, call_id: str) -> bytes | msgspec.Raw | None:
         body = await self.http.get_unless_gone(f"{self._base}{CALLS_PATH}/{call_id}")
@@ -293,48 +248,6 @@ class VmsIntercom(ApiClient[VmsIntercomProvider]):
             intercom=rec.intercom,
             marker=rec.status,  # every change of a VMS call is a change of its status
         )
-
-
-def _unchanged(rec: _Seen, view: TrackedView) -> Call | None:
-    """The call of a record the tracker holds with the same status, read for its id, status and
-    door alone; None for news (or an unknown status: the full decoder reports it)."""
-    cid = str(rec.id)
-    state = STATES.get(rec.status) if view.knows(cid) else None
-    if state is None:
-        return None
-    status = rec.status
-    call = Call(
-        cid, state, status, None, None, None, "in", None, None, rec.intercom, status, _NOTHING
-    )
-    return None if view.changed(call) else call
-
-
-def _page(calls: list[Call], meta: _Meta | None, page: int) -> Page:
-    last = meta.last_page if meta else page
-    return Page(calls, more=page < last, total=meta.total if meta else None)
-
-
-def open_reach(view: TrackedView, mark: float | None, per_page: int, budget: int) -> float | None:
-    """How far down a poll reads the list (the mark, or lower): down to the oldest open call
-    whose page costs no more requests than fetching it and the open calls above it one by one,
-    within the page budget. A few open calls are cheaper by id; a busy building's many are
-    cheaper by page."""
-    if mark is None:
-        return None
-    ids = sorted((int(c) for c in view.open_calls() if c.isdigit()), reverse=True)
-    stop = mark
-    for count, call_id in enumerate(ids, 1):
-        pages = -(-(mark - call_id + 1) // per_page)
-        if pages > budget:
-            break
-        if pages <= count:
-            stop = min(stop, call_id - 1)
-    return stop
-
-
-def _id_key(call: Call) -> float | None:
-    """A VMS call's place in the list: its id (a higher id is newer)."""
-    return float(call.id) if call.id.isdigit() else None
 
 
 STARTER = """\

@@ -16,12 +16,12 @@ from monitor.store.base import (
     OutboxItem,
     ProviderState,
     Push,
-    Store,
     StoreError,
     StoreHealth,
     StoreNotFound,
 )
 from monitor.store.database import SqlStore
+from monitor.store.ports import Health, Outbox, Pushes, Records, Steps, Store, Upkeep
 from monitor.store.sqlite import SqliteStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -49,15 +49,21 @@ __all__ = [
     "Changes",
     "Decision",
     "Delivery",
+    "Health",
     "LeaseLost",
+    "Outbox",
     "OutboxItem",
     "ProviderState",
     "Push",
+    "Pushes",
+    "Records",
     "SqlStore",
     "SqliteStore",
+    "Steps",
     "Store",
     "StoreError",
     "StoreHealth",
     "StoreNotFound",
+    "Upkeep",
     "open_store",
 ]

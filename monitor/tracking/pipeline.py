@@ -34,7 +34,8 @@ from monitor.rules.run import TIMETABLE, Outcome
 from monitor.rules.schedule import Schedule, from_timetable
 from monitor.rules.silence import Silencer
 from monitor.rules.state import State, encode_changes
-from monitor.store.base import CallChanges, Changes, Delivery, Store, StoreError
+from monitor.store.base import CallChanges, Changes, Delivery, StoreError
+from monitor.store.ports import Steps
 from monitor.telemetry import OTHER, Telemetry
 from monitor.text.redaction import redactor
 from monitor.tracking.calls_seen import observe_call
@@ -53,7 +54,7 @@ class Pipeline:
 
     def __init__(
         self,
-        store: Store,
+        store: Steps,
         telemetry: Telemetry,
         engine: Engine,
         targets: Mapping[str, int],

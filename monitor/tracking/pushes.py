@@ -16,7 +16,7 @@ import structlog
 from monitor.model import PollResult
 from monitor.sources.base import Provider, ProviderError
 from monitor.sources.webhook import NotYet
-from monitor.store import Push, Store
+from monitor.store import Push, Pushes
 from monitor.telemetry.heartbeat import Heartbeat
 from monitor.tracking.periodic import every
 from monitor.tracking.pipeline import Pipeline
@@ -37,7 +37,7 @@ class PushIntake:
 
     def __init__(
         self,
-        store: Store,
+        store: Pushes,
         pipeline: Pipeline,
         targets: Mapping[str, tuple[Tracker, Provider]],
         *,
