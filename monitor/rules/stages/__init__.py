@@ -1,20 +1,22 @@
 """A rule's options as stages, in the order an event that matched passes them (as
 Alertmanager's notify stages share one signature in a list): the schedule gate, `threshold`,
-silences, the count of firings, `throttle`, `remind`, and the alert itself. Each stage is one
+silences (and the count of firings), `throttle`, `remind`, and the alert itself. Each stage is one
 module holding its part of the rule schema, its state, its logic and its reason to stop an
 event (`base`); a new rule option is one module here plus its line in `STAGES`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from monitor.model import Event
 from monitor.rules import state
 from monitor.rules.match import Rule
-from monitor.rules.stages import alert, counted, gate, remind, silence, threshold, throttle
+from monitor.rules.run import Verdict
+from monitor.rules.stages import alert, gate, remind, silence, threshold, throttle
 from monitor.rules.stages.base import Passage, Reason, Rules, Stage, Stop
 
-STAGES: list[Any] = [gate, threshold, silence, counted, throttle, remind, alert]
+STAGES: list[Any] = [gate, threshold, silence, throttle, remind, alert]
 """Every stage, in order (modules, each a `Stage`)."""
 
 for _stage in STAGES:
@@ -23,21 +25,19 @@ for _stage in STAGES:
 __all__ = ["STAGES", "Passage", "Reason", "Stage", "Stop", "fire", "leave", "tick"]
 
 
-def of(rule: Rule) -> tuple[Stage, ...]:
-    """The stages `rule` uses, in order (compiled once, with the rule)."""
-    return tuple(stage for stage in STAGES if stage.applies(rule))
+def of(rule: Rule) -> tuple[Callable[[Any, Passage], Stop | None], ...]:
+    """The `passes` of each stage `rule` uses, in order (compiled once, with the rule)."""
+    return tuple(stage.passes for stage in STAGES if stage.applies(rule))
 
 
 def fire(run: Any, rule: Rule, event: Event, *, since: float | None = None) -> None:
     """Take the event through the rule's stages until one stops it (the last, the alert, always
     does); the reason is the rule's verdict on it."""
-    from monitor.rules.run import Verdict
-
-    passage = Passage(rule, event, since=since)
-    for stage in rule.stages:
-        stop = stage.passes(run, passage)
+    passage = Passage(rule, event, None, None, since)
+    for passes in rule.stages:
+        stop = passes(run, passage)
         if stop is not None:
-            run.out.verdicts.append(Verdict(event, rule.name, stop.reason, stop.detail, stop.alert))
+            run.out.verdicts.append(Verdict(event, rule.name, stop[0], stop[1], stop[2]))
             return
 
 

@@ -42,7 +42,7 @@ def passes(run: Any, passage: Passage) -> Stop | None:
     else:
         at = event.at if event.at.tzinfo is not None else None
         how = batches.deliver(run, rule, item, at)
-    return Stop(Reason.FIRED, how, item.key)
+    return (FIRED, how, item.key)
 
 
 def _subject(event: Event) -> str:
@@ -69,3 +69,6 @@ def alert_item(run: Any, rule: Rule, event: Event, extra: dict[str, Any] | None)
         event.provider,
         rule.fields["severity"],
     )
+
+
+FIRED = Reason.FIRED

@@ -11,9 +11,9 @@ does on the clock), `leave(run, rule, event)` (a subject that left a watched sta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from monitor.model import Event
 from monitor.rules.match import Rule
@@ -31,12 +31,9 @@ class Reason(StrEnum):
     THROTTLED = "throttled"
 
 
-class Stop(NamedTuple):
-    """Where an event's way through a rule ends: the reason, its detail, the alert's key."""
-
-    reason: Reason
-    detail: str
-    alert: str | None = None
+Stop = tuple[Reason, str, str | None]
+"""Where an event's way through a rule ends: the reason, its detail, the alert's key (a plain
+tuple: a stop is made for every event a rule holds back)."""
 
 
 @dataclass(slots=True)
@@ -47,7 +44,7 @@ class Passage:
     event: Event
     context: dict[str, Any] | None = None
     """What templates read besides the event (a threshold's `count`)."""
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] | None = None
     """Lines the alert's body ends with (how many a throttle held back)."""
     since: float | None = None
     """For a reminder (`remind`): when the state it reminds of began (seconds since the

@@ -39,4 +39,7 @@ def passes(run: Any, passage: Passage) -> Stop | None:
     if inside if rule.during else not inside:
         return None
     where = f"outside its {rule.during}" if rule.during else f"inside its {rule.outside}"
-    return Stop(Reason.OUTSIDE, f"{where} schedule")
+    return (OUTSIDE, f"{where} schedule", None)
+
+
+OUTSIDE = Reason.OUTSIDE

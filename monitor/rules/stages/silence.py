@@ -1,5 +1,7 @@
 """Silences (`callmon silence add`, the API, the page): an alert of a silenced rule whose event
-fields match goes no further until the silence ends. Kept in the store, not in rule files."""
+fields match goes no further until the silence ends. Kept in the store, not in rule files. An
+event past the silences counts as its rule firing (`callmon_rule_fired_total`), whether a
+throttle then holds its alert back or not."""
 
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ def applies(rule: Rule) -> bool:
 
 
 def passes(run: Any, passage: Passage) -> Stop | None:
-    if not run.silencer:
-        return None
     rule = passage.rule
-    silence = run.silencer.match(rule.name, passage.event, run.now)
-    if silence is None:
-        return None
-    run.out.silenced.append(rule.name)
-    detail = f"silence {silence.id}" + (f": {silence.comment}" if silence.comment else "")
-    return Stop(Reason.SILENCED, detail)
+    if run.silencer and (silence := run.silencer.match(rule.name, passage.event, run.now)):
+        run.out.silenced.append(rule.name)
+        detail = f"silence {silence.id}" + (f": {silence.comment}" if silence.comment else "")
+        return (SILENCED, detail, None)
+    run.out.fired.append(rule.name)
+    return None
+
+
+SILENCED = Reason.SILENCED

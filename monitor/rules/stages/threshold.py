@@ -4,6 +4,7 @@ recent event times."""
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from typing import Any
 
 import msgspec
@@ -57,9 +58,10 @@ def passes(run: Any, passage: Passage) -> Stop | None:
     if state is None:
         times, fired = [at], False
     else:
-        since = at - spec.seconds
-        times = [t for t in state.times if t > since]
-        times.append(at)
+        # The times are kept in order (an event may come late): the window starts past the
+        # last time that is too old.
+        times = state.times[bisect_right(state.times, at - spec.seconds) :]
+        insort(times, at)
         if len(times) > spec.count * 4:
             del times[: -spec.count * 4]
         fired = state.fired
@@ -67,7 +69,7 @@ def passes(run: Any, passage: Passage) -> Stop | None:
     reached = count >= spec.count
     run.step.put(key, Window(times, reached))
     if not reached or fired:
-        return Stop(Reason.BELOW, f"{count}{spec.text}")
+        return (BELOW, f"{count}{spec.text}", None)
     passage.context = {"count": count}
     return None
 
@@ -81,3 +83,6 @@ def tick(run: Any, rules: Rules) -> None:
             continue
         if not state.times or state.times[-1] <= stamp - rule.threshold.seconds:
             run.step.delete(key)
+
+
+BELOW = Reason.BELOW

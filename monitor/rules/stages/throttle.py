@@ -53,9 +53,13 @@ def passes(run: Any, passage: Passage) -> Stop | None:
     now = run.now.timestamp()
     if state is not None and now - state.last < spec.seconds:
         run.step.put(key, Held(state.last, state.suppressed + 1))
-        return Stop(Reason.THROTTLED, spec.text)
+        return (THROTTLED, spec.text, None)
     run.step.put(key, Held(now))
     if state is not None and state.suppressed:
         since = localtime(datetime.fromtimestamp(state.last, UTC), run.zone)
-        passage.notes.append(f"({state.suppressed} more like this held back since {since})")
+        note = f"({state.suppressed} more like this held back since {since})"
+        passage.notes = [*(passage.notes or ()), note]
     return None
+
+
+THROTTLED = Reason.THROTTLED
