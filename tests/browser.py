@@ -38,40 +38,56 @@ class Page:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws = ws
         self._ids = itertools.count(1)
-        self._loads = 0
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
         message_id = next(self._ids)
         await self._ws.send_json({"id": message_id, "method": method, "params": params})
         while True:
             message = await asyncio.wait_for(self._ws.receive_json(), 30)
-            if message.get("method") == "Page.loadEventFired":
-                self._loads += 1
             if message.get("id") == message_id:
                 if "error" in message:
                     raise AssertionError(f"{method}: {message['error']}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
 
-    async def loaded(self, since: int) -> None:
-        """Wait until a page load after `since` loads has fired."""
-        while self._loads <= since:
-            message = await asyncio.wait_for(self._ws.receive_json(), 30)
-            if message.get("method") == "Page.loadEventFired":
-                self._loads += 1
-
     async def goto(self, url: str) -> None:
-        before = self._loads
+        """Open `url` and wait until its document has loaded."""
+        await self._mark()
         await self.send("Page.navigate", url=url)
-        await self.loaded(before)
+        await self._settled()
 
     async def run(self, expression: str, *, navigates: bool = False) -> Any:
-        """Evaluate JavaScript in the page (the test's own hand, not the page's code)."""
-        before = self._loads
+        """Evaluate JavaScript in the page (the test's own hand, not the page's code); with
+        `navigates`, wait until the document it leads to has loaded."""
+        if navigates:
+            await self._mark()
         found = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
         if navigates:
-            await self.loaded(before)
+            await self._settled()
         return found.get("result", {}).get("value")
+
+    async def _evaluate(self, expression: str) -> Any:
+        found = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return found.get("result", {}).get("value")
+
+    async def _mark(self) -> None:
+        """Mark the document shown now, so that `_settled` knows it from the next one (a load
+        event alone could be this one's, late on a busy machine; the address may not change:
+        a form that redirects back to the page)."""
+        await self._evaluate("window.__shownBefore = true")
+
+    async def _settled(self) -> None:
+        """Wait until a document other than the marked one has loaded."""
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            state = await self._evaluate(
+                "window.__shownBefore ? 'before' : document.readyState"
+            )
+            if state == "complete":
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no new page loaded within 60 s ({state})")
+            await asyncio.sleep(0.05)
 
     async def text(self) -> str:
         return str(await self.run("document.body.innerText"))

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from monitor import __version__
-from monitor.cli import check, daemon, explain, init, outbox, rules, silence, store
+from monitor.cli import check, daemon, explain, init, notify, outbox, probe, rules, silence, store
 from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure, started
 from monitor.telemetry import logs
 from monitor.text.yamldoc import SourceError, SourceErrors
@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     root.add_argument("-c", "--config", help="config file (default: $CALLMON_CONFIG)")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (init, daemon, check, rules, silence, outbox, store, explain):
+    for group in (init, daemon, check, probe, notify, rules, silence, outbox, store, explain):
         group.add_parsers(sub)
     _debug_everywhere(root)
     return root

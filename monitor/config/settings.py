@@ -106,16 +106,24 @@ class Config(Strict):
     decisions_retention: Duration = 7 * 86400.0
     """How long the decision record (`callmon explain`) keeps what callmon saw and decided."""
     lease_ttl: Duration = Field(default=15.0, ge=1.0, le=3600.0)
+    """With a PostgreSQL store: how long a replica's leadership lasts without renewal, so how
+    soon a standby takes over from a leader that died."""
     provider_series: int = Field(default=100, ge=0, le=1_000_000)
     """Providers (in config order) with metric series of their own besides `provider_up` and
     the last success: the rest are summed under `provider="other"`."""
-    """With a PostgreSQL store: how long a replica's leadership lasts without renewal, so how
-    soon a standby takes over from a leader that died."""
+    external_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    """Where people reach this callmon's page: every notification ends with a link to the call's
+    story under it, and `callmon probe` prints webhook URLs under it."""
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("external_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value is not None else None
 
     @field_validator("api_token")
     @classmethod

@@ -107,9 +107,11 @@ def warm_up() -> None:
 
 
 class Sender:
-    """One apprise target."""
+    """One apprise target. With `external_url`, every message ends with a link: to its call's
+    story, or to the page for a message about no one call; as markdown to a target that takes
+    markdown (or HTML, which apprise converts it to), as plain text to any other."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, external_url: str | None = None) -> None:
         self._apprise = _apprise().Apprise()
         if not self._apprise.add(url):
             raise InvalidTarget("not a valid apprise URL")
@@ -121,13 +123,33 @@ class Sender:
         plugin.socket_connect_timeout = timeout
         plugin.socket_read_timeout = timeout
         self.display = plugin.url(privacy=True)
+        self.external_url = external_url
+        self.markup = str(plugin.resolve_format("markdown")) in ("markdown", "html")
+        """Whether the target takes markdown (or HTML, which apprise turns markdown into)."""
 
-    async def send(self, title: str, body: str, severity: Severity) -> SendResult:
+    def compose(self, body: str, story: str | None) -> tuple[str, str | None]:
+        """The body as sent (with its link, when there is an `external_url`) and its format
+        (None: as written)."""
+        if self.external_url is None:
+            return body, None
+        link = f"{self.external_url}/{story or ''}"
+        label = "Open this call in callmon" if story else "Open callmon"
+        if self.markup:
+            return f"{body}\n\n[{label}]({link})", "markdown"
+        return f"{body}\n\n{label}: {link}", None
+
+    async def send(
+        self, title: str, body: str, severity: Severity, story: str | None = None
+    ) -> SendResult:
         """Send once; never raises."""
+        text, body_format = self.compose(body or title, story)
 
         def call() -> bool:
             result = self._apprise.notify(
-                body=body or title, title=title, notify_type=_NOTIFY_TYPES[severity]
+                body=text,
+                title=title,
+                notify_type=_NOTIFY_TYPES[severity],
+                body_format=body_format,
             )
             return bool(result)
 

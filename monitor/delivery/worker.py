@@ -219,7 +219,7 @@ class Worker:
     async def _send(self, item: OutboxItem) -> bool:
         if item.attempts:
             self._telemetry.notifications.labels(self.notifier, "retried").inc()
-        result = await self._sender.send(item.title, item.body, Severity(item.severity))
+        result = await self._sender.send(item.title, item.body, Severity(item.severity), item.story)
         now = self._last_send = self._clock()
         if result.ok:
             self._telemetry.notifications.labels(self.notifier, "sent").inc()

@@ -180,3 +180,6 @@ class Alert(msgspec.Struct, frozen=True):
     created_at: datetime
     event_at: datetime | None = None
     """When what the alert is about happened (the provider's time), for delivery latency."""
+    story: str | None = None
+    """The call's story under the page (`calls/PROVIDER/ID`): a message links to it, or to the
+    page itself when it is about no one call."""

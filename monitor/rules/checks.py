@@ -11,7 +11,7 @@ from jinja2 import Environment, nodes
 from monitor.rules.fields import CALL_FIELDS, EVENT_FIELDS, OPEN_FIELDS
 from monitor.rules.match import Rule
 
-CONTEXT_FIELDS = frozenset({"rule", "severity", "for", "count"})
+CONTEXT_FIELDS = frozenset({"rule", "severity", "for", "count", "story_url"})
 GLOBALS = frozenset({"range", "dict", "namespace"})
 """The sandbox's own globals, usable in any template."""
 SUMMARY_FIELDS = frozenset({"count", "alerts", "rule", "reason", "schedule", "provider"})

@@ -23,6 +23,7 @@ from monitor.rules.run import Considered, Outcome, Run, Timetables, Verdict
 from monitor.rules.schedule import Schedule
 from monitor.rules.silence import Silencer
 from monitor.rules.stages import Reason
+from monitor.rules.stages.alert import alert_item
 from monitor.rules.state import Batch, RuleState, Timer
 
 NO_SILENCES = Silencer()
@@ -38,9 +39,12 @@ class Engine:
         *,
         zone: tzinfo = UTC,
         state: RuleState | None = None,
+        external_url: str | None = None,
     ) -> None:
         self.schedules = dict(schedules or {})
         self.zone = zone
+        self.external_url = external_url
+        """Where people reach the page: templates' `story_url` is under it."""
         self.state = state or RuleState()
         self.rules: list[Rule] = []
         self._put_in_force(rules)
@@ -77,7 +81,16 @@ class Engine:
     def _run(
         self, now: datetime, silencer: Silencer, timetables: Timetables, backlog: bool = False
     ) -> Run:
-        return Run(self.state.step(), now, self.zone, self.schedules, timetables, silencer, backlog)
+        return Run(
+            self.state.step(),
+            now,
+            self.zone,
+            self.schedules,
+            timetables,
+            silencer,
+            backlog,
+            external_url=self.external_url,
+        )
 
     # --- the two entry points
 
@@ -148,6 +161,13 @@ class Engine:
     def apply(self, outcome: Outcome) -> None:
         """Make a committed outcome's state changes the engine's state."""
         self.state.apply(outcome.changes)
+
+    def preview(self, rule: Rule, event: Event) -> tuple[str, str, list[str]]:
+        """The title and body `rule` sends about `event`, whatever its gates, and any template
+        errors (`callmon notify test --rule`); the engine's state is left as it is."""
+        run = self._run(event.at, NO_SILENCES, {})
+        item = alert_item(run, rule, event, None)
+        return item.title, item.body, [error for _, error in run.out.errors]
 
     def next_due(self) -> float | None:
         """The earliest time something waits for (a timer, a group, a digest), or None."""

@@ -70,5 +70,6 @@ def send(run: Run, rule: Rule, item: Item, event_at: datetime | None = None) -> 
                 body=item.body,
                 created_at=run.now,
                 event_at=event_at,
+                story=item.story,
             )
         )

@@ -82,6 +82,7 @@ class Run:
     timetables: Timetables
     silencer: Silencer
     backlog: bool = False
+    external_url: str | None = None
     out: Outcome = field(default_factory=Outcome)
     held: dict[str, list[Item]] = field(default_factory=dict)
     """Call alerts held back for a backlog summary, per rule."""

@@ -26,6 +26,8 @@ class Item(msgspec.Struct):
     """When what it is about happened (the provider's time)."""
     provider: str | None
     severity: str
+    story: str | None = None
+    """The call's story under the page (`calls/PROVIDER/ID`), for an alert about one call."""
 
 
 class Timer(msgspec.Struct):

@@ -65,4 +65,10 @@ def build_engine(
     from `state` (the stored rule state) or empty."""
     if config is None:
         return Engine(rules, state=state)
-    return Engine(rules, build_schedules(config), zone=config.zone, state=state)
+    return Engine(
+        rules,
+        build_schedules(config),
+        zone=config.zone,
+        state=state,
+        external_url=config.external_url,
+    )

@@ -155,7 +155,11 @@ class Term:
                 Worker(
                     name,
                     i,
-                    Sender(url.get_secret_value(), timeout=notifier.timeout),
+                    Sender(
+                        url.get_secret_value(),
+                        timeout=notifier.timeout,
+                        external_url=self.config.external_url,
+                    ),
                     store,
                     self.telemetry,
                     policy=policy,

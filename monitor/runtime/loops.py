@@ -33,6 +33,8 @@ WEB_CHECK = 5.0
 """How often the HTTP server is checked to be serving."""
 DECISION_ROWS = 1_000_000
 """The decision record keeps at most this many rows (the newest), whatever their age."""
+HISTORY_KEPT = 8 * 86400.0
+"""The page's hourly history is kept this long: the API reads up to a week of it."""
 
 ProviderHealth = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
 """The providers that are down, and when each up provider last answered a poll."""
@@ -77,7 +79,7 @@ class RuleClock:
         """Queue depth and the age of the oldest waiting message, per notifier; and, every
         hour (or 24th of the retention, when shorter), forget the decision record and the
         delivered messages (their idempotency keys with them, the deliveries of the stories
-        told) older than `decisions_retention`."""
+        told) older than `decisions_retention`, and the history's hours older than 8 days."""
         now = time.time()
         for name in self._notifiers:
             self._telemetry.queue_depth.labels(name).set(await store.pending_count(name))
@@ -88,6 +90,7 @@ class RuleClock:
             self._next_prune = now + min(3600.0, retention / 24)
             await store.prune_sent(now - retention)
             await store.prune_decisions(now - retention, DECISION_ROWS)
+            await store.prune_history(now - HISTORY_KEPT)
 
 
 class RuleFileWatcher:

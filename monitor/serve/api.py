@@ -1,5 +1,5 @@
-"""The JSON API (`/api/v1/…`) on any replica: status, events, alerts, a call's story, silences
-and the outbox, from the store.
+"""The JSON API (`/api/v1/…`) on any replica: status, events, alerts, a call's story, silences,
+the outbox and the hourly history, from the store; and a notifier's test message.
 
 Reading needs nothing. Changing needs `Authorization: Bearer TOKEN` when the config sets
 `api_token` (401 without it or with a wrong one; past a few wrong ones a second from one
@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from monitor.model import Silence, moment
+from monitor.serve import history
 from monitor.serve.auth import ApiError, Guesses, authorize
 from monitor.serve.silences import new_silence, silence_number
+from monitor.serve.trials import Trials, outcome
 from monitor.store import Decision, OutboxItem, Records, StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,6 +40,8 @@ class Api:
         status: Callable[[], Mapping[str, Any]] = dict,
         clock: Callable[[], float] = time.time,
         guesses: Guesses | None = None,
+        providers: Sequence[str] = (),
+        trials: Trials | None = None,
     ) -> None:
         self._store = store
         self._token = token.encode() if token else None
@@ -45,6 +49,8 @@ class Api:
         self._status = status
         self._clock = clock
         self._guesses = guesses or Guesses()
+        self._providers = providers
+        self._trials = trials or Trials()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -57,6 +63,8 @@ class Api:
             web.delete("/api/v1/silences/{id}", self._answer(self.expire_silence, change=True)),
             web.get("/api/v1/outbox", self._answer(self.outbox)),
             web.post("/api/v1/outbox/retry", self._answer(self.retry, change=True)),
+            web.get("/api/v1/history", self._answer(self.history)),
+            web.post("/api/v1/notifiers/{name}/test", self._answer(self.trial, change=True)),
             web.route("*", "/api/v1/{rest:.*}", self._unknown),
         ]
 
@@ -141,6 +149,24 @@ class Api:
                     }
                 )
         return 200, {"provider": provider, "call_id": call_id, "steps": steps}
+
+    async def history(self, request: web.Request, store: Records) -> tuple[int, Any]:
+        try:
+            hours = int(request.query.get("hours", "24"))
+        except ValueError:
+            hours = 0
+        if not 1 <= hours <= history.MAX_HOURS:
+            raise ApiError(400, f"hours: a number from 1 to {history.MAX_HOURS}")
+        now = self._clock()
+        tallies = await store.history(now - now % history.HOUR - (hours - 1) * history.HOUR)
+        found = history.series(tallies, self._providers, now, hours)
+        return 200, {"hours": hours, "series": [s.as_json() for s in found]}
+
+    async def trial(self, request: web.Request, store: Records) -> tuple[int, Any]:
+        name = request.match_info["name"]
+        tried = await self._trials.run(name)
+        outcomes = [outcome(t) for t in tried]
+        return 200, {"notifier": name, "ok": all(o["ok"] for o in outcomes), "urls": outcomes}
 
     # --- silences
 

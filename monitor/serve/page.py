@@ -2,14 +2,15 @@
 (`monitor/serve/templates/`) that works without JavaScript, refreshes itself, reads well on a phone,
 and loads nothing from elsewhere. Every value is escaped (door titles come from outside); no
 caller number is shown.
-With `api_token` configured, a form adds a silence and a button expires one (the token is asked
-for in the form).
+The last 24 hours are drawn per provider and door (`monitor.serve.history`). With `api_token`
+configured, a form adds a silence, a button expires one, and a button per notifier sends it a
+test message (the token is asked for in the form).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -18,8 +19,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.model import moment
+from monitor.serve import history
 from monitor.serve.auth import ApiError, Guesses, authorize
 from monitor.serve.silences import new_silence, silence_number
+from monitor.serve.trials import Trials, outcome
 from monitor.store import Records, StoreError
 
 REFRESH = 10
@@ -40,8 +43,12 @@ class StatusPage:
         *,
         clock: Callable[[], float] = time.time,
         guesses: Guesses | None = None,
+        providers: Sequence[str] = (),
+        trials: Trials | None = None,
     ) -> None:
         self._store = store
+        self._providers = providers
+        self._trials = trials or Trials()
         self._guesses = guesses or Guesses()
         self._token = token.encode() if token else None
         self._rules = rules
@@ -63,6 +70,7 @@ class StatusPage:
             web.get("/calls/{provider}/{call:.+}", self.story),
             web.post("/silences", self.add_silence),
             web.post("/silences/{id}/expire", self.expire_silence),
+            web.post("/notifiers/{name}/test", self.trial),
         ]
 
     def _when(self, ts: float | None) -> str:
@@ -101,6 +109,7 @@ class StatusPage:
                     *await store.outbox(status="dead"),
                 ][:50],
                 "silences": await store.silences(self._clock()),
+                "history": await self._history(store),
             }
         except StoreError as exc:
             return self._render("error", 503, error=str(exc))
@@ -108,8 +117,20 @@ class StatusPage:
         count = self._registry.get_sample_value
         counts = [(r, int(count("callmon_rule_fired_total", {"rule": r}) or 0)) for r in rules]
         return self._render(
-            "status", rules=rules, fired=counts, changes=self._token is not None, **values
+            "status",
+            rules=rules,
+            fired=counts,
+            changes=self._token is not None,
+            notifiers=self._trials.names,
+            **values,
         )
+
+    async def _history(self, store: Records) -> list[tuple[history.Series, Any, str]]:
+        """The last 24 hours per provider and door: each series, its chart, its hours as text."""
+        now = self._clock()
+        since = now - now % history.HOUR - 23 * history.HOUR
+        found = history.series(await store.history(since), self._providers, now, 24)
+        return [(s, history.chart(s), history.hourly(s, self._zone)) for s in found]
 
     async def story(self, request: web.Request) -> web.Response:
         provider, call_id = request.match_info["provider"], request.match_info["call"]
@@ -164,6 +185,19 @@ class StatusPage:
         except (StoreError, ValueError) as exc:
             return self._render("error", 400, error=str(exc))
         raise web.HTTPSeeOther("/")
+
+    async def trial(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        name = request.match_info["name"]
+        try:
+            self._authorize(request, form)
+            tried = await self._trials.run(name)
+        except ApiError as exc:
+            return self._render("error", exc.status, error=str(exc))
+        outcomes = [outcome(t) for t in tried]
+        return self._render(
+            "trial", title=f"callmon · test of {name}", notifier=name, urls=outcomes
+        )
 
     def _authorize(self, request: web.Request, form: Mapping[str, Any]) -> None:
         given = str(form.get("token", "")) or None

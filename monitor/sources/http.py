@@ -72,6 +72,9 @@ class HttpClient:
         self._max_body = max_body
         self._next_slot = 0.0
         self.requests = 0
+        self.last: Response | None = None
+        """The last response that came back, whatever its status (`callmon probe` reads its
+        status, `Date` and rate-limit headers)."""
 
     @classmethod
     def for_provider(
@@ -197,11 +200,44 @@ class HttpClient:
             ) from None
         except aiohttp.ClientError as exc:
             self._observe("error")
-            raise Unreachable(f"provider {name}: request failed ({type(exc).__name__})") from None
+            raise Unreachable(f"provider {name}: {failure(exc)}") from None
         finally:
             self._next_slot = time.monotonic() + self._min_interval
         self._observe(str(resp.status))
+        self.last = Response(resp.status, headers, b"", next_url)
         return _check(name, resp.status, headers, data, next_url)
+
+
+TLS_REASONS = {
+    10: "the server's certificate has expired",
+    18: "the server's certificate is self-signed (an unknown CA: set verify_tls to its CA)",
+    19: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
+    20: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
+    21: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
+    62: "the server's certificate is for another host name",
+}
+"""OpenSSL's verification codes, as an operator reads them."""
+
+
+def failure(exc: aiohttp.ClientError) -> str:
+    """Why a request did not complete, in an operator's words: TLS (which problem), a host
+    not found, a connection refused or reset."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cert = exc.certificate_error
+        code = getattr(cert, "verify_code", None)
+        reason = TLS_REASONS.get(code) if isinstance(code, int) else None
+        if reason is None and "hostname" in str(cert).lower():
+            reason = TLS_REASONS[62]
+        return f"TLS: {reason or getattr(cert, 'verify_message', None) or cert}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS: the handshake failed ({exc})"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"host {exc.host} not found"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"host {exc.host} unreachable on port {exc.port} ({exc.strerror or 'refused'})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return f"request failed ({type(exc).__name__})"
 
 
 def _check(

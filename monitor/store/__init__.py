@@ -19,6 +19,7 @@ from monitor.store.base import (
     StoreError,
     StoreHealth,
     StoreNotFound,
+    Tally,
 )
 from monitor.store.database import SqlStore
 from monitor.store.ports import Health, Outbox, Pushes, Records, Steps, Store, Upkeep
@@ -64,6 +65,7 @@ __all__ = [
     "StoreError",
     "StoreHealth",
     "StoreNotFound",
+    "Tally",
     "Upkeep",
     "open_store",
 ]

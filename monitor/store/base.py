@@ -130,11 +130,31 @@ class Changes:
     """Stored pushes this step applied: deleted with it."""
     decisions: Sequence[Decision] = ()
     """What the step saw and each rule decided, for `callmon explain`."""
+    tally: Sequence[Tally] = ()
+    """Calls that ended in this step, counted into the page's hourly history."""
 
     def __bool__(self) -> bool:
         return bool(
-            self.calls or self.rules or self.deliveries or self.pushes_done or self.decisions
+            self.calls
+            or self.rules
+            or self.deliveries
+            or self.pushes_done
+            or self.decisions
+            or self.tally
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Calls of one door (`""`: a provider without doors) that ended in one hour: answered and
+    missed, added to what the store counted before."""
+
+    provider: str
+    door: str
+    hour: float
+    """The start of the hour the calls began in (seconds since the epoch, UTC)."""
+    answered: int = 0
+    missed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,5 +193,7 @@ class OutboxItem:
     status: str
     last_error: str | None
     event_at: float | None = None
+    story: str | None = None
+    """The call's story under the page, for a message about one call."""
     tries: tuple[Attempt, ...] = ()
     """Each attempt, oldest first (filled where a call's story is read)."""

@@ -21,6 +21,7 @@ from monitor.store.base import (
     Push,
     StoreError,
     StoreHealth,
+    Tally,
 )
 
 T = TypeVar("T")
@@ -161,6 +162,13 @@ class SqlStore(ABC):
     async def prune_decisions(self, before: float, keep: int) -> int:
         program = sql.prune_decisions(before, keep)
         return await self._run("prune the decision record", program, write=True)
+
+    async def history(self, since: float) -> list[Tally]:
+        return await self._run("read the history", sql.history(since))
+
+    async def prune_history(self, before: float) -> int:
+        program = sql.prune_history(before)
+        return await self._run("prune the history", program, write=True)
 
     # --- pushes
 

@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from monitor.model import Silence, StateKey
-from monitor.store.base import Changes, Decision, OutboxItem, ProviderState, Push, StoreHealth
+from monitor.store.base import (
+    Changes,
+    Decision,
+    OutboxItem,
+    ProviderState,
+    Push,
+    StoreHealth,
+    Tally,
+)
 
 
 class Steps(Protocol):
@@ -81,6 +89,10 @@ class Upkeep(Protocol):
         """Forget decisions made before `before`, and all but the newest `keep`."""
         ...
 
+    async def prune_history(self, before: float) -> int:
+        """Forget the history's hours that began before `before`."""
+        ...
+
 
 class Pushes(Protocol):
     """Kept pushes: any replica keeps them, the leader reads them."""
@@ -113,6 +125,10 @@ class Records(Protocol):
 
     async def open_calls(self, limit: int) -> list[tuple[str, str, str, float]]:
         """Calls in progress: (provider, id, state, created), newest first."""
+        ...
+
+    async def history(self, since: float) -> list[Tally]:
+        """Calls answered and missed per hour, provider and door, from the hour `since` on."""
         ...
 
     async def silences(self, now: float | None = None) -> list[Silence]:

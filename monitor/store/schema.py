@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from monitor.store.base import StoreNotFound
 from monitor.store.sql import Exec, Program, Query
 
-VERSION = 5
+VERSION = 6
 """The schema this callmon writes."""
 
 
@@ -106,6 +106,20 @@ CREATE INDEX IF NOT EXISTS attempts_item ON attempts (outbox_id, id);
 """
 """What callmon saw and decided (`callmon explain`): a row per event (no rule), and a row per
 rule's verdict on it, pruned by age and count; and each delivery attempt's outcome."""
+
+HISTORY_TABLE = """
+CREATE TABLE IF NOT EXISTS history (
+    hour {real} NOT NULL,
+    provider TEXT NOT NULL,
+    door TEXT NOT NULL,
+    answered INTEGER NOT NULL DEFAULT 0,
+    missed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, provider, door)
+){without_rowid};
+"""
+"""Calls answered and missed per hour, provider and door (`""`: none), counted as each call ends
+(the page's history, `/api/v1/history`): a week of it at 200 doors is 34,000 small rows, read by
+the hour the primary key begins with."""
 
 TABLES = (
     """
@@ -221,5 +235,7 @@ MIGRATIONS: dict[int, str] = {
     4: PUSH_TABLE,
     # 5: the decision record.
     5: DECISION_TABLE,
+    # 6: the page's hourly history; each message's link to its call's story.
+    6: HISTORY_TABLE + "ALTER TABLE outbox ADD COLUMN story TEXT;",
 }
 """What each version adds to the one before, in the dialect's words."""

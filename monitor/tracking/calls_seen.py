@@ -1,8 +1,12 @@
-"""A call's transition in the metrics: counts, ring and talk times, per-door outcomes."""
+"""A call's transition in the metrics (counts, ring and talk times, per-door outcomes) and in
+the page's hourly history."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from monitor.model import TERMINAL_STATES, CallState, Event
+from monitor.store.base import Tally
 from monitor.telemetry import OTHER, Telemetry
 
 TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
@@ -28,3 +32,22 @@ def observe_call(telemetry: Telemetry, event: Event) -> None:
         result = "answered" if to == CallState.ENDED else to
         door = t.door(event.provider, str(call.intercom.id))
         t.intercom_calls.labels(provider, door, result).inc()
+
+
+HOUR = 3600.0
+
+
+def tally(events: Iterable[Event]) -> list[Tally]:
+    """The calls that ended among `events`, counted per provider, door and the hour each call
+    began (answered: ended after an answer; missed: never answered; rejected and failed calls
+    are in neither count)."""
+    counts: dict[tuple[str, str, float], list[int]] = {}
+    for event in events:
+        call, to = event.call, event.to_state
+        if call is None or to not in (CallState.ENDED, CallState.MISSED):
+            continue
+        began = (call.created_at or event.at).timestamp()
+        door = str(call.intercom.id) if call.intercom is not None else ""
+        count = counts.setdefault((event.provider, door, began - began % HOUR), [0, 0])
+        count[to == CallState.MISSED] += 1
+    return [Tally(p, d, h, a, m) for (p, d, h), (a, m) in counts.items()]

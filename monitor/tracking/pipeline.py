@@ -38,7 +38,7 @@ from monitor.store.base import CallChanges, Changes, Delivery, StoreError
 from monitor.store.ports import Steps
 from monitor.telemetry import OTHER, Telemetry
 from monitor.text.redaction import redactor
-from monitor.tracking.calls_seen import observe_call
+from monitor.tracking.calls_seen import observe_call, tally
 from monitor.tracking.decisions import decisions
 from monitor.tracking.tracker import Diff, Tracker
 
@@ -241,6 +241,7 @@ class Pipeline:
             self.deliveries(outcome.alerts),
             pushes,
             decisions(events, outcome),
+            tally(events),
         )
         if changes:
             queued = await self.store.commit(changes)

@@ -5,6 +5,7 @@ provider's backlog, added to its `group`, held for `quiet` hours, or sent."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from monitor.model import Event, EventKind, StateKey
 from monitor.rules import batches
@@ -51,8 +52,13 @@ def _subject(event: Event) -> str:
 
 
 def alert_item(run: Any, rule: Rule, event: Event, extra: dict[str, Any] | None) -> Item:
-    """The rule's alert about this event, rendered, keyed by rule, subject and step."""
+    """The rule's alert about this event, rendered, keyed by rule, subject and step; about a
+    call, it links to the call's story (`story_url` in templates, with an `external_url`)."""
+    call = event.call
+    story = None if call is None else f"calls/{quote(event.provider, '')}/{quote(call.id, '')}"
     fields = {**rule.fields, **extra} if extra else rule.fields
+    if story is not None and run.external_url is not None:
+        fields = {**fields, "story_url": f"{run.external_url}/{story}"}
     at = event.at.timestamp()
     step = f"{event.from_state or 'none'}>{event.to_state}"
     if event.kind is not EventKind.TRANSITION:
@@ -68,6 +74,7 @@ def alert_item(run: Any, rule: Rule, event: Event, extra: dict[str, Any] | None)
         at,
         event.provider,
         rule.fields["severity"],
+        story,
     )
 
 

@@ -22,6 +22,7 @@ from monitor.store.sql.copying import (
     load,
     occupied,
 )
+from monitor.store.sql.history import add_tally, history, prune_history
 from monitor.store.sql.outbox import (
     due,
     mark_dead,
@@ -74,11 +75,13 @@ __all__ = [
     "Statement",
     "add_push",
     "add_silence",
+    "add_tally",
     "commit",
     "deliveries",
     "due",
     "dump",
     "expire_silence",
+    "history",
     "latest",
     "load",
     "load_provider",
@@ -96,6 +99,7 @@ __all__ = [
     "outbox_retry",
     "pending_count",
     "prune_decisions",
+    "prune_history",
     "prune_sent",
     "pushes",
     "remove_silence",

@@ -14,6 +14,7 @@ from monitor.store.base import (
     Delivery,
     ProviderState,
 )
+from monitor.store.sql.history import add_tally
 from monitor.store.sql.statements import (
     _STATES,
     DECISION_COLUMNS,
@@ -53,6 +54,8 @@ def commit(changes: Changes) -> Program[int]:
     yield from _write_rule_state(changes.rules)
     if changes.pushes_done:
         yield Many("DELETE FROM pushes WHERE id = %s", [(i,) for i in changes.pushes_done])
+    if changes.tally:
+        yield from add_tally(changes.tally)
     if changes.decisions:
         yield Many(
             f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})",
@@ -105,7 +108,8 @@ def _insert_deliveries(deliveries: Sequence[Delivery]) -> Program[int]:
         decided = alert.created_at.timestamp()
         rows = yield Query(
             "INSERT INTO outbox (key, notifier, target, rule, severity, title, body, "
-            "created_at, next_at, event_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "created_at, next_at, event_at, story) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (key) DO NOTHING RETURNING id",
             (
                 d.key,
@@ -118,6 +122,7 @@ def _insert_deliveries(deliveries: Sequence[Delivery]) -> Program[int]:
                 decided,
                 decided,
                 alert.event_at.timestamp() if alert.event_at else None,
+                alert.story,
             ),
         )
         new += len(rows)

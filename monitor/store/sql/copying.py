@@ -21,8 +21,9 @@ COPIED = {
     "pushes": "id, provider, body, received_at",
     "decisions": "id, " + DECISION_COLUMNS,
     "attempts": "id, outbox_id, at, outcome, error",
+    "history": "hour, provider, door, answered, missed",
     "outbox": "id, key, notifier, target, rule, severity, title, body, created_at, attempts, "
-    "next_at, status, sent_at, last_error, event_at",
+    "next_at, status, sent_at, last_error, event_at, story",
 }
 """Every table a copy carries, with its columns (ids kept: a copy is the same store).
 The lease is not copied: leadership belongs to the running replicas of each store."""

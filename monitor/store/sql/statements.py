@@ -49,7 +49,7 @@ DECISION_COLUMNS = (
 )
 ITEM_COLUMNS = (
     "id, notifier, target, rule, severity, title, body, created_at, attempts, status, "
-    "last_error, event_at"
+    "last_error, event_at, story"
 )
 _STATES = {s.value: s for s in CallState}
 
