@@ -80,9 +80,7 @@ class Page:
         """Wait until a document other than the marked one has loaded."""
         deadline = asyncio.get_running_loop().time() + 60
         while True:
-            state = await self._evaluate(
-                "window.__shownBefore ? 'before' : document.readyState"
-            )
+            state = await self._evaluate("window.__shownBefore ? 'before' : document.readyState")
             if state == "complete":
                 return
             if asyncio.get_running_loop().time() > deadline:

@@ -9,13 +9,14 @@ import argparse
 import asyncio
 import email.utils
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
 from monitor.cli.common import EXIT_INVALID, EXIT_OK, Failure, Subparsers, load, with_config
+from monitor.config import Config
 from monitor.model import Call
 
 RATE_HEADERS = (
@@ -62,26 +63,26 @@ class Answer:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    config = load(args.config)
-    names = set(args.providers)
-    unknown = names - {p.name for p in config.providers}
-    if unknown:
-        raise Failure(f"no provider {', '.join(sorted(unknown))} in the config")
-    chosen = [p for p in config.providers if not names or p.name in names]
-    if not chosen:
-        raise Failure("the config has no provider to probe")
-    answers = asyncio.run(_probe_all(chosen, config.external_url))
+    answers = asyncio.run(probe(load(args.config), args.providers))
     width = max(len(a.name) for a in answers)
     for answer in answers:
         print(f"{answer.name:<{width}}  {'ok    ' if answer.ok else 'FAILED'}  {answer.sentence}")
     return EXIT_OK if all(a.ok for a in answers) else EXIT_INVALID
 
 
-async def _probe_all(providers: list[Any], external_url: str | None) -> list[Answer]:
+async def probe(config: Config, names: Sequence[str] = ()) -> list[Answer]:
+    """Ask each provider of `config` (or those in `names`) once, all at once."""
     import aiohttp
 
+    unknown = set(names) - {p.name for p in config.providers}
+    if unknown:
+        raise Failure(f"no provider {', '.join(sorted(unknown))} in the config")
+    chosen = [p for p in config.providers if not names or p.name in names]
+    if not chosen:
+        raise Failure("the config has no provider to probe")
     async with aiohttp.ClientSession() as session:
-        return list(await asyncio.gather(*(_probe(p, session, external_url) for p in providers)))
+        asked = (_probe(p, session, config.external_url) for p in chosen)
+        return list(await asyncio.gather(*asked))
 
 
 async def _probe(settings: Any, session: Any, external_url: str | None) -> Answer:
@@ -93,20 +94,21 @@ async def _probe(settings: Any, session: Any, external_url: str | None) -> Answe
     try:
         result = await asyncio.wait_for(client.poll(NothingSeen()), deadline)
     except ProviderError as exc:
-        return Answer(settings.name, False, _said(exc, client))
+        return Answer(settings.name, False, _said(exc))
     except TimeoutError:
         sentence = f"provider {settings.name}: no answer within {deadline:g} s (a timeout)"
         return Answer(settings.name, False, sentence)
     except Exception as exc:  # a bug of the client's: said, not raised
         sentence = f"provider {settings.name}: unexpected {type(exc).__name__}: {exc}"
         return Answer(settings.name, False, sentence[:300])
-    parts = [f"HTTP {client.http.last.status if client.http.last else '—'}"]
+    last = getattr(getattr(client, "http", None), "last", None)  # a plugin may lack one
+    parts = [f"HTTP {last.status}"] if last is not None else []
     created = [c.created_at for c in result.calls if c.created_at is not None]
     newest = f", newest {max(created).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if created else ""
     parts.append(f"{len(result.calls)} calls read{newest}")
     if result.skipped:
         parts.append(f"{result.skipped} records unreadable (skipped; the log says why)")
-    headers = client.http.last.headers if client.http.last else {}
+    headers = last.headers if last is not None else {}
     if (offset := _clock_offset(headers)) is not None:
         parts.append(f"clock {offset:+.1f} s from ours")
     if (budget := _rate_budget(headers)) is not None:
@@ -116,7 +118,7 @@ async def _probe(settings: Any, session: Any, external_url: str | None) -> Answe
     return Answer(settings.name, True, "; ".join(parts))
 
 
-def _said(exc: Exception, client: Any) -> str:
+def _said(exc: Exception) -> str:
     """A provider's failure as one sentence (it names the provider and the cause already)."""
     from monitor.sources.base import AuthError, BadResponse
 
@@ -167,7 +169,3 @@ def webhook_url(settings: Any, external_url: str | None) -> str | None:
     if settings.type == "bird":
         return str(settings.webhook.url)
     return f"{base}{path}"
-
-
-def when(moment: datetime | None) -> str:
-    return "" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"

@@ -10,6 +10,7 @@ import contextlib
 import json
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,6 +66,7 @@ class Simulator:
         self.traffic = Traffic(self.lines, pace, seed)
         self._runner: web.AppRunner | None = None
         self._traffic_task: asyncio.Task[None] | None = None
+        self.tls = False
 
     @property
     def base_url(self) -> str:
@@ -73,7 +75,12 @@ class Simulator:
         host = self.host
         if host in ("", "0.0.0.0", "::"):
             host = own_address()
-        return f"http://{host}:{self.port}" if ":" not in host else f"http://[{host}]:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return (
+            f"{scheme}://{host}:{self.port}"
+            if ":" not in host
+            else f"{scheme}://[{host}]:{self.port}"
+        )
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -81,13 +88,17 @@ class Simulator:
             app.add_routes(api.routes())
         return app
 
-    async def start(self, *, traffic: bool = False, history: int = 0) -> None:
-        """Serve on the configured port (0 picks a free one); optionally start traffic."""
+    async def start(
+        self, *, traffic: bool = False, history: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Serve on the configured port (0 picks a free one), over HTTPS with `tls`;
+        optionally start traffic."""
         if history:
             self.traffic.seed_history(history)
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        self.tls = tls is not None
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=tls)
         await site.start()
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]

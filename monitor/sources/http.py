@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -215,6 +216,7 @@ TLS_REASONS = {
     20: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
     21: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
     62: "the server's certificate is for another host name",
+    64: "the server's certificate is for another host name",
 }
 """OpenSSL's verification codes, as an operator reads them."""
 
@@ -234,7 +236,9 @@ def failure(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"host {exc.host} not found"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"host {exc.host} unreachable on port {exc.port} ({exc.strerror or 'refused'})"
+        code = exc.os_error.errno
+        why = os.strerror(code).lower() if code else "no connection"
+        return f"host {exc.host} unreachable on port {exc.port} ({why})"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server closed the connection"
     return f"request failed ({type(exc).__name__})"
