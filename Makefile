@@ -56,6 +56,7 @@ bench: $(VENV)/.installed .venv-run/.installed
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/delivery_bench.py
 	$(BIN)/python bench/store_bench.py
+	$(BIN)/python bench/history_bench.py
 	CALLMON=.venv-run/bin/callmon $(BIN)/python bench/goals.py
 
 # A month of a 200-door building in half an hour, on SQLite, then on two replicas on PostgreSQL,

@@ -3,8 +3,9 @@ silence form guarded by the api token."""
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -53,7 +54,9 @@ async def recorded(tmp_path: Path, url: str | None = None, call_id: str = "1") -
     return store
 
 
-async def serve(store: SqlStore, token: str | None) -> tuple[web.AppRunner, str]:
+async def serve(
+    store: SqlStore, token: str | None, clock: Callable[[], float] = time.time
+) -> tuple[web.AppRunner, str]:
     page = StatusPage(
         lambda: store,
         token,
@@ -61,6 +64,8 @@ async def serve(store: SqlStore, token: str | None) -> tuple[web.AppRunner, str]
         lambda: {"role": "leader", "providers": {"door": {"up": True}}, "doors": []},
         CollectorRegistry(),
         ZoneInfo("Europe/Berlin"),
+        clock=clock,
+        providers=["door"],
     )
     runner = web.AppRunner(build_app(CollectorRegistry(), Readiness(), routes=page.routes()))
     await runner.setup()
@@ -154,10 +159,18 @@ async def test_in_a_real_browser_a_call_s_story_is_a_click_away_and_the_form_sil
     through the form, see it listed; screenshots at desktop and phone widths."""
     from tests.browser import browser
 
-    store, base = site
+    store, _ = site
+    # The page's clock an hour after the recorded call: its hour is in the history drawn.
+    runner, base = await serve(store, TOKEN, clock=lambda: T0.timestamp() + 3600)
     async with browser() as page:
         await page.goto(base + "/")
-        assert "Calls in progress" in await page.text()
+        text = await page.text()
+        assert "Calls in progress" in text
+        assert re.search(r"door 158\s+0 answered · 1 missed", text), text
+        assert await page.run("document.querySelectorAll('.series svg path').length") >= 3
+        assert "13:00 0 answered, 1 missed" in await page.run(
+            "document.querySelector('.series.door details').textContent"
+        )
         await page.screenshot(tmp_path / "status-desktop.png", width=1280)
         await page.screenshot(tmp_path / "status-phone.png", width=390)
         await page.run(
@@ -175,6 +188,7 @@ async def test_in_a_real_browser_a_call_s_story_is_a_click_away_and_the_form_sil
             navigates=True,
         )
         assert "from the browser" in await page.text()
+    await runner.cleanup()
     assert [s.comment for s in await store.silences()] == ["from the browser"]
     for name in ("status-desktop.png", "status-phone.png", "story.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

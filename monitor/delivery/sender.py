@@ -124,7 +124,7 @@ class Sender:
         plugin.socket_read_timeout = timeout
         self.display = plugin.url(privacy=True)
         self.external_url = external_url
-        self.markup = str(plugin.resolve_format("markdown")) in ("markdown", "html")
+        self.markup = plugin.resolve_format("markdown").value in ("markdown", "html")
         """Whether the target takes markdown (or HTML, which apprise turns markdown into)."""
 
     def compose(self, body: str, story: str | None) -> tuple[str, str | None]:

@@ -33,8 +33,11 @@ class Series:
     provider: str
     door: str | None
     starts: Sequence[float]
+    """Each hour's start; the same list for every series of a reading."""
     answered: Sequence[int]
     missed: Sequence[int]
+    stamps: Sequence[str] = ()
+    """Each hour's start as ISO 8601 (UTC), made once per reading."""
 
     @property
     def totals(self) -> tuple[int, int]:
@@ -45,8 +48,8 @@ class Series:
             "provider": self.provider,
             "door": self.door,
             "buckets": [
-                {"start": _iso(start), "answered": a, "missed": m}
-                for start, a, m in zip(self.starts, self.answered, self.missed, strict=True)
+                {"start": stamp, "answered": a, "missed": m}
+                for stamp, a, m in zip(self.stamps, self.answered, self.missed, strict=True)
             ],
         }
 
@@ -68,13 +71,14 @@ def series(
             answered[slot] += t.answered
             missed[slot] += t.missed
     starts = [first + i * HOUR for i in range(hours)]
+    stamps = [_iso(start) for start in starts]
     named = list(providers) + sorted({p for p, _ in counts} - set(providers))
     found = []
     for provider in named:
         total = counts.get((provider, "\0"), ([0] * hours, [0] * hours))
-        found.append(Series(provider, None, starts, *total))
+        found.append(Series(provider, None, starts, *total, stamps))
         doors = sorted((d for p, d in counts if p == provider and d != "\0"), key=_door_order)
-        found.extend(Series(provider, d, starts, *counts[(provider, d)]) for d in doors)
+        found.extend(Series(provider, d, starts, *counts[(provider, d)], stamps) for d in doors)
     return found
 
 
@@ -113,13 +117,19 @@ def chart(s: Series) -> Markup:
     )
 
 
-def hourly(s: Series, zone: tzinfo = UTC) -> str:
-    """The hours with calls, as text: `14:00 3 answered, 1 missed; …`."""
-    parts = []
-    for start, a, m in zip(s.starts, s.answered, s.missed, strict=True):
-        if a or m:
-            at = datetime.fromtimestamp(start, zone)
-            parts.append(f"{at:%H:%M} {a} answered, {m} missed")
+def clock_times(starts: Sequence[float], zone: tzinfo = UTC) -> list[str]:
+    """Each hour's start as the page shows it (`14:00`, in the config's timezone)."""
+    return [f"{datetime.fromtimestamp(start, zone):%H:%M}" for start in starts]
+
+
+def hourly(s: Series, times: Sequence[str]) -> str:
+    """The hours with calls, as text: `14:00 3 answered, 1 missed; …` (`times` from
+    `clock_times`)."""
+    parts = [
+        f"{at} {a} answered, {m} missed"
+        for at, a, m in zip(times, s.answered, s.missed, strict=True)
+        if a or m
+    ]
     return "; ".join(parts) or "no calls"
 
 

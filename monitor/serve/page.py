@@ -49,6 +49,7 @@ class StatusPage:
         self._store = store
         self._providers = providers
         self._trials = trials or Trials()
+        self._drawn: tuple[Any, list[tuple[history.Series, Any, str]]] | None = None
         self._guesses = guesses or Guesses()
         self._token = token.encode() if token else None
         self._rules = rules
@@ -126,11 +127,20 @@ class StatusPage:
         )
 
     async def _history(self, store: Records) -> list[tuple[history.Series, Any, str]]:
-        """The last 24 hours per provider and door: each series, its chart, its hours as text."""
+        """The last 24 hours per provider and door: each series, its chart, its hours as text;
+        drawn again only when the counts changed (the page reloads every few seconds, the
+        counts change as calls end)."""
         now = self._clock()
         since = now - now % history.HOUR - 23 * history.HOUR
-        found = history.series(await store.history(since), self._providers, now, 24)
-        return [(s, history.chart(s), history.hourly(s, self._zone)) for s in found]
+        tallies = await store.history(since)
+        key = (since, tuple(tallies))
+        if self._drawn is not None and self._drawn[0] == key:
+            return self._drawn[1]
+        found = history.series(tallies, self._providers, now, 24)
+        times = history.clock_times(found[0].starts, self._zone) if found else []
+        drawn = [(s, history.chart(s), history.hourly(s, times)) for s in found]
+        self._drawn = (key, drawn)
+        return drawn
 
     async def story(self, request: web.Request) -> web.Response:
         provider, call_id = request.match_info["provider"], request.match_info["call"]
