@@ -193,6 +193,12 @@ def test_init_writes_a_starter_that_checks_once_its_variables_are_set(
     assert (tmp_path / "rules" / "missed-calls.yaml").is_file()
     names = result.stdout.split("next: set ")[1].split(";")[0].split(", ")
     assert "ALERT_URL" in names
+    steps = [line.split("#")[0].split() for line in result.stdout.splitlines()[2:]]
+    assert [s[:3] for s in steps] == [
+        ["callmon", "probe", "-c"],
+        ["callmon", "notify", "test"],
+        ["callmon", "run", "-c"],
+    ]
     env = {
         name: "json://127.0.0.1:1/hook"
         if name == "ALERT_URL"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from monitor.cli.probe import Answer, _rate_budget, probe, webhook_url
+from monitor.cli.probe import Answer, _clock, _clock_offset, _rate_budget, probe, webhook_url
 from monitor.config import Config
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
@@ -49,8 +49,7 @@ async def test_working_credentials_say_what_callmon_reads(sim: Simulator, kind: 
     assert answer.ok, answer.sentence
     assert "HTTP 200" in answer.sentence
     assert " calls read, newest 20" in answer.sentence  # the newest call's time, in UTC
-    assert "clock " in answer.sentence
-    assert " s from ours" in answer.sentence
+    assert "clock within 1 s of ours" in answer.sentence
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -210,3 +209,16 @@ async def cli(*args: str) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+def test_the_clock_offset_is_read_from_the_date_header() -> None:
+    import email.utils
+    import time
+
+    ahead = email.utils.formatdate(time.time() + 120, usegmt=True)
+    offset = _clock_offset({"date": ahead})
+    assert offset is not None
+    assert _clock(offset) == "clock 120 s ahead of ours"
+    assert _clock(-37.2) == "clock 37 s behind ours"
+    assert _clock(0.6) == "clock within 1 s of ours"
+    assert _clock_offset({"date": "not a date"}) is None

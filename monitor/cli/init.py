@@ -11,12 +11,14 @@ from monitor.cli.common import EXIT_OK, Failure, Subparsers, with_config
 
 HEADER = """\
 # callmon's configuration, written by `callmon init --provider {type}`.
-# Set the environment variables named below (${{…}}), then: callmon check, callmon run.
+# Set the environment variables named below (${{…}}), then: callmon probe (are the
+# credentials right?), callmon notify test ops-chat (does the chat get messages?), callmon run.
 # Every key is explained in README.md ("Configuration"); unknown keys are errors.
 
 store: sqlite:///callmon-state.db     # relative to this file; postgresql://… for replicas
 listen: 127.0.0.1:9464                # /metrics /healthz /readyz, the status page, the API
 timezone: UTC                         # how alert texts show times (| localtime)
+# external_url: https://callmon.example.net   # where people reach the page: links in messages
 rules: [./rules]                      # rule files or folders, relative to this file
 
 providers:
@@ -72,5 +74,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     code = "\n".join(line.split("#")[0] for line in text.splitlines())
     names = ", ".join(dict.fromkeys(re.findall(r"\$\{([A-Z_]+)\}", code)))
     print(f"wrote {config} and {rules}")
-    print(f"next: set {names}; then callmon check -c {config} and callmon run -c {config}")
+    print(f"next: set {names}; then run")
+    steps = [
+        (f"callmon probe -c {config}", "do the credentials work? which calls are read?"),
+        (f"callmon notify test ops-chat -c {config}", "does the chat get a message?"),
+        (f"callmon run -c {config}", "monitor"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    for command, why in steps:
+        print(f"  {command:<{width}}  # {why}")
     return EXIT_OK

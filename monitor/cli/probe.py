@@ -105,12 +105,15 @@ async def _probe(settings: Any, session: Any, external_url: str | None) -> Answe
     parts = [f"HTTP {last.status}"] if last is not None else []
     created = [c.created_at for c in result.calls if c.created_at is not None]
     newest = f", newest {max(created).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if created else ""
-    parts.append(f"{len(result.calls)} calls read{newest}")
+    if result.calls:
+        parts.append(f"{len(result.calls)} calls read{newest}")
+    else:
+        parts.append("0 calls read (none in what a first start reads)")
     if result.skipped:
         parts.append(f"{result.skipped} records unreadable (skipped; the log says why)")
     headers = last.headers if last is not None else {}
     if (offset := _clock_offset(headers)) is not None:
-        parts.append(f"clock {offset:+.1f} s from ours")
+        parts.append(_clock(offset))
     if (budget := _rate_budget(headers)) is not None:
         parts.append(f"rate limit {budget}")
     if (hook := webhook_url(settings, external_url)) is not None:
@@ -131,8 +134,8 @@ def _said(exc: Exception) -> str:
 
 
 def _clock_offset(headers: Mapping[str, str]) -> float | None:
-    """The provider's clock minus ours, from its `Date` header (whole seconds: it says no
-    more)."""
+    """The provider's clock minus ours, from its `Date` header (which tells whole seconds, cut
+    down: half a second is added back)."""
     value = headers.get("date")
     if not value:
         return None
@@ -142,7 +145,14 @@ def _clock_offset(headers: Mapping[str, str]) -> float | None:
         return None
     if theirs.tzinfo is None:
         theirs = theirs.replace(tzinfo=UTC)
-    return theirs.timestamp() - time.time()
+    return theirs.timestamp() + 0.5 - time.time()
+
+
+def _clock(offset: float) -> str:
+    """The offset as an operator reads it (a `Date` header tells whole seconds only)."""
+    if abs(offset) <= 1.0:
+        return "clock within 1 s of ours"
+    return f"clock {abs(offset):.0f} s {'ahead of' if offset > 0 else 'behind'} ours"
 
 
 def _rate_budget(headers: Mapping[str, str]) -> str | None:

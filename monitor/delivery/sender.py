@@ -122,7 +122,9 @@ class Sender:
         # gets the notifier's whole `timeout` instead.
         plugin.socket_connect_timeout = timeout
         plugin.socket_read_timeout = timeout
-        self.display = plugin.url(privacy=True)
+        shown = plugin.url(privacy=True)
+        self.display = shown if "://" in shown else f"{url.split('://')[0]}://…"
+        """The URL as it may be shown: apprise hides its secrets."""
         self.external_url = external_url
         self.markup = plugin.resolve_format("markdown").value in ("markdown", "html")
         """Whether the target takes markdown (or HTML, which apprise turns markdown into)."""

@@ -16,15 +16,19 @@ from monitor.model import Severity
 class Tried:
     """One URL's outcome: where (secrets hidden, as apprise shows a URL) and what came of it."""
 
+    number: int
+    """Its place in the notifier's `urls`, from 1 (a URL that is a secret as a whole is
+    shown masked: the number tells which it is)."""
     target: str
     result: SendResult
 
     def line(self) -> str:
         """The outcome as `notify test` prints it."""
+        where = f"url {self.number}: {self.target}"
         if self.result.ok:
-            return f"{self.target}  sent"
+            return f"{where}  sent"
         detail = f": {self.result.detail}" if self.result.detail else ""
-        return f"{self.target}  FAILED ({self.result.reason}{detail})"
+        return f"{where}  FAILED ({self.result.reason}{detail})"
 
 
 def trial_message(notifier: str) -> tuple[str, str]:
@@ -52,7 +56,7 @@ async def send_trial(
         try:
             sender = Sender(url, timeout=per_url, external_url=external_url)
         except InvalidTarget as exc:
-            return Tried(f"URL {index + 1}", SendResult(False, "invalid", str(exc)))
-        return Tried(sender.display, await sender.send(title, body, severity))
+            return Tried(index + 1, "", SendResult(False, "invalid", str(exc)))
+        return Tried(index + 1, sender.display, await sender.send(title, body, severity))
 
     return list(await asyncio.gather(*(one(i, url) for i, url in enumerate(urls))))

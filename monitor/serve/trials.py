@@ -44,6 +44,7 @@ def outcome(tried: Tried) -> dict[str, Any]:
     """One URL's outcome as JSON, secrets hidden."""
     r = tried.result
     return {
+        "url": tried.number,
         "target": redactor.redact(tried.target),
         "ok": r.ok,
         "outcome": r.reason,
