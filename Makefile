@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz lint fmt bench clean image-test soak
+.PHONY: demo test fuzz lint fmt bench clean image-test soak screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,7 @@ soak: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .venv-run build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The README's screenshots of the status page (Debian's chromium, headless).
+screenshots: $(VENV)/.installed
+	$(BIN)/python docs/screenshots.py

@@ -168,6 +168,9 @@ async def test_in_a_real_browser_a_call_s_story_is_a_click_away_and_the_form_sil
         assert "Calls in progress" in text
         assert re.search(r"door 158\s+0 answered · 1 missed", text), text
         assert await page.run("document.querySelectorAll('.series svg path').length") >= 3
+        # The stylesheet is applied: the Content-Security-Policy's hash is the one served.
+        background = "getComputedStyle(document.body).backgroundColor"
+        assert await page.run(background) == "rgb(246, 247, 249)"
         assert "13:00 0 answered, 1 missed" in await page.run(
             "document.querySelector('.series.door details').textContent"
         )

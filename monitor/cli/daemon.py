@@ -141,6 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 {
                     "store": f"sqlite:///{tmp}/demo.db",
                     "listen": args.listen,
+                    "external_url": f"http://{args.listen}",
                     "rules": [str(demo_rules())],
                     "providers": demo_providers(sim, args.listen),
                     "notifiers": {"ops-chat": {"urls": ["console://"]}},

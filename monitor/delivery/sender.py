@@ -41,7 +41,9 @@ def _apprise() -> Any:
 
     with _LOADING:
         if not _registered:
-            apprise.decorators.notify(on="console", name="callmon console")(_console)
+            apprise.decorators.notify(on="console", name="callmon console", body_format="text")(
+                _console
+            )
             _registered = True
     return apprise
 

@@ -111,7 +111,8 @@ def chart(s: Series) -> Markup:
         if d
     )
     return Markup(
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT + 1}" preserveAspectRatio="none" role="img" '
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT + 1}" width="100%" height="40" '
+        f'preserveAspectRatio="none" role="img" '
         f'aria-label="{Markup.escape(label)}"><title>{Markup.escape(label)}</title>'
         f'<path stroke="#767676" stroke-width="0.5" d="M0 {HEIGHT + 0.5}H{WIDTH}"/>{paths}</svg>'
     )

@@ -15,6 +15,7 @@ from datetime import tzinfo
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +24,7 @@ from monitor.serve import history
 from monitor.serve.auth import ApiError, Guesses, authorize
 from monitor.serve.silences import new_silence, silence_number
 from monitor.serve.trials import Trials, outcome
+from monitor.serve.web import STYLE
 from monitor.store import Records, StoreError
 
 REFRESH = 10
@@ -87,6 +89,7 @@ class StatusPage:
             refresh=REFRESH if name == "status" else 0,
             error=values.pop("error", None),
             title=values.pop("title", "callmon"),
+            style=Markup(STYLE),
             **values,
         )
         return web.Response(text=html, status=status, content_type="text/html")
