@@ -321,3 +321,25 @@ async def test_a_message_links_to_its_call_and_the_history_counts_every_call(
     finally:
         again.stopping.set()
         await asyncio.wait_for(task, 30)
+
+
+def test_the_link_is_markdown_where_the_target_takes_it_and_text_elsewhere() -> None:
+    from monitor.delivery.sender import Sender
+
+    story = "calls/front-door/48213"
+    link = "https://callmon.example.net/calls/front-door/48213"
+    markdown = Sender("json://127.0.0.1/hook", external_url="https://callmon.example.net")
+    body, kind = markdown.compose("Back_door rang *twice*", story)
+    assert kind == "markdown"
+    # The alert's text is plain: what would format it is escaped, the link is markdown.
+    assert body == f"Back\\_door rang \\*twice\\*\n\n[Open this call in callmon]({link})"
+    assert markdown.compose("Provider down", None)[0].endswith(
+        "[Open callmon](https://callmon.example.net/)"
+    )
+    text = Sender("console://", external_url="https://callmon.example.net")
+    assert text.compose("Back_door rang", story) == (
+        f"Back_door rang\n\nOpen this call in callmon: {link}",
+        None,
+    )
+    plain = Sender("json://127.0.0.1/hook")
+    assert plain.compose("Back_door rang", story) == ("Back_door rang", None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 import threading
 import time
@@ -108,6 +109,12 @@ def warm_up() -> None:
     _apprise().Apprise().add("json://localhost")
 
 
+MARKUP = re.compile(r"([\\`*_\[\]~<>])")
+"""What would start markdown (or Slack's) formatting in an alert's text, which is plain text: each
+is escaped when the text is sent as markdown, so that a door called `Back_door` reads as
+written (an unmatched `_` even makes Telegram refuse the message)."""
+
+
 class Sender:
     """One apprise target. With `external_url`, every message ends with a link: to its call's
     story, or to the page for a message about no one call; as markdown to a target that takes
@@ -124,7 +131,7 @@ class Sender:
         # gets the notifier's whole `timeout` instead.
         plugin.socket_connect_timeout = timeout
         plugin.socket_read_timeout = timeout
-        shown = plugin.url(privacy=True)
+        shown = plugin.url(privacy=True).split("?")[0].rstrip("/")  # apprise's options: noise
         self.display = shown if "://" in shown else f"{url.split('://')[0]}://…"
         """The URL as it may be shown: apprise hides its secrets."""
         self.external_url = external_url
@@ -139,7 +146,8 @@ class Sender:
         link = f"{self.external_url}/{story or ''}"
         label = "Open this call in callmon" if story else "Open callmon"
         if self.markup:
-            return f"{body}\n\n[{label}]({link})", "markdown"
+            escaped = MARKUP.sub(r"\\\1", body)
+            return f"{escaped}\n\n[{label}]({link})", "markdown"
         return f"{body}\n\n{label}: {link}", None
 
     async def send(

@@ -15,8 +15,8 @@ from datetime import tzinfo
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
 from aiohttp import web
+from markupsafe import Markup
 from prometheus_client import CollectorRegistry
 
 from monitor.model import moment
