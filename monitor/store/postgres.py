@@ -36,6 +36,12 @@ from monitor.store.database import SqlStore
 from monitor.store.lease import _acquire, _leader, _release, _renew, _renumber
 from monitor.store.sessions import CONNECT_TIMEOUT, SessionBounds
 
+RECONNECT_FOR = 10.0
+"""How long the pool retries one lost connection (1 s, doubling) before it gives that attempt up
+and makes a new one when a caller next waits: psycopg_pool's default, 5 minutes, let the delays
+grow to 2 minutes, so that after a database restart (and a stretch of failed attempts) replicas
+stayed without a connection for minutes after it was back (the soak's finding)."""
+
 log = structlog.get_logger("monitor.store")
 # The pool says "error connecting" at every attempt while the server is away; callmon says it
 # once, in its own words, for the operation that failed.
@@ -93,6 +99,7 @@ class PostgresStore(SqlStore):
             max_size=8,
             open=False,
             timeout=CONNECT_TIMEOUT,
+            reconnect_timeout=RECONNECT_FOR,
             kwargs=bounds.connect_args(),
             configure=bounds.apply,
             check=AsyncConnectionPool.check_connection,
