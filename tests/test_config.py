@@ -8,7 +8,7 @@ import pytest
 
 from monitor.config import file as configfile
 from monitor.text import units
-from monitor.text.yamldoc import SourceErrors
+from monitor.text.yamldoc import SourceError, SourceErrors
 
 GOOD = """\
 store: sqlite:////var/lib/callmon/state.db
@@ -260,3 +260,22 @@ def test_the_store_url_can_come_from_a_file(tmp_path: Path) -> None:
     cfg = configfile.load(write(tmp_path, text), {"VMS_TOKEN": "x"})
     assert cfg.store == "postgresql://callmon:s3cret-pw@db.example.net/callmon"
     assert "s3cret-pw" in set(cfg.secrets())
+
+
+def test_a_fleet_s_config_may_pass_a_rule_file_s_size_and_a_bound_still_holds(
+    tmp_path: Path,
+) -> None:
+    """A config of 10,000 accounts is about 1.5 MiB: past the 1 MiB of a rule file (P5 at
+    10,000 accounts was refused at start with `file is larger than 1024 KiB`)."""
+    accounts = "".join(
+        f"  - {{name: acct-{i}, type: vms-intercom, base_url: 'http://127.0.0.1:1/a/{i}',"
+        f" token: acct-{i}, poll_interval: 5s}}  # {'account of the fleet ' * 20}\n"
+        for i in range(2_500)
+    )
+    path = write(tmp_path, "providers:\n" + accounts)
+    assert path.stat().st_size > 1024 * 1024
+    assert len(configfile.load(path, {}).providers) == 2_500
+    path.write_text("# " + "x" * configfile.MAX_BYTES + "\n")
+    with pytest.raises(SourceError) as info:
+        configfile.load(path, {})
+    assert str(info.value) == f"{path}:1:1: file is larger than 16384 KiB"

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from monitor.config import Config
-from monitor.config.file import from_document
+from monitor.config.file import document, from_document
 from monitor.telemetry import logs
-from monitor.text import yamldoc
 from monitor.text.yamldoc import SourceErrors
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -62,7 +61,7 @@ def load_checking_urls_later(arg: str | None) -> tuple[Config, Callable[[], None
     The daemon runs that check once it is ready: apprise takes a fifth of a second to find its
     plugins, which is most of a start-up."""
     path = config_path(arg)
-    doc = yamldoc.load(path)
+    doc = document(path)
     config = from_document(doc, path.parent)
     logs.redactor.update(config.secrets())
 

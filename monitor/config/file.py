@@ -18,6 +18,11 @@ from monitor.config import Config, secret_keys
 from monitor.text import yamldoc
 from monitor.text.yamldoc import Document, Loc, SourceError, SourceErrors, validation_errors
 
+MAX_BYTES = 16 * 1024 * 1024
+"""The largest config file read: a fleet of 10,000 accounts is about 1.5 MiB."""
+MAX_VALUES = 2_000_000
+"""The most values a config may hold (a provider is about 15): a bound, as for rule files, on
+what aliases expand to."""
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -130,10 +135,14 @@ def _replace_key(mapping: Any, old: str, new: str, value: Any) -> None:
     del mapping[old]
 
 
+def document(path: str | Path) -> Document:
+    """A config file read and parsed, within the config's bounds (`MAX_BYTES`, `MAX_VALUES`)."""
+    return yamldoc.load(path, MAX_BYTES, MAX_VALUES)
+
+
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate a config file; raise `SourceErrors` listing every problem."""
-    doc = yamldoc.load(path)
-    return from_document(doc, Path(path).parent, environ)
+    return from_document(document(path), Path(path).parent, environ)
 
 
 STATE_DIR = "CALLMON_STATE_DIR"

@@ -82,16 +82,16 @@ class Document:
 
 
 MAX_BYTES = 1024 * 1024
-"""The largest config or rule file read (a parse takes seconds per MiB)."""
+"""The largest rule file read (a parse takes seconds per MiB)."""
 MAX_DEPTH = 50
 """The deepest nesting of mappings and lists accepted."""
 MAX_VALUES = 100_000
 """The most values a document may hold once its aliases are expanded (billion laughs)."""
 
 
-def _check_bounds(text: str, path: str) -> None:
+def _check_bounds(text: str, path: str, max_values: int) -> None:
     """Walk the YAML event stream (no recursion, nothing built) and refuse a document nested
-    too deeply or whose aliases expand past `MAX_VALUES`, at the position where it happens."""
+    too deeply or whose aliases expand past `max_values`, at the position where it happens."""
     depth = values = 0
     sizes: dict[str, int] = {}
     open_nodes: list[tuple[str | None, int]] = []
@@ -114,8 +114,8 @@ def _check_bounds(text: str, path: str) -> None:
                 sizes[event.anchor] = 1
         elif isinstance(event, AliasEvent):
             values += sizes.get(event.anchor or "", 1)
-        if values > MAX_VALUES:
-            raise _at(path, event, f"aliases expand to more than {MAX_VALUES} values")
+        if values > max_values:
+            raise _at(path, event, f"aliases expand to more than {max_values} values")
 
 
 def _check_text(path: str, event: ScalarEvent) -> None:
@@ -144,12 +144,12 @@ def _at(path: str, event: Event, message: str) -> SourceError:
     return SourceError(path, mark.line + 1, mark.column + 1, f"invalid YAML: {message}")
 
 
-def parse(text: str, path: str) -> Document:
+def parse(text: str, path: str, max_values: int = MAX_VALUES) -> Document:
     """Parse YAML text; a syntax error becomes a `SourceError` at the offending position, and
-    so does a document past the bounds (`MAX_DEPTH`, `MAX_VALUES`)."""
+    so does a document past the bounds (`MAX_DEPTH`, `max_values`)."""
     yaml = YAML(typ="rt")
     try:
-        _check_bounds(text, path)
+        _check_bounds(text, path, max_values)
         data = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -163,9 +163,10 @@ def parse(text: str, path: str) -> Document:
     return Document(path, data)
 
 
-def load(path: str | Path) -> Document:
-    """Read and parse a YAML file; an unreadable file is a `SourceError` at 1:1."""
-    return parse(read_text(path), str(path))
+def load(path: str | Path, limit: int = MAX_BYTES, max_values: int = MAX_VALUES) -> Document:
+    """Read and parse a YAML file of `limit` bytes and `max_values` values at most; an
+    unreadable file is a `SourceError` at 1:1."""
+    return parse(read_text(path, limit), str(path), max_values)
 
 
 def read_text(path: str | Path, limit: int = MAX_BYTES) -> str:
