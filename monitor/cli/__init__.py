@@ -49,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `callmon` console script."""
     args = parser().parse_args(argv)
     logs.configure(level="debug" if args.debug else "info")
+    if args.debug:
+        from monitor.telemetry.looplag import name_slow_callbacks
+
+        name_slow_callbacks()
     if args.func is not daemon.cmd_run:
         started()  # `run` says when it is running
     try:

@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     rules = load_config_rules(config)
 
     async def main() -> int:
-        daemon = Daemon(config, rules, record=args.record, check=check_urls)
+        daemon = Daemon(config, rules, record=args.record, check=check_urls, settle=True)
         install_signals(daemon)
         return await _start(daemon, on_ready=started)
 
@@ -148,7 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 }
             )
             rules = load_config_rules(config)
-            daemon = Daemon(config, rules)
+            daemon = Daemon(config, rules, settle=True)
             install_signals(daemon)
             print(
                 f"callmon demo: four simulated call APIs at {sim.base_url}, "

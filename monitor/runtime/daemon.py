@@ -31,12 +31,14 @@ from monitor.runtime.loops import (
     Watchdog,
     WebWatch,
 )
+from monitor.runtime.memory import CHECK_EVERY, OldObjects
 from monitor.runtime.supervisor import Supervisor
 from monitor.serve.web import ConnectionLimit, Readiness
 from monitor.serve.web import runner as serve_runner
 from monitor.store import Store, StoreError, open_store
 from monitor.telemetry import Telemetry
 from monitor.telemetry.heartbeat import STORE_SLACK
+from monitor.telemetry.looplag import RECENT, LoopLag
 from monitor.text.yamldoc import SourceErrors
 from monitor.tracking.recorder import Recorder
 
@@ -60,8 +62,12 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         store: Store | None = None,
         check: Callable[[], None] | None = None,
+        settle: bool = False,
     ) -> None:
         self.config = config
+        self.old_objects = OldObjects() if settle else None
+        """With `settle`, old objects are kept out of the garbage collector's passes (the
+        process is callmon's own: `callmon run`, `callmon demo`; see `monitor.runtime.memory`)."""
         self._check = check
         """A check of the config to make once ready, off the start-up path (its notifier URLs:
         apprise finds its plugins first); what it raises ends `run` with that error."""
@@ -87,6 +93,8 @@ class Daemon:
         self.recorder = Recorder(record) if record else None
         self.leadership: Leadership | None = None
         """With a shared store: whether this replica leads (None: a single process, always)."""
+        self.loop_lag = LoopLag(self.telemetry.loop_lag.observe)
+        """How long the event loop was held, sampled (on every replica)."""
         self._rule_files = RuleFileWatcher(config.rule_paths, self.reload_rules)
         """Reloads rules when their files change, or on SIGHUP (on every replica: a standby
         leads with the rules on disk)."""
@@ -149,6 +157,8 @@ class Daemon:
         could not work.
         """
         config = self.config
+        if self.old_objects is not None:
+            on_ready = self._settling(on_ready, self.old_objects)
         self.telemetry.declare(
             [p.name for p in config.providers],
             list(config.notifiers),
@@ -186,6 +196,8 @@ class Daemon:
         finally:
             if self.recorder is not None:
                 self.recorder.close()
+            if self.old_objects is not None:
+                self.old_objects.release()
             await runner.cleanup()
         if self._config_error is not None:
             raise self._config_error
@@ -203,6 +215,9 @@ class Daemon:
             if self._check is not None:
                 always.start_soon(self._check_config)
             start(always, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
+            start(always, "event-loop", self.loop_lag.run, period=TICK_SECONDS)
+            if self.old_objects is not None:
+                start(always, "memory", self.old_objects.run, period=2 * CHECK_EVERY)
             start(always, "web", WebWatch(site).run, period=WEB_CHECK)
             start(always, "rule-files", self._rule_files.run, period=TICK_SECONDS * 5)
             if not isinstance(store, Lease):
@@ -220,6 +235,16 @@ class Daemon:
                 await leadership.run(lambda: self._run(store, None), self.stopping)
             always.cancel_scope.cancel()
 
+    def _settling(self, on_ready: Callable[[], None] | None, old: OldObjects) -> Callable[[], None]:
+        """`on_ready`, then what start-up made frozen (see `monitor.runtime.memory`)."""
+
+        def ready() -> None:
+            if on_ready is not None:
+                on_ready()
+            old.settle()
+
+        return ready
+
     async def _check_config(self) -> None:
         """The check left for after start-up; what it raises stops the daemon, and `run`
         raises it."""
@@ -236,9 +261,20 @@ class Daemon:
         self.telemetry.leader.set(1 if leading else 0)
 
     def _overview(self) -> dict[str, Any]:
-        """What only this process knows: its role, its providers' health, the doors it saw."""
+        """What only this process knows: its role, its providers' health, the doors it saw, how
+        long its event loop was held lately."""
         doors = self.term.doors() if self.term is not None else []
-        return {"role": self.role, "providers": self._provider_status(), "doors": doors}
+        lag = self.loop_lag.recent()
+        return {
+            "role": self.role,
+            "providers": self._provider_status(),
+            "doors": doors,
+            "event_loop": {
+                "longest_hold_seconds": round(lag.longest, 4),
+                "holds_over_20ms": lag.over_20ms,
+                "over_seconds": RECENT,
+            },
+        }
 
     def _wake_intake(self) -> None:
         if self.term is not None:

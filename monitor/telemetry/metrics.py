@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor import __version__
+from monitor.telemetry.looplag import BUCKETS as LOOP_LAG
 
 RING = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180)
 TALK = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -51,6 +52,9 @@ HELP = {
     ),
     "webhook_requests_total": "Provider pushes received, by outcome",
     "leader": "1 on the replica that leads (polls, decides, sends), 0 on a standby",
+    "event_loop_lag_seconds": (
+        "How late a task asking to wake every 50 ms woke: how long the event loop was held"
+    ),
 }
 """Each metric's help text, by its name after `callmon_`."""
 DOOR_LIMIT = 200
@@ -113,6 +117,7 @@ class Telemetry:
     queue_depth = Metric(Gauge, "notification_queue_depth", "notifier")
     task_restarts = Metric(Counter, "task_restarts_total", "task")
     leader = Metric(Gauge, "leader", "")
+    loop_lag = Metric(Histogram, "event_loop_lag_seconds", "", buckets=LOOP_LAG)
     detection_seconds = Metric(
         Histogram, "event_detection_seconds", "provider via", buckets=DETECTION
     )

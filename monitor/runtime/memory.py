@@ -1,0 +1,105 @@
+"""The garbage collector kept from holding the event loop.
+
+CPython's collector walks every object of a generation at once, on whatever callback allocated
+last. A full pass walks the whole heap: at 10,000 accounts (each provider's client, poller and
+task, and the sleep each poller waits in: ~800,000 objects) that was 200–470 ms every few
+seconds, and every poll that was due waited (issue #27).
+
+So objects that have lived through the young passes are frozen (`gc.freeze`): those start-up
+made at once, then, after each pass of the middle generation, what survived it. The oldest
+generation stays empty, and a pass of it walks only what is young. Frozen objects are still
+freed when nothing refers to them (reference counting does not look at generations); only
+garbage in reference cycles that was alive when frozen waits for a full pass. That pass (all
+unfrozen, collected, frozen again) comes when the frozen heap has doubled since the last one,
+and at least every `COLLECT_EVERY`: the one pause left, as long as each full pass was before,
+but rare.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import structlog
+
+from monitor.telemetry.heartbeat import Heartbeat
+
+log = structlog.get_logger("monitor.runtime.memory")
+
+CHECK_EVERY = 10.0
+"""How often the frozen heap's growth is looked at, seconds (counting it walks it)."""
+COLLECT_EVERY = 3600.0
+"""The longest between two full passes, seconds."""
+GROWTH = 2.0
+"""A full pass once the frozen heap has grown by this factor since the last. CPython's rule
+for its oldest generation is a quarter, but the frozen heap also holds what is in flight (every
+sleeping poller's sleep, every poll under way): at 10,000 accounts a quarter of it comes and
+goes within seconds."""
+
+
+def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+    """A `gc.callbacks` entry: after each pass of the middle (or oldest) generation, freeze what
+    it promoted to the oldest."""
+    if phase == "stop" and info["generation"] >= 1:
+        gc.freeze()
+
+
+class OldObjects:
+    """`settle` once start-up is over; `run` as a supervised loop for the full passes."""
+
+    def __init__(
+        self,
+        *,
+        check_every: float = CHECK_EVERY,
+        collect_every: float = COLLECT_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.check_every = check_every
+        self.collect_every = collect_every
+        self._clock = clock
+        self._collected = clock()
+        self._after = 0
+        """How many objects were frozen after the last full pass (or `settle`)."""
+        self.full_passes = 0
+
+    def settle(self) -> None:
+        """Collect the young generations, freeze what lives, and from now on freeze what
+        survives each pass of the middle generation."""
+        gc.collect(1)
+        gc.freeze()
+        if _freeze_survivors not in gc.callbacks:
+            gc.callbacks.append(_freeze_survivors)
+        self._after = gc.get_freeze_count()
+
+    def release(self) -> None:
+        """Stop freezing survivors, and unfreeze everything (the collector's own rules again)."""
+        if _freeze_survivors in gc.callbacks:
+            gc.callbacks.remove(_freeze_survivors)
+        gc.unfreeze()
+
+    def step(self) -> None:
+        """The full pass, when it is due."""
+        before = gc.get_freeze_count()
+        if before > self._after * GROWTH or self._clock() - self._collected >= self.collect_every:
+            started = time.perf_counter()
+            gc.unfreeze()
+            gc.collect()  # frozen again by `_freeze_survivors` as it ends
+            gc.freeze()
+            self._after = gc.get_freeze_count()
+            self._collected = self._clock()
+            self.full_passes += 1
+            log.debug(
+                "full garbage collection",
+                objects_before=before,
+                objects_after=self._after,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+
+    async def run(self, beat: Heartbeat) -> None:
+        while True:
+            await anyio.sleep(self.check_every)
+            self.step()
+            beat()
