@@ -90,6 +90,9 @@ async def _probe(settings: Any, session: Any, external_url: str | None) -> Answe
     from monitor.sources.base import ProviderError
 
     client: Any = sources.build(settings, session)
+    http = getattr(client, "http", None)  # a plugin may lack one
+    if http is not None:
+        http.keep_last = True
     deadline = max(settings.timeout * 3, 10.0)
     try:
         result = await asyncio.wait_for(client.poll(NothingSeen()), deadline)
@@ -101,7 +104,7 @@ async def _probe(settings: Any, session: Any, external_url: str | None) -> Answe
     except Exception as exc:  # a bug of the client's: said, not raised
         sentence = f"provider {settings.name}: unexpected {type(exc).__name__}: {exc}"
         return Answer(settings.name, False, sentence[:300])
-    last = getattr(getattr(client, "http", None), "last", None)  # a plugin may lack one
+    last = getattr(http, "last", None)
     parts = [f"HTTP {last.status}"] if last is not None else []
     created = [c.created_at for c in result.calls if c.created_at is not None]
     newest = f", newest {max(created).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if created else ""

@@ -60,7 +60,9 @@ def build_app(
     pushes on `POST /hooks/NAME`, and `routes` (the JSON API, the status page)."""
 
     async def metrics(request: web.Request) -> web.Response:
-        body = generate_latest(registry)
+        # Off the event loop: with thousands of providers a scrape is tens of milliseconds of
+        # Python that would hold every poll up (prometheus_client's metrics are thread-safe).
+        body = await asyncio.to_thread(generate_latest, registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: web.Request) -> web.Response:

@@ -73,9 +73,12 @@ class HttpClient:
         self._max_body = max_body
         self._next_slot = 0.0
         self.requests = 0
+        self.keep_last = False
+        """Whether to keep `last` (`callmon probe` does; the daemon does not: ten thousand
+        providers' last headers would be ten thousand dicts the collector walks)."""
         self.last: Response | None = None
-        """The last response that came back, whatever its status (`callmon probe` reads its
-        status, `Date` and rate-limit headers)."""
+        """With `keep_last`, the last response that came back, whatever its status (`callmon
+        probe` reads its status, `Date` and rate-limit headers)."""
 
     @classmethod
     def for_provider(
@@ -205,7 +208,8 @@ class HttpClient:
         finally:
             self._next_slot = time.monotonic() + self._min_interval
         self._observe(str(resp.status))
-        self.last = Response(resp.status, headers, b"", next_url)
+        if self.keep_last:
+            self.last = Response(resp.status, headers, b"", next_url)
         return _check(name, resp.status, headers, data, next_url)
 
 
