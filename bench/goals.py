@@ -278,10 +278,19 @@ def _time_to_ready(command: list[str], port: int) -> float:
 
 
 def p5(sizes: list[int]) -> Figure:
+    """P5 on a quiet core and on a shared one; the figure is the largest fleet's on a quiet core,
+    met when it keeps up and, at every size in both modes, callmon's poll lag p99 and p99.9 are
+    at most twice the peer's (issue #27)."""
     runs = scale_bench.run(sizes)
-    mine, peer = runs[-1]
+    scale_bench.table(runs)
+    level = all(
+        m.poll.p99 <= 2 * max(p.poll.p99, 0.001) and m.poll.p999 <= 2 * max(p.poll.p999, 0.001)
+        for m, p in runs
+    )
+    mine, peer = next(pair for pair in reversed(runs) if pair[0].mode == "quiet")
     met = (
-        mine.lag_p99 <= 1.0
+        level
+        and mine.lag_p99 <= 1.0
         and mine.cpu <= 1.0
         and mine.polls_per_second >= 0.95 * (mine.accounts / scale_bench.INTERVAL)
     )
@@ -291,7 +300,7 @@ def p5(sizes: list[int]) -> Figure:
         mine.lag_p99,
         peer.lag_p99,
         "s",
-        "≤ 1 s, ≤ 1 core",
+        "≤ 1 s, ≤ 1 core; p99, p99.9 ≤ 2× the peer's",
         met,
     )
 

@@ -1,7 +1,11 @@
 """P5's peer: the obvious Python poller of the same fleet. One task per account, stdlib JSON,
 a dict of statuses per account, one SQLite commit per poll; no rules, no notifications.
 
-Prints `lag_p99 SECONDS polls N` for the polls that started inside the measuring window.
+Measured as callmon is: each poll's lag (how late it started) goes to a histogram with
+callmon's `callmon_poll_lag_seconds` buckets, and the event loop's lag to one fed by callmon's
+own sampler (`monitor.telemetry.looplag`). Prints `ready`, then `window` when the measuring
+window begins and ends, each followed by the histograms in Prometheus' text format (one line of
+JSON), then `polls N` for the polls that started inside the window.
 """
 
 from __future__ import annotations
@@ -11,8 +15,14 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from monitor.telemetry.heartbeat import Heartbeat
+from monitor.telemetry.looplag import BUCKETS, LoopLag
+from monitor.telemetry.metrics import LAG
 
 
 async def poll_forever(
@@ -22,6 +32,7 @@ async def poll_forever(
     account: int,
     interval: float,
     lags: list[tuple[float, float]],
+    observe: Callable[[float], None],
 ) -> None:
     known: dict[int, str] = {}
     headers = {"Authorization": f"Bearer acct-{account}", "X-Client": "web", "X-UUID": "naive"}
@@ -31,6 +42,7 @@ async def poll_forever(
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         started = time.monotonic()
         lags.append((started, started - due))
+        observe(started - due)
         due = started + interval
         try:
             async with session.get(url, params={"page": 1, "per_page": 25}, headers=headers) as r:
@@ -62,22 +74,27 @@ async def main() -> None:
         "CREATE TABLE calls (account INTEGER, id INTEGER, status TEXT, PRIMARY KEY (account, id))"
     )
     db.execute("CREATE TABLE polls (account INTEGER PRIMARY KEY, at REAL)")
+    registry = CollectorRegistry()
+    poll_lag = Histogram("peer_poll_lag_seconds", "", registry=registry, buckets=LAG)
+    loop_lag = Histogram("peer_event_loop_lag_seconds", "", registry=registry, buckets=BUCKETS)
+    sampler = asyncio.create_task(LoopLag(loop_lag.observe).run(Heartbeat("peer", 1.0)))
     lags: list[tuple[float, float]] = []
     start = time.monotonic()
     async with aiohttp.ClientSession() as session:
         tasks = [
-            asyncio.create_task(poll_forever(session, db, args.base, i, args.interval, lags))
+            asyncio.create_task(
+                poll_forever(session, db, args.base, i, args.interval, lags, poll_lag.observe)
+            )
             for i in range(args.accounts)
         ]
         print("ready", flush=True)
-        await asyncio.sleep(args.warmup + args.window)
-        for task in tasks:
+        for seconds in (args.warmup, args.window):
+            await asyncio.sleep(seconds)
+            print("window", json.dumps(generate_latest(registry).decode()), flush=True)
+        for task in (*tasks, sampler):
             task.cancel()
-    inside = sorted(
-        lag for at, lag in lags if start + args.warmup <= at < start + args.warmup + args.window
-    )
-    p99 = inside[int(len(inside) * 0.99)] if inside else float("nan")
-    print(f"lag_p99 {p99:.4f} polls {len(inside)}", flush=True)
+    inside = [at for at, _ in lags if start + args.warmup <= at < start + args.warmup + args.window]
+    print(f"polls {len(inside)}", flush=True)
 
 
 if __name__ == "__main__":

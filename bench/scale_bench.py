@@ -1,18 +1,25 @@
 """P5: how many VMS accounts one callmon process polls every 5 s on one core, beside a naive
-poller of the same fleet (`naive_poller.py`).
+poller of the same fleet (`naive_poller.py`), on a quiet core and on a core shared with a busy
+loop (a machine half as fast, as a slower machine or a busy host shows it).
 
-The fleet (`fleet.py`) runs on core 1; callmon, then the peer, on core 0 (`taskset`). After a
-warm-up, one window measures: poll lag (how late polls start after they were due: callmon's
-`callmon_poll_lag_seconds`, the peer's own), the polls made, and the CPU the process used
-(`/proc/PID/stat`), and callmon's RSS. Prints one line per run; `run(sizes)` returns them for
-`bench/goals.py`.
+The fleet (`fleet.py`) runs on core 1; callmon, then the peer, on core 0 (pinned as `taskset`
+does), in the busy mode beside a process spinning on core 0 too. After a warm-up, one window
+measures, for both the same way: poll lag (how late polls start after they were due) and event
+loop lag (how late a task asking to wake every 50 ms wakes: callmon's own sampler, run in the
+peer as well), each as a histogram with the same buckets read at the window's start and end,
+their p50, p99 and p99.9 interpolated within buckets as Prometheus' `histogram_quantile` does,
+and the maximum as the bound of the highest bucket reached; the polls made; the CPU the process
+used (`/proc/PID/stat`); its RSS. Prints one line per run and a table; `run(sizes, modes)`
+returns them for `bench/goals.py`.
 
-Run: `.venv/bin/python bench/scale_bench.py [ACCOUNTS ...]` (default 1000 5000 10000).
+Run: `.venv/bin/python bench/scale_bench.py [--busy|--quiet] [ACCOUNTS ...]` (default both
+modes, 1000 5000 10000).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -22,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,23 +46,65 @@ CALLS_PER_SECOND = 20.0
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+MODES = ("quiet", "busy")
+"""`quiet`: core 0 to itself; `busy`: core 0 shared with a process that spins."""
+
+
+@dataclass
+class Lags:
+    """A lag histogram's figures over a window, seconds; `most` is the bound of the highest
+    bucket any observation reached (inf: past the last bound)."""
+
+    p50: float
+    p99: float
+    p999: float
+    most: float
+
+    @classmethod
+    def between(cls, before: dict[str, float], after: dict[str, float]) -> Lags:
+        return cls(
+            quantile(0.5, before, after),
+            quantile(0.99, before, after),
+            quantile(0.999, before, after),
+            highest(before, after),
+        )
+
+    def text(self) -> str:
+        return (
+            f"p50 {ms(self.p50)}, p99 {ms(self.p99)}, p99.9 {ms(self.p999)}, max ≤ {ms(self.most)}"
+        )
+
+
+def ms(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "inf"
+    return f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
 @dataclass
 class Run:
     who: str
     accounts: int
-    lag_p99: float
+    mode: str
+    poll: Lags
+    loop: Lags
     polls_per_second: float
     cpu: float
     """Cores used in the window (1.0 = one core busy all the time)."""
     rss_mib: float | None = None
     ready_seconds: float | None = None
 
+    @property
+    def lag_p99(self) -> float:
+        return self.poll.p99
+
     def line(self) -> str:
         extra = f", RSS {self.rss_mib:5.0f} MiB" if self.rss_mib is not None else ""
         ready = f", ready in {self.ready_seconds:4.1f} s" if self.ready_seconds else ""
         return (
-            f"  {self.who:8s} {self.accounts:>6,} accounts: lag p99 {self.lag_p99 * 1000:7.1f} ms, "
-            f"{self.polls_per_second:6.0f} polls/s (due {self.accounts / INTERVAL:5.0f}), "
+            f"  {self.who:8s} {self.accounts:>6,} accounts [{self.mode}]: poll lag "
+            f"{self.poll.text()}; loop lag {self.loop.text()}; "
+            f"{self.polls_per_second:4.0f} polls/s (due {self.accounts / INTERVAL:4.0f}), "
             f"CPU {self.cpu:4.2f} core{extra}{ready}"
         )
 
@@ -124,27 +174,46 @@ def config(tmp: Path, accounts: int, port: int, listen: int) -> Path:
     return path
 
 
-def scrape(port: int) -> dict[str, float]:
+def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
-        text = r.read().decode()
+        return str(r.read().decode())
+
+
+def series(text: str, name: str) -> dict[str, float]:
+    """The series of histogram `name` in a metrics page, by what follows the name
+    (`_bucket{le="0.001"}`, `_count`, …)."""
     found = {}
     for line in text.splitlines():
-        if line.startswith("callmon_poll_lag_seconds"):
-            series, value = line.rsplit(" ", 1)
-            found[series] = float(value)
+        if line.startswith(name + "_"):
+            key, value = line.rsplit(" ", 1)
+            found[key[len(name) :]] = float(value)
     return found
+
+
+def _buckets(before: dict[str, float], after: dict[str, float]) -> list[tuple[float, float]]:
+    buckets = []
+    for key, value in after.items():
+        if key.startswith("_bucket{"):
+            bound = key.split('le="')[1].split('"')[0]
+            buckets.append((float(bound), value - before.get(key, 0.0)))
+    return sorted(buckets)
+
+
+def highest(before: dict[str, float], after: dict[str, float]) -> float:
+    """The bound of the lowest bucket that holds every observation of the window."""
+    buckets = _buckets(before, after)
+    total = buckets[-1][1] if buckets else 0.0
+    for bound, count in buckets:
+        if count >= total:
+            return bound
+    return float("nan")
 
 
 def quantile(q: float, before: dict[str, float], after: dict[str, float]) -> float:
     """The q-quantile of the observations between two scrapes of a histogram (interpolated
     within its bucket, as Prometheus' `histogram_quantile`)."""
-    buckets = []
-    for series, value in after.items():
-        if "_bucket{" in series:
-            bound = series.split('le="')[1].split('"')[0]
-            buckets.append((float(bound), value - before.get(series, 0.0)))
-    buckets.sort()
-    total = buckets[-1][1]
+    buckets = _buckets(before, after)
+    total = buckets[-1][1] if buckets else 0.0
     if total <= 0:
         return float("nan")
     rank, lower, below = q * total, 0.0, 0.0
@@ -158,10 +227,27 @@ def quantile(q: float, before: dict[str, float], after: dict[str, float]) -> flo
     return lower
 
 
-def measure_callmon(accounts: int) -> Run:
+POLL_LAG, LOOP_LAG = "callmon_poll_lag_seconds", "callmon_event_loop_lag_seconds"
+
+
+@contextlib.contextmanager
+def core_shared(mode: str) -> Iterator[None]:
+    """In the busy mode, a process spinning on core 0 for as long as the block runs."""
+    if mode != "busy":
+        yield
+        return
+    spin = subprocess.Popen([PYTHON, "-c", "while True: pass"], preexec_fn=lambda: pinned(0))
+    try:
+        yield
+    finally:
+        spin.kill()
+        spin.wait()
+
+
+def measure_callmon(accounts: int, mode: str = "quiet") -> Run:
     fleet, port = start_fleet(accounts)
     listen = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, core_shared(mode):
         path = config(Path(tmp), accounts, port, listen)
         started = time.monotonic()
         daemon = subprocess.Popen(
@@ -186,13 +272,13 @@ def measure_callmon(accounts: int) -> Run:
                 daemon.kill()
             fleet.kill()
             fleet.wait()
-    polls = after["callmon_poll_lag_seconds_count"] - before.get(
-        "callmon_poll_lag_seconds_count", 0.0
-    )
+    polls = series(after, POLL_LAG)["_count"] - series(before, POLL_LAG).get("_count", 0.0)
     return Run(
         "callmon",
         accounts,
-        quantile(0.99, before, after),
+        mode,
+        Lags.between(series(before, POLL_LAG), series(after, POLL_LAG)),
+        Lags.between(series(before, LOOP_LAG), series(after, LOOP_LAG)),
         polls / (t1 - t0),
         (cpu_after - cpu_before) / (t1 - t0),
         rss,
@@ -213,9 +299,9 @@ def until_ready(port: int, process: subprocess.Popen[bytes]) -> float:
     raise RuntimeError("callmon was not ready within 300 s")
 
 
-def measure_peer(accounts: int) -> Run:
+def measure_peer(accounts: int, mode: str = "quiet") -> Run:
     fleet, port = start_fleet(accounts)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, core_shared(mode):
         peer = subprocess.Popen(
             [
                 *(PYTHON, str(HERE / "naive_poller.py"), "--accounts", str(accounts)),
@@ -229,39 +315,68 @@ def measure_peer(accounts: int) -> Run:
         try:
             assert peer.stdout is not None
             peer.stdout.readline()  # ready
-            time.sleep(WARMUP)
-            cpu_before, t0 = cpu_seconds(peer.pid), time.monotonic()
-            time.sleep(WINDOW)
-            cpu_after, t1 = cpu_seconds(peer.pid), time.monotonic()
+            texts, cpu, at = [], [], []
+            for _ in range(2):  # the window's start and end
+                texts.append(json.loads(peer.stdout.readline().split(" ", 1)[1]))
+                cpu.append(cpu_seconds(peer.pid))
+                at.append(time.monotonic())
             rss = rss_mib(peer.pid)
-            words = peer.stdout.readline().split()
+            polls = int(peer.stdout.readline().split()[1])
             peer.wait(60)
         finally:
             if peer.poll() is None:
                 peer.kill()
             fleet.kill()
             fleet.wait()
+    before, after = texts
     return Run(
         "naive",
         accounts,
-        float(words[1]),
-        int(words[3]) / WINDOW,
-        (cpu_after - cpu_before) / (t1 - t0),
+        mode,
+        Lags.between(
+            series(before, "peer_poll_lag_seconds"), series(after, "peer_poll_lag_seconds")
+        ),
+        Lags.between(
+            series(before, "peer_event_loop_lag_seconds"),
+            series(after, "peer_event_loop_lag_seconds"),
+        ),
+        polls / WINDOW,
+        (cpu[1] - cpu[0]) / (at[1] - at[0]),
         rss,
     )
 
 
-def run(sizes: list[int]) -> list[tuple[Run, Run]]:
+def run(sizes: list[int], modes: tuple[str, ...] = MODES) -> list[tuple[Run, Run]]:
     print(f"P5: VMS accounts polled every {INTERVAL:g} s on one core (window {WINDOW:g} s)")
     found = []
-    for accounts in sizes:
-        mine = measure_callmon(accounts)
-        print(mine.line(), flush=True)
-        peer = measure_peer(accounts)
-        print(peer.line(), flush=True)
-        found.append((mine, peer))
+    for mode in modes:
+        for accounts in sizes:
+            mine = measure_callmon(accounts, mode)
+            print(mine.line(), flush=True)
+            peer = measure_peer(accounts, mode)
+            print(peer.line(), flush=True)
+            found.append((mine, peer))
     return found
 
 
+def table(runs: list[tuple[Run, Run]]) -> None:
+    """The P5 table of the README: both modes, three sizes, callmon beside the peer."""
+    print()
+    print(
+        "| core | accounts | who | poll lag p50 | p99 | p99.9 | max ≤ | loop lag p99 | p99.9 "
+        "| max ≤ | CPU |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for pair in runs:
+        for r in pair:
+            print(
+                f"| {r.mode} | {r.accounts:,} | {r.who} | {ms(r.poll.p50)} | {ms(r.poll.p99)} "
+                f"| {ms(r.poll.p999)} | {ms(r.poll.most)} | {ms(r.loop.p99)} "
+                f"| {ms(r.loop.p999)} | {ms(r.loop.most)} | {r.cpu:.2f} |"
+            )
+
+
 if __name__ == "__main__":
-    run([int(a) for a in sys.argv[1:]] or [1000, 5000, 10000])
+    args = sys.argv[1:]
+    chosen = tuple(m for m in MODES if f"--{m}" in args) or MODES
+    table(run([int(a) for a in args if not a.startswith("--")] or [1000, 5000, 10000], chosen))
