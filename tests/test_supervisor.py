@@ -176,7 +176,7 @@ async def test_a_rule_file_nested_3000_deep_is_rejected_and_counted_and_the_loop
             "notifiers": {"chat": {"urls": ["json://127.0.0.1:1/x"]}},
         }
     )
-    from monitor.runtime.daemon import load_config_rules
+    from monitor.runtime.build import load_config_rules
 
     daemon = Daemon(config, load_config_rules(config))
     task = asyncio.create_task(daemon.run())

@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
+import structlog
+
 from monitor.config import Config
 from monitor.rules.checks import ProviderTraits
 from monitor.rules.engine import Engine
@@ -16,6 +19,10 @@ from monitor.rules.schedule import Schedule, from_config
 from monitor.rules.state import RuleState
 from monitor.rules.templates import Templates
 from monitor.sources import PLUGINS
+from monitor.telemetry import Telemetry
+from monitor.text.yamldoc import SourceErrors
+
+log = structlog.get_logger("monitor.runtime.daemon")
 
 
 def rules_context(config: Config) -> Context:
@@ -72,3 +79,23 @@ def build_engine(
         state=state,
         external_url=config.external_url,
     )
+
+
+async def reload_rules(config: Config, telemetry: Telemetry) -> list[Rule] | None:
+    """The config's rule files read again off the event loop, counted in
+    `callmon_rule_reloads_total`; None when they were rejected (logged: the rules in force
+    stay), whatever a broken file raises."""
+    try:
+        rules = await anyio.to_thread.run_sync(load_config_rules, config)
+    except SourceErrors as exc:
+        telemetry.rule_reloads.labels("failure").inc()
+        for each in exc.errors:
+            log.error("rule reload rejected; previous rules stay in force", error=str(each))
+        return None
+    except Exception as exc:
+        telemetry.rule_reloads.labels("failure").inc()
+        said = f"{type(exc).__name__}: {exc}"[:300]
+        log.error("rule reload rejected; previous rules stay in force", error=said, exc_info=True)
+        return None
+    telemetry.rule_reloads.labels("success").inc()
+    return rules

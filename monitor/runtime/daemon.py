@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from monitor.config import Config
 from monitor.delivery.worker import RetryPolicy
 from monitor.rules.match import Rule
-from monitor.runtime.build import load_config_rules
+from monitor.runtime.build import reload_rules
 from monitor.runtime.http import http_app
 from monitor.runtime.leader import Term
 from monitor.runtime.leadership import Leadership, Lease
@@ -31,15 +31,13 @@ from monitor.runtime.loops import (
     Watchdog,
     WebWatch,
 )
-from monitor.runtime.memory import CHECK_EVERY, OldObjects
+from monitor.runtime.memory import Process
 from monitor.runtime.supervisor import Supervisor
 from monitor.serve.web import ConnectionLimit, Readiness
 from monitor.serve.web import runner as serve_runner
 from monitor.store import Store, StoreError, open_store
 from monitor.telemetry import Telemetry
 from monitor.telemetry.heartbeat import STORE_SLACK
-from monitor.telemetry.looplag import RECENT, LoopLag
-from monitor.text.yamldoc import SourceErrors
 from monitor.tracking.recorder import Recorder
 
 log = structlog.get_logger("monitor.runtime.daemon")
@@ -65,9 +63,6 @@ class Daemon:
         settle: bool = False,
     ) -> None:
         self.config = config
-        self.old_objects = OldObjects() if settle else None
-        """With `settle`, old objects are kept out of the garbage collector's passes (the
-        process is callmon's own: `callmon run`, `callmon demo`; see `monitor.runtime.memory`)."""
         self._check = check
         """A check of the config to make once ready, off the start-up path (its notifier URLs:
         apprise finds its plugins first); what it raises ends `run` with that error."""
@@ -93,8 +88,9 @@ class Daemon:
         self.recorder = Recorder(record) if record else None
         self.leadership: Leadership | None = None
         """With a shared store: whether this replica leads (None: a single process, always)."""
-        self.loop_lag = LoopLag(self.telemetry.loop_lag.observe)
-        """How long the event loop was held, sampled (on every replica)."""
+        self.process = Process(self.telemetry, settle=settle)
+        """The event loop's lag; with `settle` (the process is callmon's own: `callmon run`,
+        `callmon demo`) old objects kept out of the collector's passes."""
         self._rule_files = RuleFileWatcher(config.rule_paths, self.reload_rules)
         """Reloads rules when their files change, or on SIGHUP (on every replica: a standby
         leads with the rules on disk)."""
@@ -127,22 +123,9 @@ class Daemon:
     async def reload_rules(self) -> None:
         """Re-read rule files off the event loop; a broken file is rejected and the old rules
         stay."""
-        try:
-            rules = await anyio.to_thread.run_sync(load_config_rules, self.config)
-        except SourceErrors as exc:
-            self.telemetry.rule_reloads.labels("failure").inc()
-            for error in exc.errors:
-                log.error("rule reload rejected; previous rules stay in force", error=str(error))
+        rules = await reload_rules(self.config, self.telemetry)
+        if rules is None:
             return
-        except Exception as exc:  # whatever a broken file raises, the rules in force stay
-            self.telemetry.rule_reloads.labels("failure").inc()
-            log.error(
-                "rule reload rejected; previous rules stay in force",
-                error=f"{type(exc).__name__}: {exc}"[:300],
-                exc_info=True,
-            )
-            return
-        self.telemetry.rule_reloads.labels("success").inc()
         self.rules = rules
         if self.term is not None:
             self.term.set_rules(rules)
@@ -157,8 +140,7 @@ class Daemon:
         could not work.
         """
         config = self.config
-        if self.old_objects is not None:
-            on_ready = self._settling(on_ready, self.old_objects)
+        on_ready = self.process.ready(on_ready)
         self.telemetry.declare(
             [p.name for p in config.providers],
             list(config.notifiers),
@@ -196,8 +178,7 @@ class Daemon:
         finally:
             if self.recorder is not None:
                 self.recorder.close()
-            if self.old_objects is not None:
-                self.old_objects.release()
+            self.process.release()
             await runner.cleanup()
         if self._config_error is not None:
             raise self._config_error
@@ -215,9 +196,7 @@ class Daemon:
             if self._check is not None:
                 always.start_soon(self._check_config)
             start(always, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
-            start(always, "event-loop", self.loop_lag.run, period=TICK_SECONDS)
-            if self.old_objects is not None:
-                start(always, "memory", self.old_objects.run, period=2 * CHECK_EVERY)
+            self.process.start(self.supervisor, always)
             start(always, "web", WebWatch(site).run, period=WEB_CHECK)
             start(always, "rule-files", self._rule_files.run, period=TICK_SECONDS * 5)
             if not isinstance(store, Lease):
@@ -234,16 +213,6 @@ class Daemon:
                     on_ready()
                 await leadership.run(lambda: self._run(store, None), self.stopping)
             always.cancel_scope.cancel()
-
-    def _settling(self, on_ready: Callable[[], None] | None, old: OldObjects) -> Callable[[], None]:
-        """`on_ready`, then what start-up made frozen (see `monitor.runtime.memory`)."""
-
-        def ready() -> None:
-            if on_ready is not None:
-                on_ready()
-            old.settle()
-
-        return ready
 
     async def _check_config(self) -> None:
         """The check left for after start-up; what it raises stops the daemon, and `run`
@@ -264,16 +233,11 @@ class Daemon:
         """What only this process knows: its role, its providers' health, the doors it saw, how
         long its event loop was held lately."""
         doors = self.term.doors() if self.term is not None else []
-        lag = self.loop_lag.recent()
         return {
             "role": self.role,
             "providers": self._provider_status(),
             "doors": doors,
-            "event_loop": {
-                "longest_hold_seconds": round(lag.longest, 4),
-                "holds_over_20ms": lag.over_20ms,
-                "over_seconds": RECENT,
-            },
+            "event_loop": self.process.overview(),
         }
 
     def _wake_intake(self) -> None:

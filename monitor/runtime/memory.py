@@ -24,11 +24,17 @@ from typing import Any
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 
+from monitor.runtime.supervisor import Supervisor
+from monitor.telemetry import Telemetry
 from monitor.telemetry.heartbeat import Heartbeat
+from monitor.telemetry.looplag import RECENT, LoopLag
 
 log = structlog.get_logger("monitor.runtime.memory")
 
+TICK = 1.0
+"""The sampler's heartbeat period, seconds (it beats 20 times a second)."""
 CHECK_EVERY = 10.0
 """How often the frozen heap's growth is looked at, seconds (counting it walks it)."""
 COLLECT_EVERY = 3600.0
@@ -103,3 +109,44 @@ class OldObjects:
             await anyio.sleep(self.check_every)
             self.step()
             beat()
+
+
+class Process:
+    """What the daemon keeps of its own process: how long its event loop was held (sampled on
+    every replica), and with `settle` the collector kept off the loop (`OldObjects`)."""
+
+    def __init__(self, telemetry: Telemetry, *, settle: bool) -> None:
+        self.loop_lag = LoopLag(telemetry.loop_lag.observe)
+        self.old_objects = OldObjects() if settle else None
+
+    def start(self, supervisor: Supervisor, group: TaskGroup) -> None:
+        """The process's loops, under the supervisor."""
+        supervisor.start(group, "event-loop", self.loop_lag.run, period=TICK)
+        if self.old_objects is not None:
+            supervisor.start(group, "memory", self.old_objects.run, period=2 * CHECK_EVERY)
+
+    def ready(self, on_ready: Callable[[], None] | None) -> Callable[[], None] | None:
+        """`on_ready`, then (with `settle`) what start-up made frozen."""
+        old = self.old_objects
+        if old is None:
+            return on_ready
+
+        def ready() -> None:
+            if on_ready is not None:
+                on_ready()
+            old.settle()
+
+        return ready
+
+    def release(self) -> None:
+        if self.old_objects is not None:
+            self.old_objects.release()
+
+    def overview(self) -> dict[str, float | int]:
+        """The event loop's recent holds, for the page and `/api/v1/status`."""
+        lag = self.loop_lag.recent()
+        return {
+            "longest_hold_seconds": round(lag.longest, 4),
+            "holds_over_20ms": lag.over_20ms,
+            "over_seconds": RECENT,
+        }

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import os
-import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from monitor.sources.base import (
     ServerError,
     Unreachable,
 )
+from monitor.sources.connection import failure, tls_context
 from monitor.sources.settings import ProviderSettings
 
 Params = Mapping[str, Any] | Sequence[tuple[str, str]] | None
@@ -213,41 +212,6 @@ class HttpClient:
         return _check(name, resp.status, headers, data, next_url)
 
 
-TLS_REASONS = {
-    10: "the server's certificate has expired",
-    18: "the server's certificate is self-signed (an unknown CA: set verify_tls to its CA)",
-    19: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
-    20: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
-    21: "the server's certificate comes from an unknown CA (set verify_tls to its CA)",
-    62: "the server's certificate is for another host name",
-    64: "the server's certificate is for another host name",
-}
-"""OpenSSL's verification codes, as an operator reads them."""
-
-
-def failure(exc: aiohttp.ClientError) -> str:
-    """Why a request did not complete, in an operator's words: TLS (which problem), a host
-    not found, a connection refused or reset."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        cert = exc.certificate_error
-        code = getattr(cert, "verify_code", None)
-        reason = TLS_REASONS.get(code) if isinstance(code, int) else None
-        if reason is None and "hostname" in str(cert).lower():
-            reason = TLS_REASONS[62]
-        return f"TLS: {reason or getattr(cert, 'verify_message', None) or cert}"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return f"TLS: the handshake failed ({exc})"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"host {exc.host} not found"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        code = exc.os_error.errno
-        why = os.strerror(code).lower() if code else "no connection"
-        return f"host {exc.host} unreachable on port {exc.port} ({why})"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    return f"request failed ({type(exc).__name__})"
-
-
 def _check(
     name: str, status: int, headers: Mapping[str, str], body: bytes, next_url: str | None = None
 ) -> Response:
@@ -319,10 +283,3 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
         seconds = stamp / 1000.0 if stamp > 10**11 else float(stamp)
         return max(0.0, seconds - wall)
     return None
-
-
-def tls_context(verify: bool | str) -> ssl.SSLContext | bool:
-    """aiohttp's `ssl` argument for `verify_tls`: True, False, or a CA bundle path."""
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return verify
