@@ -110,10 +110,16 @@ async def test_debug_names_the_callback_that_held_the_loop_and_where() -> None:
             await asyncio.gather(asyncio.create_task(holder(), name="the-holder"), quick())
     finally:
         undo()
-    held = [e for e in logs if e["event"] == "event loop held"]
-    assert len(held) == 1, held
+    # Only the holder's step is named here; on a loaded machine another callback may be too.
+    held = [
+        e
+        for e in logs
+        if e["event"] == "event loop held"
+        and e["callback"].startswith("task the-holder ")
+        and e["seconds"] >= 0.15
+    ]
+    assert len(held) == 1, logs
     entry = held[0]
-    assert entry["seconds"] >= 0.15
     assert entry["callback"] == (
         "task the-holder (test_debug_names_the_callback_that_held_the_loop_and_where"
         ".<locals>.holder)"

@@ -98,7 +98,11 @@ class Daemon:
     @property
     def role(self) -> str:
         """`leader` or `standby`."""
-        leads = self.leadership is None or self.leadership.leading
+        # `holds`, not `leading`: a replica whose lease ran out (its process starved of CPU,
+        # its renewal late) says so at once, before its leadership loop notices; it could
+        # otherwise say "leader" beside the replica that took the lease (the lease's validity
+        # here ends before it does in the store, so two replicas never both hold it).
+        leads = self.leadership is None or self.leadership.holds()
         return "leader" if leads else "standby"
 
     def may_send(self) -> bool:
