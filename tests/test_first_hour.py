@@ -16,7 +16,8 @@ from aiohttp import web
 
 from monitor.config import Config
 from monitor.delivery.trial import send_trial, trial_message
-from monitor.runtime.daemon import Daemon, load_config_rules
+from monitor.runtime.build import load_config_rules
+from monitor.runtime.daemon import Daemon
 from monitor.serve.api import Api
 from monitor.serve.page import StatusPage
 from monitor.serve.trials import Trials
