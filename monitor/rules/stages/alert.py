@@ -51,11 +51,17 @@ def _subject(event: Event) -> str:
     return f"{event.provider}/call/{call.id}" if call is not None else subject(event)
 
 
+def _part(text: str) -> str:
+    """`text` as one segment of a URL's path: as it is when it is letters and digits (nearly
+    every call id and provider name; `quote` costs more than the rest of the alert's key)."""
+    return text if text.isascii() and text.isalnum() else quote(text, "")
+
+
 def alert_item(run: Any, rule: Rule, event: Event, extra: dict[str, Any] | None) -> Item:
     """The rule's alert about this event, rendered, keyed by rule, subject and step; about a
     call, it links to the call's story (`story_url` in templates, with an `external_url`)."""
     call = event.call
-    story = None if call is None else f"calls/{quote(event.provider, '')}/{quote(call.id, '')}"
+    story = None if call is None else f"calls/{_part(event.provider)}/{_part(call.id)}"
     fields = {**rule.fields, **extra} if extra else rule.fields
     if story is not None and run.external_url is not None:
         fields = {**fields, "story_url": f"{run.external_url}/{story}"}
