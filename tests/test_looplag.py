@@ -184,18 +184,19 @@ def test_survivors_are_frozen_and_their_cycles_wait_for_the_hourly_pass() -> Non
     assert gc.get_freeze_count() == 0
 
 
-def test_a_frozen_heap_that_doubled_gets_its_full_pass() -> None:
-    clock = Clock()
-    old = OldObjects(clock=clock)
+def test_memory_grown_by_half_gets_its_full_pass() -> None:
+    clock, memory = Clock(), [100_000_000]
+    old = OldObjects(clock=clock, measure=lambda: memory[0])
     old.settle()
     try:
-        grown = [[i] for i in range(gc.get_freeze_count() + 1000)]
-        gc.collect(1)
+        memory[0] = 150_000_000
+        old.step()
+        assert old.full_passes == 0  # grown by half exactly: not yet
+        memory[0] = 150_000_001
         old.step()
         assert old.full_passes == 1  # long before the hour
         old.step()
         assert old.full_passes == 1  # measured afresh after the pass
-        del grown
     finally:
         old.release()
 
