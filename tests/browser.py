@@ -32,6 +32,13 @@ FLAGS = (
 )
 
 
+class Navigated(AssertionError):
+    """The document a command was for went away meanwhile (a navigation under way)."""
+
+
+GONE = ("navigated or closed", "context was destroyed", "Cannot find context")
+
+
 class Page:
     """One browser tab."""
 
@@ -46,7 +53,9 @@ class Page:
             message = await asyncio.wait_for(self._ws.receive_json(), 30)
             if message.get("id") == message_id:
                 if "error" in message:
-                    raise AssertionError(f"{method}: {message['error']}")
+                    error = message["error"]
+                    kind = Navigated if any(g in str(error) for g in GONE) else AssertionError
+                    raise kind(f"{method}: {error}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
 
@@ -59,12 +68,14 @@ class Page:
     async def run(self, expression: str, *, navigates: bool = False) -> Any:
         """Evaluate JavaScript in the page (the test's own hand, not the page's code); with
         `navigates`, wait until the document it leads to has loaded."""
-        if navigates:
-            await self._mark()
-        found = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        if navigates:
-            await self._settled()
-        return found.get("result", {}).get("value")
+        if not navigates:
+            return await self._evaluate(expression)
+        await self._mark()
+        found: Any = None
+        with contextlib.suppress(Navigated):  # the page it leads to may come before the answer
+            found = await self._evaluate(expression)
+        await self._settled()
+        return found
 
     async def _evaluate(self, expression: str) -> Any:
         found = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
@@ -80,7 +91,12 @@ class Page:
         """Wait until a document other than the marked one has loaded."""
         deadline = asyncio.get_running_loop().time() + 60
         while True:
-            state = await self._evaluate("window.__shownBefore ? 'before' : document.readyState")
+            try:
+                state = await self._evaluate(
+                    "window.__shownBefore ? 'before' : document.readyState"
+                )
+            except Navigated:  # asked just as the next document replaced the marked one
+                state = "navigating"
             if state == "complete":
                 return
             if asyncio.get_running_loop().time() > deadline:
