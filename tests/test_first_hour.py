@@ -5,7 +5,6 @@ counted from the store on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from monitor.simulator.server import Simulator
 from monitor.store import SqliteStore
 from tests.conftest import (
     Receiver,
+    cli,
     free_port,
     wait_for,
     wait_for_metric,
@@ -55,20 +55,6 @@ async def refuser() -> AsyncIterator[Receiver]:
 def secret_url(rec: Receiver) -> str:
     """The receiver's URL with a password in it, which no output may show."""
     return f"json://callmon:{HOOK_SECRET}@127.0.0.1:{rec.port}/hook"
-
-
-async def cli(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 # --- callmon notify test

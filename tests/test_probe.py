@@ -5,7 +5,6 @@ which way), a server that never answers, an answer callmon cannot read. Nothing 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from monitor.config import Config
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
 from tests import certs
-from tests.conftest import free_port
+from tests.conftest import cli, free_port
 
 KINDS = ("vms-intercom", "bird", "cinnox", "bandwidth")
 SECRET = {"vms-intercom": "token", "bird": "token", "cinnox": "token", "bandwidth": "api_secret"}
@@ -195,20 +194,6 @@ async def test_the_command_writes_nothing_and_exits_by_the_outcome(
     assert "not-the-key-94af01" not in out
     left = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.iterdir()))
     assert left == ["callmon.yaml"]  # no store, no journal
-
-
-async def cli(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 def test_the_clock_offset_is_read_from_the_date_header() -> None:
