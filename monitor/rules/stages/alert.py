@@ -57,22 +57,39 @@ def _part(text: str) -> str:
     return text if text.isascii() and text.isalnum() else quote(text, "")
 
 
-def alert_item(run: Any, rule: Rule, event: Event, extra: dict[str, Any] | None) -> Item:
-    """The rule's alert about this event, rendered, keyed by rule, subject and step; about a
-    call, it links to the call's story (`story_url` in templates, with an `external_url`)."""
+_LAST: list[Any] = [None, None]
+"""The last event `_about` was asked about and its answer: an event that fires several rules
+is keyed once."""
+
+
+def _about(event: Event) -> tuple[str, str | None, float]:
+    """What every alert about `event` shares: the end of its key (kind, subject, step), the
+    path of the call's story, the event's time."""
+    if _LAST[0] is event:
+        found: tuple[str, str | None, float] = _LAST[1]
+        return found
     call = event.call
     story = None if call is None else f"calls/{_part(event.provider)}/{_part(call.id)}"
-    fields = {**rule.fields, **extra} if extra else rule.fields
-    if story is not None and run.external_url is not None:
-        fields = {**fields, "story_url": f"{run.external_url}/{story}"}
     at = event.at.timestamp()
     step = f"{event.from_state or 'none'}>{event.to_state}"
     if event.kind is not EventKind.TRANSITION:
         step += f"@{at:.3f}"
+    found = (f"|{event.kind}|{_subject(event)}|{step}", story, at)
+    _LAST[0], _LAST[1] = event, found
+    return found
+
+
+def alert_item(run: Any, rule: Rule, event: Event, extra: dict[str, Any] | None) -> Item:
+    """The rule's alert about this event, rendered, keyed by rule, subject and step; about a
+    call, it links to the call's story (`story_url` in templates, with an `external_url`)."""
+    key, story, at = _about(event)
+    fields = {**rule.fields, **extra} if extra else rule.fields
+    if story is not None and run.external_url is not None:
+        fields = {**fields, "story_url": f"{run.external_url}/{story}"}
     title_fill, body_fill = rule.fills
     body = rule.body
     return Item(
-        f"{rule.name}|{event.kind}|{_subject(event)}|{step}",
+        rule.name + key,
         render_event(run, rule, rule.title, title_fill, event, fields, "title"),
         render_event(run, rule, body, body_fill, event, fields, "body")
         if body.dynamic
