@@ -172,9 +172,9 @@ class Receiver:
         return [a.title for a in self.attempts if a.outcome != "accepted"]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
+@contextlib.asynccontextmanager
+async def serving(rec: Receiver) -> AsyncIterator[Receiver]:
+    """`rec` taking posts at 127.0.0.1:`rec.port`/hook while the block runs."""
     app = web.Application()
     app.router.add_post("/hook", rec.handle)
     runner = web.AppRunner(app, access_log=None)
@@ -182,8 +182,16 @@ async def receiver() -> AsyncIterator[Receiver]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     rec.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield rec
-    await runner.cleanup()
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving(Receiver()) as rec:
+        yield rec
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -27,6 +27,7 @@ from tests.conftest import (
     Receiver,
     cli,
     free_port,
+    serving,
     wait_for,
     wait_for_metric,
     wait_until,
@@ -40,16 +41,8 @@ HOOK_SECRET = "hook-password-91f3"
 @pytest.fixture
 async def refuser() -> AsyncIterator[Receiver]:
     """A second receiver, which refuses every message (500)."""
-    rec = Receiver(status=500)
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield rec
-    await runner.cleanup()
+    async with serving(Receiver(status=500)) as rec:
+        yield rec
 
 
 def secret_url(rec: Receiver) -> str:
