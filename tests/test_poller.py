@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from monitor.model import Event, PollResult
 from monitor.simulator.faults import Fault
 from monitor.simulator.server import Simulator
-from monitor.sources.poller import Poller, backoff
+from monitor.sources.poller import Down, Polled, Poller, backoff
 from monitor.sources.vms_intercom import VmsIntercom, VmsIntercomProvider
 from monitor.telemetry import Telemetry
 from monitor.tracking.tracker import Tracker
@@ -99,6 +99,30 @@ async def test_bad_credentials_are_down_with_a_clear_reason(
     (event,) = events
     assert event.to_state == "down"
     assert event.reason == "provider door: credentials rejected (HTTP 401): Unauthenticated."
+
+
+async def test_the_rule_clock_sees_each_poller_as_it_is_now(
+    sim: Simulator, poller: tuple[Poller, list[Event]]
+) -> None:
+    """`Down` and `Polled` are views, asked one provider at a time: no copy of 10,000 pollers
+    each second, and never stale."""
+    p, _ = poller
+    down, polled = Down({"door": p}), Polled({"door": p})
+    assert "door" not in down
+    assert "door" not in polled
+    await p.poll_once()
+    assert p.last_success is not None
+    assert "door" not in down
+    assert polled["door"] == p.last_success.timestamp()
+    assert dict(polled) == {"door": p.last_success.timestamp()}
+    assert len(polled) == 1
+    sim.vms.token = "rotated"
+    await p.poll_once()
+    assert "door" in down
+    assert "door" not in polled
+    assert polled.get("door") is None
+    assert "elsewhere" not in down
+    assert polled.get("elsewhere", 0.0) == 0.0
 
 
 class Exploding:

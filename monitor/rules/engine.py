@@ -12,7 +12,7 @@ in one transaction, then `apply`s them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from monitor.model import Event
@@ -142,7 +142,7 @@ class Engine:
     def tick(
         self,
         now: datetime,
-        down: frozenset[str] = frozenset(),
+        down: Container[str] = frozenset(),
         polled: Mapping[str, float] | None = None,
         *,
         silencer: Silencer = NO_SILENCES,

@@ -6,7 +6,7 @@ the time, the schedules and silences in force, and the outcome it adds to. Nothi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -86,7 +86,7 @@ class Run:
     out: Outcome = field(default_factory=Outcome)
     held: dict[str, list[Item]] = field(default_factory=dict)
     """Call alerts held back for a backlog summary, per rule."""
-    down: frozenset[str] = frozenset()
+    down: Container[str] = frozenset()
     """On the clock: the providers that are down (their timers and reminders wait)."""
     polled: Mapping[str, float] | None = None
     """On the clock: when each provider last answered a poll (see `timers.fire_due`)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import UTC, datetime
 
 from monitor.model import Event, EventKind, Severity, StateKey
@@ -49,7 +49,7 @@ def leave(run: Run, watchers: Sequence[Rule], event: Event) -> None:
 def fire_due(
     run: Run,
     rules: Mapping[str, Rule],
-    down: frozenset[str],
+    down: Container[str],
     polled: Mapping[str, float] | None,
 ) -> None:
     """Fire the timers that are due.

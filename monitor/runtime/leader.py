@@ -6,7 +6,7 @@ nothing of it (its page shows no provider or door as it last led them)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -25,7 +25,7 @@ from monitor.runtime.build import build_engine
 from monitor.runtime.loops import TICK_SECONDS, RuleClock
 from monitor.runtime.supervisor import Supervisor
 from monitor.sources.base import Provider
-from monitor.sources.poller import Poller
+from monitor.sources.poller import Down, Polled, Poller
 from monitor.sources.settings import ProviderSettings
 from monitor.store import Store
 from monitor.telemetry import Telemetry
@@ -114,15 +114,6 @@ class Term:
         for worker in self.workers.get(notifier, ()):
             worker.wake()
 
-    def _provider_health(self) -> tuple[frozenset[str], Mapping[str, float]]:
-        down = frozenset(p.settings.name for p in self.pollers if p.up is False)
-        polled = {
-            p.settings.name: p.last_success.timestamp()
-            for p in self.pollers
-            if p.up is True and p.last_success is not None
-        }
-        return down, polled
-
     # --- the work
 
     async def run(self, stopping: asyncio.Event, on_ready: Callable[[], None] | None) -> None:
@@ -210,12 +201,14 @@ class Term:
         assert self.pipeline is not None
         start = self.supervisor.start
         workers = [w for ws in self.workers.values() for w in ws]
+        by_name = {p.settings.name: p for p in self.pollers}
+        health = Down(by_name), Polled(by_name)  # live views: asked about one provider
         clock = self._clock_loop = RuleClock(
             self.pipeline,
             store,
             self.telemetry,
             self.workers,
-            self._provider_health,
+            lambda: health,
             _decisions_retention=self.config.decisions_retention,
         )
         names: list[str] = []

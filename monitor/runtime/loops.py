@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +36,9 @@ DECISION_ROWS = 1_000_000
 HISTORY_KEPT = 8 * 86400.0
 """The page's hourly history is kept this long: the API reads up to a week of it."""
 
-ProviderHealth = Callable[[], tuple[frozenset[str], Mapping[str, float]]]
-"""The providers that are down, and when each up provider last answered a poll."""
+ProviderHealth = Callable[[], tuple[Container[str], Mapping[str, float]]]
+"""The providers that are down, and when each up provider last answered a poll (asked about one
+provider at a time: a timer's)."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -191,3 +191,35 @@ class Poller:
             return False
         self.up = up
         return True
+
+
+class Down(Container[str]):
+    """The providers whose poller is down, asked one provider at a time: the rule clock asks
+    about the providers of due timers only, not about each of 10,000 every second."""
+
+    def __init__(self, pollers: Mapping[str, Poller]) -> None:
+        self._pollers = pollers
+
+    def __contains__(self, name: object) -> bool:
+        poller = self._pollers.get(name) if isinstance(name, str) else None
+        return poller is not None and poller.up is False
+
+
+class Polled(Mapping[str, float]):
+    """When each provider that is up last answered a poll (a timestamp), looked up one
+    provider at a time, as `Down`."""
+
+    def __init__(self, pollers: Mapping[str, Poller]) -> None:
+        self._pollers = pollers
+
+    def __getitem__(self, name: str) -> float:
+        poller = self._pollers[name]
+        if poller.up is not True or poller.last_success is None:
+            raise KeyError(name)
+        return poller.last_success.timestamp()
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._pollers if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

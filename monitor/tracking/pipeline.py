@@ -12,7 +12,7 @@ would each commit a change made without the other's. What the engine reads besid
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import anyio
@@ -209,7 +209,7 @@ class Pipeline:
     async def tick(
         self,
         now: datetime,
-        down: frozenset[str] = frozenset(),
+        down: Container[str] = frozenset(),
         polled: Mapping[str, float] | None = None,
     ) -> None:
         """Fire due timers and flush due groups and digests (see `Engine.tick`); store what a
