@@ -1,10 +1,12 @@
 """How long the event loop was held: the sampler on an injected clock, the metric and the page
 of a daemon whose loop a test holds, and `--debug`'s naming of the callback that held it; and
-the garbage collector kept off the loop (old objects frozen, their cycles collected hourly)."""
+the garbage collector kept off the loop (young passes on a timer, old objects frozen, their
+cycles collected when memory grew by half)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import re
 import time
@@ -18,7 +20,8 @@ import structlog
 
 from monitor.config import Config
 from monitor.runtime.daemon import Daemon
-from monitor.runtime.memory import COLLECT_EVERY, OldObjects
+from monitor.runtime.memory import WARM_UP, OldObjects
+from monitor.telemetry.heartbeat import Heartbeat
 from monitor.telemetry.looplag import RECENT, SLOT, LoopLag, name_slow_callbacks
 from tests.conftest import free_port, metric_value, metrics, wait_for, wait_until
 
@@ -156,9 +159,9 @@ class Node:
     me: Node
 
 
-def test_survivors_are_frozen_and_their_cycles_wait_for_the_hourly_pass() -> None:
-    clock = Clock()
-    old = OldObjects(clock=clock)
+def test_survivors_are_frozen_and_their_cycles_wait_for_memory_grown_by_half() -> None:
+    clock, memory = Clock(), [100_000_000]
+    old = OldObjects(clock=clock, measure=lambda: memory[0])
     old.settle()
     try:
         node = Node()
@@ -170,12 +173,12 @@ def test_survivors_are_frozen_and_their_cycles_wait_for_the_hourly_pass() -> Non
         del node
         gc.collect()  # a full pass leaves frozen objects alone: no pass walks them any more
         assert probe() is not None
-        clock.now += COLLECT_EVERY - 1
+        clock.now += 10 * 86400.0
         old.step()
-        assert probe() is not None
+        assert probe() is not None  # no pass for time alone: each holds the loop
         assert old.full_passes == 0
-        clock.now += 1
-        old.step()  # the hourly pass: unfrozen, collected, the rest frozen again
+        memory[0] = 150_000_001
+        old.step()  # unfrozen, collected, the rest frozen again
         assert probe() is None
         assert old.full_passes == 1
         assert gc.get_freeze_count() > 0
@@ -184,20 +187,52 @@ def test_survivors_are_frozen_and_their_cycles_wait_for_the_hourly_pass() -> Non
     assert gc.get_freeze_count() == 0
 
 
-def test_memory_grown_by_half_gets_its_full_pass() -> None:
+def test_memory_grown_by_half_gets_its_full_pass_after_start_ups_first_minute() -> None:
     clock, memory = Clock(), [100_000_000]
     old = OldObjects(clock=clock, measure=lambda: memory[0])
     old.settle()
     try:
-        memory[0] = 150_000_000
+        memory[0] = 200_000_000  # start-up's own growth: the first polls, the first calls
         old.step()
-        assert old.full_passes == 0  # grown by half exactly: not yet
-        memory[0] = 150_000_001
+        assert old.full_passes == 0
+        clock.now += WARM_UP
+        memory[0] = 300_000_000
         old.step()
-        assert old.full_passes == 1  # long before the hour
+        assert old.full_passes == 0  # grown by half exactly since the first minute: not yet
+        memory[0] = 300_000_001
+        old.step()
+        assert old.full_passes == 1
         old.step()
         assert old.full_passes == 1  # measured afresh after the pass
     finally:
+        old.release()
+
+
+async def test_young_passes_come_on_a_timer_though_old_deaths_keep_the_count_down() -> None:
+    """Every frozen object that dies lowers the count that starts a young pass: objects made
+    one for each old one freed never start one, and the youngest generation grows (at 10,000
+    accounts to 100,000 objects, a pass of 20–160 ms). The memory loop's timer walks it."""
+    old = OldObjects()
+    beat = Heartbeat("memory", 20.0)
+    old.settle()
+    task: asyncio.Task[None] | None = None
+    try:
+        doomed = [[] for _ in range(20_000)]
+        gc.collect(1)  # frozen
+        gc.collect(0)
+        kept = []
+        for _ in range(20_000):
+            kept.append([])
+            doomed.pop()  # one old freed for each young made
+        assert len(gc.get_objects(0)) > 15_000  # the collector started no pass
+        task = asyncio.create_task(old.run(beat))
+        await wait_for(lambda: len(gc.get_objects(0)) < 1_000, timeout=10)
+        assert len(kept) == 20_000
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         old.release()
 
 
