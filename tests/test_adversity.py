@@ -19,11 +19,13 @@ import pytest
 import structlog
 import structlog.testing
 
+from monitor.model import StateKey
 from monitor.simulator.bird import Subscription
 from monitor.simulator.server import Simulator
 from monitor.store import LeaseLost, StoreError, sql
 from monitor.store.postgres import PostgresStore
 from monitor.store.sessions import SessionBounds
+from monitor.store.sqlite import SqliteStore
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -571,8 +573,6 @@ async def test_a_store_lost_as_the_leaders_work_starts_ends_in_exit_3_not_a_cras
     """Under load the store was deleted before the leader's work had read its state: the
     StoreError escaped as `ExceptionGroup: unhandled errors in a TaskGroup` and the process
     exited 1. Now that start is retried, and the watchdog ends it with 3."""
-    import threading
-
     from monitor.config import Config
     from monitor.runtime.daemon import EXIT_UNHEALTHY, Daemon
 
@@ -585,18 +585,22 @@ async def test_a_store_lost_as_the_leaders_work_starts_ends_in_exit_3_not_a_cras
             "unhealthy_exit_after": 1.0,
         }
     )
-    checked = threading.Event()  # the leader's work starts once the config check is done
-    daemon = Daemon(config, [], check=lambda: checked.wait(30) and None)
-    task = asyncio.create_task(daemon.run())
-    try:
-        await wait_for(lambda: daemon.readiness.store_open, timeout=20)
-        for suffix in ("", "-wal", "-shm"):
-            (tmp_path / f"s.db{suffix}").unlink(missing_ok=True)
-        await wait_for(lambda: daemon.store is not None and daemon.store.health.failing_for() > 0)
-        checked.set()
-        await asyncio.wait_for(task, 30)
-    finally:
-        checked.set()
+    deleted = asyncio.Event()
+
+    class Deleted(SqliteStore):
+        """The store whose files go just before the leader's work reads its state."""
+
+        async def load_rule_state(self) -> dict[StateKey, str]:
+            for suffix in ("", "-wal", "-shm"):
+                (tmp_path / f"s.db{suffix}").unlink(missing_ok=True)
+            await wait_for(lambda: self.health.failing_for() > 0)
+            deleted.set()
+            return await super().load_rule_state()
+
+    store = Deleted(str(tmp_path / "s.db"))
+    daemon = Daemon(config, [], store=store)
+    await asyncio.wait_for(daemon.run(), 30)
+    assert deleted.is_set()
     assert daemon.exit_code == EXIT_UNHEALTHY
 
 

@@ -5,6 +5,7 @@ counted from the store on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -323,3 +324,33 @@ def test_the_link_is_markdown_where_the_target_takes_it_and_text_elsewhere() -> 
     )
     plain = Sender("json://127.0.0.1/hook")
     assert plain.compose("Back_door rang", story) == ("Back_door rang", None)
+
+
+async def test_ready_before_the_notifier_urls_are_checked_and_nothing_sent_until_they_are(
+    sim: Simulator, receiver: Receiver, tmp_path: Path
+) -> None:
+    """`run` checks the notifier URLs beside its start (apprise takes 0.15 s to find its
+    plugins, most of a start-up): polls and decides meanwhile, and sends nothing until the
+    check has passed; what was decided waits in the outbox."""
+    port = free_port()
+    config = daemon_config(sim, receiver, tmp_path, f"sqlite:///{tmp_path / 's.db'}", port)
+    checked = threading.Event()
+    daemon = Daemon(config, load_config_rules(config), check=lambda: checked.wait(30) and None)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await wait_ready(port)
+        series = 'callmon_last_poll_success_timestamp_seconds{provider="front-door"}'
+        await wait_for_metric(port, series, 1)  # the baseline is taken
+        call = sim.vms.ring(158)
+        sim.vms.miss(call.id)
+        await wait_for_metric(port, 'callmon_notification_queue_depth{notifier="ops-chat"}', 1)
+        assert receiver.received == []
+        assert not [name for name in daemon.supervisor.beats if name.startswith("send:")]
+        checked.set()
+        await wait_for(lambda: len(receiver.received) == 1, timeout=30)
+        assert "send:ops-chat:0" in daemon.supervisor.beats
+    finally:
+        checked.set()
+        daemon.stopping.set()
+        await asyncio.wait_for(task, 30)
+    assert daemon.exit_code == 0

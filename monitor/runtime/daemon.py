@@ -64,8 +64,8 @@ class Daemon:
     ) -> None:
         self.config = config
         self._check = check
-        """A check of the config to make once ready, off the start-up path (its notifier URLs:
-        apprise finds its plugins first); what it raises ends `run` with that error."""
+        """A check of the config made beside the start (its notifier URLs: apprise is slow to
+        load): nothing is sent until it passed, and what it raises ends `run`."""
         self._config_error: Exception | None = None
         self._checked = asyncio.Event()
         if check is None:
@@ -98,10 +98,9 @@ class Daemon:
     @property
     def role(self) -> str:
         """`leader` or `standby`."""
-        # `holds`, not `leading`: a replica whose lease ran out (its process starved of CPU,
-        # its renewal late) says so at once, before its leadership loop notices; it could
-        # otherwise say "leader" beside the replica that took the lease (the lease's validity
-        # here ends before it does in the store, so two replicas never both hold it).
+        # `holds`, not `leading`: a replica whose lease ran out (starved of CPU, its renewal
+        # late) says so at once, not "leader" beside the one that took it (the lease ends here
+        # before it does in the store, so two replicas never both hold it).
         leads = self.leadership is None or self.leadership.holds()
         return "leader" if leads else "standby"
 
@@ -198,7 +197,7 @@ class Daemon:
         )
         async with anyio.create_task_group() as always:
             if self._check is not None:
-                always.start_soon(self._check_config)
+                always.start_soon(self._check_config, self._check)
             start(always, "watchdog", watchdog.run, period=TICK_SECONDS + STORE_SLACK)
             self.process.start(self.supervisor, always)
             start(always, "web", WebWatch(site).run, period=WEB_CHECK)
@@ -218,17 +217,19 @@ class Daemon:
                 await leadership.run(lambda: self._run(store, None), self.stopping)
             always.cancel_scope.cancel()
 
-    async def _check_config(self) -> None:
-        """The check left for after start-up; what it raises stops the daemon, and `run`
-        raises it."""
-        assert self._check is not None
+    async def _check_config(self, check: Callable[[], None]) -> None:
+        """The check left for after start-up: what it raises stops the daemon (`run` too)."""
         try:
-            await anyio.to_thread.run_sync(self._check)
+            await anyio.to_thread.run_sync(check)
         except Exception as exc:
             self._config_error = exc
             self.stopping.set()
         finally:
             self._checked.set()
+
+    async def _check_passed(self) -> bool:
+        await self._checked.wait()  # the config's check is done: did it pass?
+        return self._config_error is None
 
     def _leading(self, leading: bool) -> None:
         self.telemetry.leader.set(1 if leading else 0)
@@ -259,9 +260,6 @@ class Daemon:
         """The leader's work, from the stored state: poll, decide, send, until `stopping`. A
         store that fails while that state is loaded is tried again every second (the watchdog
         says when it has failed too long), never an exception out of the daemon."""
-        await self._checked.wait()
-        if self._config_error is not None:
-            return
         failures = 0
         while not self.stopping.is_set():
             term = self.term = Term(
@@ -273,6 +271,7 @@ class Daemon:
                 retry=self.retry,
                 recorder=self.recorder,
                 may_send=self.may_send,
+                checked=self._check_passed,
             )
             try:
                 await term.run(self.stopping, on_ready)

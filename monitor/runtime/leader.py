@@ -6,7 +6,7 @@ nothing of it (its page shows no provider or door as it last led them)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -52,6 +52,7 @@ class Term:
         retry: RetryPolicy,
         recorder: Recorder | None,
         may_send: Callable[[], bool],
+        checked: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -61,6 +62,10 @@ class Term:
         self.retry = retry
         self.recorder = recorder
         self.may_send = may_send
+        self.checked = checked
+        """Awaited before anything is sent: whether the config's check left for after start-up
+        passed (its notifier URLs, which apprise reads once it has found its plugins, 0.15 s);
+        when it did not, the daemon stops, and nothing is sent."""
         self.pollers: list[Poller] = []
         self.workers: dict[str, list[Worker]] = {}
         self.pipeline: Pipeline | None = None
@@ -117,10 +122,9 @@ class Term:
     # --- the work
 
     async def run(self, stopping: asyncio.Event, on_ready: Callable[[], None] | None) -> None:
-        """Load the stored state, build the pollers and workers, and run every loop."""
+        """Load the stored state, build the pollers, and run every loop (the senders once the
+        config's check has passed)."""
         config, store = self.config, self.store
-        await anyio.to_thread.run_sync(warm_up)
-        self._build_workers(store)
         state, unreadable = RuleState.load(await store.load_rule_state())
         for key in unreadable:
             log.warning("stored rule state unreadable; dropped", rule=key.rule, kind=key.kind)
@@ -200,24 +204,35 @@ class Term:
         delivery drains. Cancelled (the lease lost), it stops at once."""
         assert self.pipeline is not None
         start = self.supervisor.start
-        workers = [w for ws in self.workers.values() for w in ws]
         by_name = {p.settings.name: p for p in self.pollers}
         health = Down(by_name), Polled(by_name)  # live views: asked about one provider
         clock = self._clock_loop = RuleClock(
             self.pipeline,
             store,
             self.telemetry,
-            self.workers,
+            list(self.config.notifiers),
             lambda: health,
             _decisions_retention=self.config.decisions_retention,
         )
         names: list[str] = []
+        sending: list[Worker] = []
+
+        async def deliver() -> None:
+            """Once the config's check passed, with apprise's plugins loaded off the event loop
+            (0.16 s, after ready), the senders."""
+            if self.checked is not None and not await self.checked():
+                return
+            await anyio.to_thread.run_sync(warm_up)
+            self._build_workers(store)
+            for worker in (w for ws in self.workers.values() for w in ws):
+                period = IDLE_CHECK + worker.timeout + STORE_SLACK
+                name = f"send:{worker.notifier}:{worker.target}"
+                names.append(start(delivery, name, worker.run, period=period).name)
+                sending.append(worker)
+
         try:
             async with anyio.create_task_group() as delivery:
-                for worker in workers:
-                    period = IDLE_CHECK + worker.timeout + STORE_SLACK
-                    name = f"send:{worker.notifier}:{worker.target}"
-                    names.append(start(delivery, name, worker.run, period=period).name)
+                delivery.start_soon(deliver)
                 async with anyio.create_task_group() as intake:
                     for poller in self.pollers:
                         name = f"poll:{poller.settings.name}"
@@ -232,14 +247,14 @@ class Term:
                         "callmon running",
                         providers=len(self.pollers),
                         rules=len(self.rules),
-                        notifiers=len(self.workers),
+                        notifiers=len(self.config.notifiers),
                         listen=self.config.listen,
                     )
                     if on_ready is not None:
                         on_ready()
                     await stopping.wait()
                     intake.cancel_scope.cancel()
-                await drain(store, workers, self.config.shutdown_grace)
+                await drain(store, sending, self.config.shutdown_grace)
                 delivery.cancel_scope.cancel()
         finally:
             # A standby has none of these loops: nothing to report about them.

@@ -94,7 +94,8 @@ class OldObjects:
         self.check_every = check_every
         self._measure = measure
         self._clock = clock
-        self._settled = clock()
+        self._settled: float | None = None
+        """When start-up was over (collection is off until then: `monitor.__main__`)."""
         self._after = 0
         """The process's memory after the last full pass (or start-up's first minute), bytes."""
         self.full_passes = 0
@@ -117,6 +118,8 @@ class OldObjects:
 
     def step(self) -> None:
         """The full pass, when it is due."""
+        if self._settled is None:
+            return
         before = self._measure()
         if self._clock() - self._settled < WARM_UP:
             self._after = max(self._after, before)
@@ -141,8 +144,9 @@ class OldObjects:
         checked = self._clock()
         while True:
             await anyio.sleep(YOUNG_EVERY)
-            passes += 1
-            gc.collect(1 if passes % MIDDLE_EVERY == 0 else 0)
+            if self._settled is not None:  # in start-up a pass would walk all it made (80 ms)
+                passes += 1
+                gc.collect(1 if passes % MIDDLE_EVERY == 0 else 0)
             if self._clock() - checked >= self.check_every:
                 checked = self._clock()
                 self.step()
