@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import re
+import socket
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -20,7 +22,7 @@ import structlog
 
 from monitor.config import Config
 from monitor.runtime.daemon import Daemon
-from monitor.runtime.memory import WARM_UP, OldObjects
+from monitor.runtime.memory import FILES_SLACK, WARM_UP, OldObjects
 from monitor.telemetry.heartbeat import Heartbeat
 from monitor.telemetry.looplag import RECENT, SLOT, LoopLag, name_slow_callbacks
 from tests.conftest import free_port, metric_value, metrics, wait_for, wait_until
@@ -161,7 +163,7 @@ class Node:
 
 def test_survivors_are_frozen_and_their_cycles_wait_for_memory_grown_by_half() -> None:
     clock, memory = Clock(), [100_000_000]
-    old = OldObjects(clock=clock, measure=lambda: memory[0])
+    old = OldObjects(clock=clock, measure=lambda: (memory[0], 10))
     old.settle()
     try:
         node = Node()
@@ -189,7 +191,7 @@ def test_survivors_are_frozen_and_their_cycles_wait_for_memory_grown_by_half() -
 
 def test_memory_grown_by_half_gets_its_full_pass_after_start_ups_first_minute() -> None:
     clock, memory = Clock(), [100_000_000]
-    old = OldObjects(clock=clock, measure=lambda: memory[0])
+    old = OldObjects(clock=clock, measure=lambda: (memory[0], 10))
     old.settle()
     try:
         memory[0] = 200_000_000  # start-up's own growth: the first polls, the first calls
@@ -204,6 +206,36 @@ def test_memory_grown_by_half_gets_its_full_pass_after_start_ups_first_minute() 
         assert old.full_passes == 1
         old.step()
         assert old.full_passes == 1  # measured afresh after the pass
+    finally:
+        old.release()
+
+
+class Holder:
+    """A socket in a reference cycle: closed only when the collector frees the cycle."""
+
+    def __init__(self) -> None:
+        self.me = self
+        self.sock = socket.socket()
+
+
+def test_sockets_held_by_frozen_cycles_get_their_full_pass() -> None:
+    clock = Clock()
+    old = OldObjects(clock=clock)
+    old.settle()
+    try:
+        clock.now += WARM_UP
+        old.step()
+        before = len(os.listdir("/proc/self/fd"))
+        holders = [Holder() for _ in range(FILES_SLACK * 2)]
+        gc.collect(1)  # frozen, sockets and all
+        probes = [weakref.ref(h) for h in holders]
+        del holders
+        gc.collect()
+        assert len(os.listdir("/proc/self/fd")) >= before + FILES_SLACK * 2  # still open
+        old.step()  # memory barely grew; open files did
+        assert old.full_passes == 1
+        assert all(p() is None for p in probes)
+        assert len(os.listdir("/proc/self/fd")) < before + FILES_SLACK
     finally:
         old.release()
 

@@ -17,10 +17,10 @@ its rare passes held the loop 20–160 ms. On the timer a pass walks what the la
 
 Frozen objects are still freed when nothing refers to them (reference counting does not look at
 generations); only garbage in reference cycles that was alive when frozen waits for a full pass.
-That pass (all unfrozen, collected, frozen again) comes when the process's memory has grown by
-half since the last one (or since the first minute, start-up's own growth): the one pause left,
-as long as a full pass is (0.8 s at 10,000 accounts), and rare: at 10,000 accounts a pass after
-start-up's first minute found 289 objects to free.
+That pass (all unfrozen, collected, frozen again) comes when the process's memory or open files
+have grown by half since the last one (or since the first minute, start-up's own growth): the
+one pause left, as long as a full pass is (0.8 s at 10,000 accounts), and rare: at 10,000
+accounts a pass after start-up's first minute found 289 objects to free.
 """
 
 from __future__ import annotations
@@ -55,9 +55,15 @@ WARM_UP = 60.0
 """Start-up's own growth: the memory a full pass is measured against is the most the process
 used in its first minute."""
 GROWTH = 1.5
-"""A full pass once the process's resident memory has grown by this factor since the last.
-Not the count of frozen objects: counting them walks a million of them at 10,000 accounts,
-100–300 ms on the event loop, every check."""
+"""A full pass once the process's resident memory, or its open files, have grown by this
+factor since the last. Not the count of frozen objects: counting them walks a million of them
+at 10,000 accounts, 100–300 ms on the event loop, every check. Open files, since a socket or a
+file in a frozen cycle stays open until a full pass (a failed database connection's, say)."""
+FILES_SLACK = 64
+"""Open files count as grown only past this many more as well (a few connections come and go)."""
+
+Usage = tuple[int, int]
+"""The process's resident memory (bytes) and open files."""
 
 
 def resident() -> int:
@@ -72,6 +78,21 @@ def resident() -> int:
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def usage() -> Usage:
+    """Resident memory and open files (Linux's /proc; elsewhere open files count as 0)."""
+    try:
+        files = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        files = 0
+    return resident(), files
+
+
+def grown(now: Usage, then: Usage) -> bool:
+    """Whether memory or open files grew by half (files by `FILES_SLACK` too)."""
+    memory, files = now
+    return memory > then[0] * GROWTH or files > max(then[1] * GROWTH, then[1] + FILES_SLACK)
 
 
 def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
@@ -89,15 +110,16 @@ class OldObjects:
         *,
         check_every: float = CHECK_EVERY,
         clock: Callable[[], float] = time.monotonic,
-        measure: Callable[[], int] = resident,
+        measure: Callable[[], Usage] = usage,
     ) -> None:
         self.check_every = check_every
         self._measure = measure
         self._clock = clock
         self._settled: float | None = None
         """When start-up was over (collection is off until then: `monitor.__main__`)."""
-        self._after = 0
-        """The process's memory after the last full pass (or start-up's first minute), bytes."""
+        self._after: Usage = (0, 0)
+        """The process's memory and open files after the last full pass (or start-up's first
+        minute)."""
         self.full_passes = 0
 
     def settle(self) -> None:
@@ -122,8 +144,8 @@ class OldObjects:
             return
         before = self._measure()
         if self._clock() - self._settled < WARM_UP:
-            self._after = max(self._after, before)
-        elif before > self._after * GROWTH:
+            self._after = (max(self._after[0], before[0]), max(self._after[1], before[1]))
+        elif grown(before, self._after):
             started = time.perf_counter()
             gc.unfreeze()
             gc.collect()  # frozen again by `_freeze_survivors` as it ends
@@ -132,8 +154,10 @@ class OldObjects:
             self.full_passes += 1
             log.info(
                 "full garbage collection",
-                bytes_before=before,
-                bytes_after=self._after,
+                bytes_before=before[0],
+                bytes_after=self._after[0],
+                files_before=before[1],
+                files_after=self._after[1],
                 seconds=round(time.perf_counter() - started, 3),
             )
 
