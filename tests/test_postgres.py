@@ -8,6 +8,7 @@ import sqlite3
 
 import psycopg
 import pytest
+import structlog.testing
 
 from monitor.model import CallState, Tracked
 from monitor.store import (
@@ -237,6 +238,55 @@ async def test_a_database_down_for_long_is_used_again_soon_after_it_is_back() ->
         # after the start); with `RECONNECT_FOR` it is at most 4 s away, or starts with this check.
         await wait_until(works, lambda ok: ok, timeout=60)
         assert time.monotonic() - back < 10
+        await store.close()
+    finally:
+        await asyncio.to_thread(cluster.destroy)
+
+
+async def test_a_pool_that_gives_no_connection_while_the_database_answers_is_replaced(
+    pg_url: str,
+) -> None:
+    """The soak's other finding: after its link was frozen and thawed, a replica's pool gave no
+    connection for minutes while the database took new ones. Whatever wedges a pool so (here:
+    every connection lost to it, never returned), it is replaced once it has given none for
+    `pool_stuck`; until then operations fail as the store failing."""
+    store = await postgres(pg_url)
+    store.pool_stuck = 0.0
+    stuck = store._pool
+    lost = [await stuck.getconn() for _ in range(8)]
+    try:
+        with (
+            structlog.testing.capture_logs() as logs,
+            pytest.raises(StoreError, match="couldn't get a connection"),
+        ):
+            await store.check()
+        assert store._pool is not stuck
+        assert stuck.closed
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+            "store connection pool replaced: it gave no connection while the database took new ones"
+        ]
+        await store.check()  # on the new pool
+        assert store.health.failing_since is not None  # it failed; it works again later
+    finally:
+        for conn in lost:
+            await conn.close()
+        await store.close()
+
+
+async def test_a_pool_is_not_replaced_while_the_database_is_away(pg_server: str) -> None:
+    """No connection because the database takes none: the pool is not at fault, and stays."""
+    from tests.pg import Cluster
+
+    cluster = Cluster()
+    try:
+        store = await postgres(cluster.url)
+        store.pool_stuck = 0.0
+        pool = store._pool
+        await asyncio.to_thread(cluster.stop)
+        for _ in range(2):
+            with pytest.raises(StoreError):
+                await store.check()
+        assert store._pool is pool
         await store.close()
     finally:
         await asyncio.to_thread(cluster.destroy)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -41,6 +42,12 @@ RECONNECT_FOR = 10.0
 and makes a new one when a caller next waits: psycopg_pool's default, 5 minutes, let the delays
 grow to 2 minutes, so that after a database restart (and a stretch of failed attempts) replicas
 stayed without a connection for minutes after it was back (the soak's finding)."""
+
+POOL_STUCK = 30.0
+"""How long the pool may give no connection at all while the database takes a new one, before
+it is replaced. The soak found a pool wedged that way after its replica's link was frozen for
+20 s and thawed: every operation waited 5 s and failed, for minutes, until the watchdog ended
+the process; how psycopg_pool came to it is not known (it was not reproduced alone)."""
 
 log = structlog.get_logger("monitor.store")
 # The pool says "error connecting" at every attempt while the server is away; callmon says it
@@ -75,6 +82,10 @@ class PostgresStore(SqlStore):
         fenced write of a replica that no longer does is refused before it touches the database,
         so that a deposed leader's lock never delays the new one."""
         self._pool = pool
+        self.pool_stuck = POOL_STUCK
+        self._starved_since: float | None = None
+        """Since when every operation found no connection (`PoolTimeout`), or None."""
+        self._mending = False
 
     @classmethod
     async def open(
@@ -93,20 +104,7 @@ class PostgresStore(SqlStore):
             raise StoreError(f"cannot open store {name}: {exc}") from None
         except (psycopg.Error, OSError) as exc:
             raise StoreError(f"cannot open store {name}: {_one_line(exc)}") from None
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=8,
-            open=False,
-            timeout=CONNECT_TIMEOUT,
-            reconnect_timeout=RECONNECT_FOR,
-            kwargs=bounds.connect_args(),
-            configure=bounds.apply,
-            check=AsyncConnectionPool.check_connection,
-            name="callmon",
-        )
-        await pool.open(wait=False)
-        return cls(url, pool, bounds)
+        return cls(url, await _open_pool(url, bounds), bounds)
 
     async def _run(
         self, what: str, program: sql.Program[T], *, write: bool = False, fenced: bool = True
@@ -130,16 +128,49 @@ class PostgresStore(SqlStore):
             message = f"store {self.name}: cannot {what}: no answer within {limit:g} s"
             self.health.failed(message)
             raise StoreError(message) from None
+        except PoolTimeout as exc:
+            message = f"store {self.name}: cannot {what}: {_one_line(exc)}"
+            self.health.failed(message)
+            await self._starved()
+            raise StoreError(message) from None
         except LeaseLost as exc:
             self.on_lease_lost()
             raise LeaseLost(f"store {self.name}: cannot {what}: {exc}") from None
-        except (psycopg.Error, PoolTimeout, OSError) as exc:
+        except (psycopg.Error, OSError) as exc:
             message = f"store {self.name}: cannot {what}: {_one_line(exc)}"
             self.health.failed(message)
             raise StoreError(message) from None
+        self._starved_since = None
         if write:
             self.health.ok()
         return result
+
+    async def _starved(self) -> None:
+        """An operation found no connection in the pool: once none has for `pool_stuck` while
+        the database takes a new connection, the pool is at fault, and is replaced."""
+        now = time.monotonic()
+        if self._starved_since is None:
+            self._starved_since = now
+        if now - self._starved_since < self.pool_stuck or self._mending:
+            return
+        self._mending = True
+        try:
+            with anyio.CancelScope(shield=True), anyio.fail_after(CONNECT_TIMEOUT):
+                conn = await self.bounds.connect(self.url)
+                await conn.close()
+                stuck, self._pool = self._pool, await _open_pool(self.url, self.bounds)
+                log.warning(
+                    "store connection pool replaced: it gave no connection while the database "
+                    "took new ones",
+                    store=self.name,
+                    seconds=round(now - self._starved_since),
+                )
+                self._starved_since = None
+                await stuck.close(timeout=1.0)
+        except (psycopg.Error, OSError, TimeoutError):
+            pass  # the database is away: the pool is not at fault
+        finally:
+            self._mending = False
 
     @staticmethod
     async def _check_fence(conn: AsyncConnection[Any], token: int) -> None:
@@ -226,6 +257,24 @@ async def _upgrade(conn: AsyncConnection[Any], name: str, create: bool) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))
         await _drive(conn, schema.prepare(schema.POSTGRES, create=create, name=name))
+
+
+async def _open_pool(url: str, bounds: SessionBounds) -> AsyncConnectionPool[Any]:
+    """The pool of a store's connections: it fills in the background."""
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=8,
+        open=False,
+        timeout=CONNECT_TIMEOUT,
+        reconnect_timeout=RECONNECT_FOR,
+        kwargs=bounds.connect_args(),
+        configure=bounds.apply,
+        check=AsyncConnectionPool.check_connection,
+        name="callmon",
+    )
+    await pool.open(wait=False)
+    return pool
 
 
 def _one_line(exc: BaseException) -> str:
