@@ -86,6 +86,8 @@ class PostgresStore(SqlStore):
         self._starved_since: float | None = None
         """Since when every operation found no connection (`PoolTimeout`), or None."""
         self._mending = False
+        self._told = False
+        """Whether this starvation's probe failure was logged (once per starvation)."""
 
     @classmethod
     async def open(
@@ -141,6 +143,7 @@ class PostgresStore(SqlStore):
             self.health.failed(message)
             raise StoreError(message) from None
         self._starved_since = None
+        self._told = False
         if write:
             self.health.ok()
         return result
@@ -167,8 +170,19 @@ class PostgresStore(SqlStore):
                 )
                 self._starved_since = None
                 await stuck.close(timeout=1.0)
-        except (psycopg.Error, OSError, TimeoutError):
-            pass  # the database is away: the pool is not at fault
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            # The database is away (or the way to it): the pool is not at fault.
+            if not self._told:
+                self._told = True
+                stats = self._pool.get_stats()
+                log.warning(
+                    "store gives no connection, and the database takes none either",
+                    store=self.name,
+                    error=_one_line(exc) or "no answer",
+                    pool_size=stats.get("pool_size"),
+                    pool_available=stats.get("pool_available"),
+                    requests_waiting=stats.get("requests_waiting"),
+                )
         finally:
             self._mending = False
 
