@@ -31,3 +31,53 @@ async def test_endpoints() -> None:
     assert 'callmon_notifications_total{notifier="chat",outcome="dropped"} 0.0' in body
     assert 'callmon_rule_fired_total{rule="missed"} 0.0' in body
     assert "callmon_build_info{" in body
+
+
+async def test_a_connection_past_the_limit_is_closed_without_a_failed_task() -> None:
+    """Every connection busy: the new one is closed, after its handler started (closed at once,
+    its handler task failed on aiohttp's assertion and asyncio logged an unretrieved error)."""
+    import asyncio
+    import gc
+
+    from aiohttp import web
+
+    from monitor.serve.web import ConnectionLimit
+
+    release, busy = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        busy.set()
+        await release.wait()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    assert runner.server is not None
+    limit = ConnectionLimit(runner.server, limit=1)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    failures: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: failures.append(context))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(busy.wait(), 10)
+        for _ in range(5):  # each new one past the limit, with the first one busy
+            r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(r2.read(), 10) == b""  # closed
+            w2.close()
+        assert limit.closed == 5
+        release.set()
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+        writer.close()
+        gc.collect()  # an unretrieved task exception is reported as its task is freed
+        await asyncio.sleep(0)
+        assert failures == []
+    finally:
+        loop.set_exception_handler(None)
+        await runner.cleanup()

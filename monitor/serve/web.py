@@ -172,7 +172,9 @@ class ConnectionLimit:
             return
         idle = (h for h in open_now if h is not handler and not h._request_in_progress)
         victim = next(idle, handler)
-        victim.force_close()
+        # Once its handler has started: closed before, a new connection's handler task found
+        # no server and failed (`Task exception was never retrieved`, an AssertionError).
+        asyncio.get_running_loop().call_soon(victim.force_close)
         self.closed += 1
         if self.closed == 1 or self.closed % 1000 == 0:
             log.warning(
