@@ -44,10 +44,12 @@ grow to 2 minutes, so that after a database restart (and a stretch of failed att
 stayed without a connection for minutes after it was back (the soak's finding)."""
 
 POOL_STUCK = 30.0
-"""How long the pool may give no connection at all while the database takes a new one, before
-it is replaced. The soak found a pool wedged that way after its replica's link was frozen for
-20 s and thawed: every operation waited 5 s and failed, for minutes, until the watchdog ended
-the process; how psycopg_pool came to it is not known (it was not reproduced alone)."""
+"""How long operations may keep finding no connection in the pool (`PoolTimeout`, with at most
+this long between two) while the database takes a new one, before the pool is replaced. The
+soak found a pool starved that way after its replica's link was frozen for 20 s and thawed:
+pushes waited 5 s for a connection and failed, seven a second, for minutes, until the watchdog
+ended the process; how psycopg_pool came to it is not known (not reproduced alone, nor in a
+soak of those faults alone)."""
 
 log = structlog.get_logger("monitor.store")
 # The pool says "error connecting" at every attempt while the server is away; callmon says it
@@ -84,7 +86,8 @@ class PostgresStore(SqlStore):
         self._pool = pool
         self.pool_stuck = POOL_STUCK
         self._starved_since: float | None = None
-        """Since when every operation found no connection (`PoolTimeout`), or None."""
+        """Since when operations keep finding no connection (`PoolTimeout`), or None."""
+        self._last_starved = 0.0
         self._mending = False
         self._told = False
         """Whether this starvation's probe failure was logged (once per starvation)."""
@@ -142,16 +145,18 @@ class PostgresStore(SqlStore):
             message = f"store {self.name}: cannot {what}: {_one_line(exc)}"
             self.health.failed(message)
             raise StoreError(message) from None
-        self._starved_since = None
-        self._told = False
+        if time.monotonic() - self._last_starved > self.pool_stuck:
+            self._starved_since = None  # no `PoolTimeout` for that long: the pool serves
+            self._told = False
         if write:
             self.health.ok()
         return result
 
     async def _starved(self) -> None:
-        """An operation found no connection in the pool: once none has for `pool_stuck` while
-        the database takes a new connection, the pool is at fault, and is replaced."""
-        now = time.monotonic()
+        """An operation found no connection in the pool: once operations have kept finding none
+        for `pool_stuck` while the database takes a new connection, the pool is at fault, and
+        is replaced."""
+        now = self._last_starved = time.monotonic()
         if self._starved_since is None:
             self._starved_since = now
         if now - self._starved_since < self.pool_stuck or self._mending:
