@@ -48,7 +48,8 @@ YOUNG_EVERY = 0.05
 """How often the youngest generation is collected, seconds."""
 MIDDLE_EVERY = 2
 """Every this many young passes, the middle generation is collected too (and what survives
-it frozen): the collector's own ratio."""
+it frozen): a pass of it walks what 100 ms kept (at the collector's own ratio, every tenth, it
+walked 20,000 objects at 10,000 accounts: 5–25 ms)."""
 CHECK_EVERY = 10.0
 """How often the process's memory is looked at, seconds."""
 WARM_UP = 60.0
