@@ -273,6 +273,37 @@ async def test_a_pool_that_gives_no_connection_while_the_database_answers_is_rep
         await store.close()
 
 
+async def test_a_pool_that_serves_a_few_and_starves_the_rest_is_replaced(pg_url: str) -> None:
+    """As the soak's: between the timeouts an operation gets the one connection left now and
+    then; that does not end the starvation, timeouts that go on for `pool_stuck` do."""
+    store = await postgres(pg_url)
+    store.pool_stuck = 1.0
+    starved = store._pool
+    starved.timeout = 0.3
+    lost = [await starved.getconn() for _ in range(7)]  # one connection left
+
+    async def hold() -> None:
+        async with starved.connection():
+            await asyncio.sleep(0.5)
+
+    try:
+        for _ in range(10):
+            holder = asyncio.create_task(hold())
+            await asyncio.sleep(0.05)
+            with pytest.raises(StoreError, match="couldn't get a connection"):
+                await store.check()
+            await holder
+            if store._pool is not starved:
+                break
+            await store.check()  # the connection is free again: this one gets it
+        assert store._pool is not starved
+        await store.check()
+    finally:
+        for conn in lost:
+            await conn.close()
+        await store.close()
+
+
 async def test_a_pool_is_not_replaced_while_the_database_is_away(pg_server: str) -> None:
     """No connection because the database takes none: the pool is not at fault, and stays."""
     from tests.pg import Cluster
