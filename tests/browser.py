@@ -85,7 +85,15 @@ class Page:
         """Mark the document shown now, so that `_settled` knows it from the next one (a load
         event alone could be this one's, late on a busy machine; the address may not change:
         a form that redirects back to the page)."""
-        await self._evaluate("window.__shownBefore = true")
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                await self._evaluate("window.__shownBefore = true")
+                return
+            except Navigated:  # the document shown is being replaced (the first, blank one
+                if asyncio.get_running_loop().time() > deadline:  # on a busy machine)
+                    raise
+                await asyncio.sleep(0.05)
 
     async def _settled(self) -> None:
         """Wait until a document other than the marked one has loaded."""

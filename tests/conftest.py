@@ -33,6 +33,16 @@ _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or
 _PORTS = iter(range(20000 + 500 * _WORKER, 20500 + 500 * _WORKER))
 
 
+@pytest.fixture(autouse=True)
+def _handle_run_restored() -> Iterator[None]:
+    """`--debug` times every callback for the rest of the process (it wraps
+    `asyncio.Handle._run`): a test that runs `main` with it in-process leaves no wrapper to the
+    tests after it, which would name each slow callback once per wrapper."""
+    original = asyncio.Handle._run
+    yield
+    asyncio.Handle._run = original  # type: ignore[method-assign]
+
+
 def free_port() -> int:
     """A free port for a daemon to listen on, from this test worker's own range (below the
     kernel's ephemeral ports), so that parallel workers never hand out the same one."""

@@ -67,11 +67,18 @@ async def test_a_connection_past_the_limit_is_closed_without_a_failed_task() -> 
         writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         await writer.drain()
         await asyncio.wait_for(busy.wait(), 10)
-        for _ in range(5):  # each new one past the limit, with the first one busy
+
+        async def past_the_limit() -> bytes:
             r2, w2 = await asyncio.open_connection("127.0.0.1", port)
-            assert await asyncio.wait_for(r2.read(), 10) == b""  # closed
-            w2.close()
-        assert limit.closed == 5
+            try:
+                return await asyncio.wait_for(r2.read(), 10)
+            finally:
+                w2.close()
+
+        for burst in (1, 1, 5):  # one at a time, then five at once, with the first one busy
+            assert await asyncio.gather(*(past_the_limit() for _ in range(burst))) == [b""] * burst
+        assert limit.closed == 7
+        assert len(runner.server.connections) == 1
         release.set()
         assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
         writer.close()

@@ -161,6 +161,8 @@ class ConnectionLimit:
         self._server = server
         self._limit = limit
         self._made = server.connection_made
+        self._closing: set[RequestHandler] = set()
+        """Connections chosen to make room, closed at the loop's next turn."""
         self.closed = 0
         """Connections closed to make room."""
         server.connection_made = self._connection_made  # type: ignore[method-assign]
@@ -168,13 +170,18 @@ class ConnectionLimit:
     def _connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         self._made(handler, transport)
         open_now = self._server.connections
-        if len(open_now) <= self._limit:
+        if len(open_now) - len(self._closing) <= self._limit:
             return
-        idle = (h for h in open_now if h is not handler and not h._request_in_progress)
+        idle = (
+            h
+            for h in open_now
+            if h is not handler and h not in self._closing and not h._request_in_progress
+        )
         victim = next(idle, handler)
         # Once its handler has started: closed before, a new connection's handler task found
         # no server and failed (`Task exception was never retrieved`, an AssertionError).
-        asyncio.get_running_loop().call_soon(victim.force_close)
+        self._closing.add(victim)
+        asyncio.get_running_loop().call_soon(self._close, victim)
         self.closed += 1
         if self.closed == 1 or self.closed % 1000 == 0:
             log.warning(
@@ -182,3 +189,7 @@ class ConnectionLimit:
                 limit=self._limit,
                 closed=self.closed,
             )
+
+    def _close(self, victim: RequestHandler) -> None:
+        self._closing.discard(victim)
+        victim.force_close()
