@@ -86,7 +86,8 @@ class PostgresStore(SqlStore):
         self._pool = pool
         self.pool_stuck = POOL_STUCK
         self._starved_since: float | None = None
-        """Since when operations keep finding no connection (`PoolTimeout`), or None."""
+        """Since when operations keep finding no connection (`PoolTimeout`, each within
+        `pool_stuck` of the last), or None."""
         self._last_starved = 0.0
         self._mending = False
         self._told = False
@@ -145,9 +146,6 @@ class PostgresStore(SqlStore):
             message = f"store {self.name}: cannot {what}: {_one_line(exc)}"
             self.health.failed(message)
             raise StoreError(message) from None
-        if time.monotonic() - self._last_starved > self.pool_stuck:
-            self._starved_since = None  # no `PoolTimeout` for that long: the pool serves
-            self._told = False
         if write:
             self.health.ok()
         return result
@@ -156,9 +154,10 @@ class PostgresStore(SqlStore):
         """An operation found no connection in the pool: once operations have kept finding none
         for `pool_stuck` while the database takes a new connection, the pool is at fault, and
         is replaced."""
-        now = self._last_starved = time.monotonic()
-        if self._starved_since is None:
-            self._starved_since = now
+        now = time.monotonic()
+        if self._starved_since is None or now - self._last_starved > self.pool_stuck:
+            self._starved_since, self._told = now, False  # a new run of timeouts
+        self._last_starved = now
         if now - self._starved_since < self.pool_stuck or self._mending:
             return
         self._mending = True
