@@ -20,8 +20,9 @@ from monitor.store import (
     open_store,
     schema,
 )
-from monitor.store.postgres import PostgresStore
-from tests.conftest import wait_until
+from monitor.store.base import RECOVERED_AFTER
+from monitor.store.postgres import BUSY_WITHIN, PostgresStore
+from tests.conftest import wait_for, wait_until
 from tests.test_store import FIXTURES, alert
 
 DELIVERY_COLUMNS_0_1_0 = (
@@ -243,81 +244,71 @@ async def test_a_database_down_for_long_is_used_again_soon_after_it_is_back() ->
         await asyncio.to_thread(cluster.destroy)
 
 
-async def test_a_pool_that_gives_no_connection_while_the_database_answers_is_replaced(
-    pg_url: str,
-) -> None:
-    """The soak's other finding: after its link was frozen and thawed, a replica's pool gave no
-    connection for minutes while the database took new ones. Whatever wedges a pool so (here:
-    every connection lost to it, never returned), it is replaced once it has given none for
-    `pool_stuck`; until then operations fail as the store failing."""
+async def test_a_busy_store_is_not_a_failing_one(pg_url: str) -> None:
+    """The soak's finding: a replica whose database link was slowed took pushes faster than its
+    connections could keep them; the operations that found every connection at work counted as
+    the store failing, and the watchdog exited a replica that worked, only slowly. Such a
+    timeout fails its operation, says once that the store is busy, and the store stays healthy
+    while operations complete; it fails once none has completed for `BUSY_WITHIN`."""
     store = await postgres(pg_url)
-    store.pool_stuck = 0.0
-    stuck = store._pool
-    lost = [await stuck.getconn() for _ in range(8)]
-    try:
-        with (
-            structlog.testing.capture_logs() as logs,
-            pytest.raises(StoreError, match="couldn't get a connection"),
-        ):
-            await store.check()
-        assert store._pool is not stuck
-        assert stuck.closed
-        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
-            "store connection pool replaced: it gave no connection while the database took new ones"
-        ]
-        await store.check()  # on the new pool
-        assert store.health.failing_since is not None  # it failed; it works again later
-    finally:
-        for conn in lost:
-            await conn.close()
-        await store.close()
-
-
-async def test_a_pool_that_serves_a_few_and_starves_the_rest_is_replaced(pg_url: str) -> None:
-    """As the soak's: between the timeouts an operation gets the one connection left now and
-    then; that does not end the starvation, timeouts that go on for `pool_stuck` do."""
-    store = await postgres(pg_url)
-    store.pool_stuck = 1.0
-    starved = store._pool
-    starved.timeout = 0.3
-    lost = [await starved.getconn() for _ in range(7)]  # one connection left
+    now = [1000.0]
+    store.clock = lambda: now[0]
+    pool = store._pool
+    pool.timeout = 0.2
+    lost = [await pool.getconn() for _ in range(7)]  # one connection left for the store's use
+    released = asyncio.Event()
 
     async def hold() -> None:
-        async with starved.connection():
-            await asyncio.sleep(0.5)
+        async with pool.connection():
+            await released.wait()
 
     try:
-        for _ in range(10):
+        with structlog.testing.capture_logs() as logs:
+            await store.check()  # an operation completes
             holder = asyncio.create_task(hold())
-            await asyncio.sleep(0.05)
+            await wait_for(lambda: pool.get_stats()["pool_available"] == 0, timeout=30)
+            for _ in range(2):
+                now[0] += 1.0
+                with pytest.raises(StoreError, match="couldn't get a connection"):
+                    await store.check()
+            assert store.health.failing_since is None  # busy, not failing
+            busy = [e for e in logs if e["event"].startswith("store busy")]
+            assert len(busy) == 1, logs  # once for the spell
+            assert busy[0]["connections"] == 8
+            now[0] += BUSY_WITHIN + 1  # no operation has completed since
             with pytest.raises(StoreError, match="couldn't get a connection"):
                 await store.check()
+            assert store.health.failing_since is not None
+            released.set()
             await holder
-            if store._pool is not starved:
-                break
-            await store.check()  # the connection is free again: this one gets it
-        assert store._pool is not starved
-        await store.check()
+            await store.check()
+            now[0] += RECOVERED_AFTER + 1
+            await store.check()
+        assert [e["event"] for e in logs].count("store no longer busy") == 1
     finally:
+        released.set()
         for conn in lost:
-            await conn.close()
+            await pool.putconn(conn)
         await store.close()
 
 
-async def test_a_pool_is_not_replaced_while_the_database_is_away(pg_server: str) -> None:
-    """No connection because the database takes none: the pool is not at fault, and stays."""
+async def test_a_store_whose_database_is_away_fails(pg_server: str) -> None:
+    """No connection because the database takes none: that is a failing store, not a busy one,
+    however recently an operation completed before."""
     from tests.pg import Cluster
 
     cluster = Cluster()
     try:
         store = await postgres(cluster.url)
-        store.pool_stuck = 0.0
-        pool = store._pool
+        now = [1000.0]
+        store.clock = lambda: now[0]
+        await store.check()
         await asyncio.to_thread(cluster.stop)
-        for _ in range(2):
-            with pytest.raises(StoreError):
-                await store.check()
-        assert store._pool is pool
+        now[0] += BUSY_WITHIN + 1
+        with pytest.raises(StoreError):
+            await store.check()
+        assert store.health.failing_since is not None
         await store.close()
     finally:
         await asyncio.to_thread(cluster.destroy)
+

@@ -32,7 +32,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from monitor.store import schema, sql
-from monitor.store.base import LeaseLost, StoreError, StoreHealth, display
+from monitor.store.base import RECOVERED_AFTER, LeaseLost, StoreError, StoreHealth, display
 from monitor.store.database import SqlStore
 from monitor.store.lease import _acquire, _leader, _release, _renew, _renumber
 from monitor.store.sessions import CONNECT_TIMEOUT, SessionBounds
@@ -43,13 +43,14 @@ and makes a new one when a caller next waits: psycopg_pool's default, 5 minutes,
 grow to 2 minutes, so that after a database restart (and a stretch of failed attempts) replicas
 stayed without a connection for minutes after it was back (the soak's finding)."""
 
-POOL_STUCK = 30.0
-"""How long operations may keep finding no connection in the pool (`PoolTimeout`, with at most
-this long between two) while the database takes a new one, before the pool is replaced. The
-soak found a pool starved that way after its replica's link was frozen for 20 s and thawed:
-pushes waited 5 s for a connection and failed, seven a second, for minutes, until the watchdog
-ended the process; how psycopg_pool came to it is not known (not reproduced alone, nor in a
-soak of those faults alone)."""
+BUSY_WITHIN = CONNECT_TIMEOUT
+"""An operation that found no connection free (`PoolTimeout`) while another completed within
+this many seconds met a busy store, not a failing one: every connection is at work (a slow link,
+a burst of pushes), and operations are being served. Such timeouts fail their operation but do
+not count as the store failing, so that the watchdog does not restart a replica that works, only
+slowly (a restart cannot make the link faster). The soak found it: a replica whose database link
+was slowed by 0.5 s took pushes faster than eight connections could keep them, counted the
+timeouts as a failing store, and was exited after `unhealthy_exit_after`."""
 
 log = structlog.get_logger("monitor.store")
 # The pool says "error connecting" at every attempt while the server is away; callmon says it
@@ -84,14 +85,11 @@ class PostgresStore(SqlStore):
         fenced write of a replica that no longer does is refused before it touches the database,
         so that a deposed leader's lock never delays the new one."""
         self._pool = pool
-        self.pool_stuck = POOL_STUCK
-        self._starved_since: float | None = None
-        """Since when operations keep finding no connection (`PoolTimeout`, each within
-        `pool_stuck` of the last), or None."""
-        self._last_starved = 0.0
-        self._mending = False
-        self._told = False
-        """Whether this starvation's probe failure was logged (once per starvation)."""
+        self.clock: Callable[[], float] = time.monotonic
+        self._served = 0.0
+        """When an operation last completed (monotonic seconds)."""
+        self._busy_at: float | None = None
+        """When an operation last found every connection at work, while this spell lasts."""
 
     @classmethod
     async def open(
@@ -136,8 +134,8 @@ class PostgresStore(SqlStore):
             raise StoreError(message) from None
         except PoolTimeout as exc:
             message = f"store {self.name}: cannot {what}: {_one_line(exc)}"
-            self.health.failed(message)
-            await self._starved()
+            if not self._is_busy():
+                self.health.failed(message)
             raise StoreError(message) from None
         except LeaseLost as exc:
             self.on_lease_lost()
@@ -146,49 +144,31 @@ class PostgresStore(SqlStore):
             message = f"store {self.name}: cannot {what}: {_one_line(exc)}"
             self.health.failed(message)
             raise StoreError(message) from None
+        self._served = now = self.clock()
+        if self._busy_at is not None and now - self._busy_at > RECOVERED_AFTER:
+            self._busy_at = None
+            log.info("store no longer busy", store=self.name)
         if write:
             self.health.ok()
         return result
 
-    async def _starved(self) -> None:
-        """An operation found no connection in the pool: once operations have kept finding none
-        for `pool_stuck` while the database takes a new connection, the pool is at fault, and
-        is replaced."""
-        now = time.monotonic()
-        if self._starved_since is None or now - self._last_starved > self.pool_stuck:
-            self._starved_since, self._told = now, False  # a new run of timeouts
-        self._last_starved = now
-        if now - self._starved_since < self.pool_stuck or self._mending:
-            return
-        self._mending = True
-        try:
-            with anyio.CancelScope(shield=True), anyio.fail_after(CONNECT_TIMEOUT):
-                conn = await self.bounds.connect(self.url)
-                await conn.close()
-                stuck, self._pool = self._pool, await _open_pool(self.url, self.bounds)
-                log.warning(
-                    "store connection pool replaced: it gave no connection while the database "
-                    "took new ones",
-                    store=self.name,
-                    seconds=round(now - self._starved_since),
-                )
-                self._starved_since = None
-                await stuck.close(timeout=1.0)
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            # The database is away (or the way to it): the pool is not at fault.
-            if not self._told:
-                self._told = True
-                stats = self._pool.get_stats()
-                log.warning(
-                    "store gives no connection, and the database takes none either",
-                    store=self.name,
-                    error=_one_line(exc) or "no answer",
-                    pool_size=stats.get("pool_size"),
-                    pool_available=stats.get("pool_available"),
-                    requests_waiting=stats.get("requests_waiting"),
-                )
-        finally:
-            self._mending = False
+    def _is_busy(self) -> bool:
+        """Whether an operation that found no connection met a busy store (see `BUSY_WITHIN`);
+        the first of a spell says so, with the pool's figures."""
+        now = self.clock()
+        if now - self._served > BUSY_WITHIN:
+            return False
+        if self._busy_at is None:
+            stats = self._pool.get_stats()
+            log.warning(
+                "store busy: every connection is at work; operations wait for one, and some "
+                "give up",
+                store=self.name,
+                connections=stats.get("pool_size"),
+                waiting=stats.get("requests_waiting"),
+            )
+        self._busy_at = now
+        return True
 
     @staticmethod
     async def _check_fence(conn: AsyncConnection[Any], token: int) -> None:
