@@ -312,3 +312,27 @@ async def test_a_store_whose_database_is_away_fails(pg_server: str) -> None:
     finally:
         await asyncio.to_thread(cluster.destroy)
 
+
+async def test_every_connection_starts_under_the_bounds_and_the_urls_own_options(
+    pg_url: str,
+) -> None:
+    """The session's limits travel with the connection request (no `SET` round trips after it),
+    beside the options the URL gives (here its `search_path`)."""
+    store = await open_store(pg_url, lease_ttl=6.0)
+    assert isinstance(store, PostgresStore)
+    try:
+        async with store._pool.connection() as conn:
+            shown = {}
+            for name in ("lock_timeout", "idle_in_transaction_session_timeout", "tcp_user_timeout"):
+                cur = await conn.execute(f"SHOW {name}")
+                shown[name] = (await cur.fetchall())[0][0]
+            cur = await conn.execute("SHOW search_path")
+            search_path = (await cur.fetchall())[0][0]
+        assert shown == {
+            "lock_timeout": "2s",
+            "idle_in_transaction_session_timeout": "2s",
+            "tcp_user_timeout": "2000",  # milliseconds, shown without a unit
+        }
+        assert search_path.startswith("t_")  # the URL's own option, kept
+    finally:
+        await store.close()

@@ -266,8 +266,7 @@ async def _open_pool(url: str, bounds: SessionBounds) -> AsyncConnectionPool[Any
         open=False,
         timeout=CONNECT_TIMEOUT,
         reconnect_timeout=RECONNECT_FOR,
-        kwargs=bounds.connect_args(),
-        configure=bounds.apply,
+        kwargs=bounds.connect_args(url),
         check=AsyncConnectionPool.check_connection,
         name="callmon",
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
 
 CONNECT_TIMEOUT = 5.0
 """How long an operation waits for a connection before it fails (the server is down)."""
@@ -55,25 +56,24 @@ class SessionBounds:
             "tcp_user_timeout": _ms(self.socket),
         }
 
-    def connect_args(self) -> dict[str, Any]:
-        """libpq's connection settings (client side)."""
+    def connect_args(self, url: str) -> dict[str, Any]:
+        """libpq's connection settings: the client's, and the session's (`settings`) sent with
+        the connection request (libpq's `options`, after any the URL gives), so that a new
+        connection costs no round trip more than the connection itself (a `SET` each was seven
+        more: 3.5 s to connect over a link slowed by 0.5 s)."""
+        given = conninfo_to_dict(url).get("options")
+        ours = " ".join(f"-c {name}={value}" for name, value in self.settings().items())
         return {
             "autocommit": True,
             "connect_timeout": int(CONNECT_TIMEOUT),
             **KEEPALIVE,
             "tcp_user_timeout": _ms(self.socket),
+            "options": f"{given} {ours}" if given else ours,
         }
-
-    async def apply(self, conn: AsyncConnection[Any]) -> None:
-        """Set the bounds on a new connection."""
-        for name, value in self.settings().items():
-            await conn.execute(f"SET {name} = {value}")
 
     async def connect(self, url: str) -> AsyncConnection[Any]:
         """A new connection under these bounds."""
-        conn = await AsyncConnection.connect(url, **self.connect_args())
-        await self.apply(conn)
-        return conn
+        return await AsyncConnection.connect(url, **self.connect_args(url))
 
 
 def _ms(seconds: float) -> int:
