@@ -191,6 +191,14 @@ def main() -> int:
             print(f"soak on {kind}: {args.days} days of {args.day_seconds:g} s", flush=True)
             run = asyncio.run(soak(kind, args.days, args.day_seconds, args.calls, where))
             verdict = judge(run)
+            for watched in (w for w in run.watched if w.samples):  # where a slope comes from
+                rows = [
+                    f"{x.at - watched.samples[0].at:.0f},{x.rss_mib:.1f},{x.fds},{x.threads},"
+                    f"{x.store_bytes},{x.log_bytes},{x.healthz}"
+                    for x in watched.samples
+                ]
+                header = "seconds,rss_mib,fds,threads,store_bytes,log_bytes,healthz\n"
+                (where / f"{watched.name}.samples.csv").write_text(header + "\n".join(rows) + "\n")
             if verdict.missed and run.truth is not None:
                 lost = deliveries(run)[1]
                 (where / "lost.txt").write_text("\n".join(lost) + "\n")
