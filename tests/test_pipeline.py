@@ -228,3 +228,36 @@ async def test_door_timetables_are_kept_only_for_rules_that_read_them(tmp_path: 
     await pipeline.process(tracker, PollResult(calls=[missed]), T0)  # Monday 12:00: closed
     assert await store.pending_count("chat") == 0
     await store.close()
+
+
+async def test_a_drain_of_pushes_that_keep_coming_beats_as_it_goes(tmp_path: Path) -> None:
+    """The soak's finding: with pushes arriving as fast as the leader applied them, one drain
+    lasted minutes without a beat, its loop was reported hung, and the watchdog exited a leader
+    that was working. A drain beats at every batch."""
+    import time
+
+    from monitor.telemetry.heartbeat import STORE_SLACK, Heartbeat
+    from monitor.tracking.pushes import LOOK_AGAIN, PushIntake
+
+    now = [0.0]
+    beat = Heartbeat("pushes", LOOK_AGAIN + STORE_SLACK, lambda: now[0], running=True)
+    seen: list[str | None] = []
+
+    class Arriving(SqliteStore):
+        """A store to which a push arrives, ten seconds on, each time the drain looks."""
+
+        arrivals = 10
+
+        async def pushes(self, limit: int) -> Any:
+            seen.append(beat.problem())
+            if self.arrivals:
+                self.arrivals -= 1
+                now[0] += 10.0
+                await self.add_push("gone", "{}", time.time())  # its provider is not configured
+            return await super().pushes(limit)
+
+    store = Arriving(str(tmp_path / "s.db"))
+    intake = PushIntake(store, Pipeline(store, Telemetry(CollectorRegistry()), Engine([]), {}), {})
+    assert await intake.drain(beat) == 10  # each dropped: its provider is not configured
+    assert seen == [None] * 11  # 100 s of draining, never hung
+    await store.close()

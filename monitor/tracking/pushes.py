@@ -7,6 +7,7 @@ up) and never moves a call backwards. (Any replica takes pushes in: `monitor.ser
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -54,13 +55,17 @@ class PushIntake:
         self._woken.set()
 
     async def run(self, beat: Heartbeat) -> None:
-        await every(LOOK_AGAIN, self._woken, beat, self.drain, "kept pushes wait for it")
+        drain = functools.partial(self.drain, beat)
+        await every(LOOK_AGAIN, self._woken, beat, drain, "kept pushes wait for it")
 
-    async def drain(self) -> int:
-        """Apply every kept push that can be applied now; how many were."""
+    async def drain(self, beat: Callable[[], None] = lambda: None) -> int:
+        """Apply every kept push that can be applied now; how many were. `beat` at every batch:
+        while pushes keep coming (a flood, the provider's retries), a drain lasts as long, and
+        is progress, not a hung loop (the soak's leader was exited so after 110 s)."""
         applied = 0
         waiting: set[int] = set()
         while True:
+            beat()
             batch = [
                 p for p in await self._store.pushes(BATCH + len(waiting)) if p.id not in waiting
             ]
