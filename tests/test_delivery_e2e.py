@@ -244,16 +244,22 @@ async def test_a_store_locked_by_another_process_for_8s_loses_and_doubles_nothin
         "-c",
         "import sqlite3, sys, time\n"
         "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "db.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(8)\n"
+        "db.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.readline()\n"
         "db.execute('COMMIT')\n",
         str(tmp_path / "state.db"),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
+    assert holder.stdin is not None
     assert holder.stdout is not None
     assert await holder.stdout.readline() == b"locked\n"
     second = sim.vms.ring(180)
     sim.vms.miss(second.id)  # its poll cannot be committed while the lock is held
-    await wait_for(lambda: "database is locked" in daemon.logs(), timeout=20)
+    # Held until the daemon has found it locked (at least its busy timeout, 5 s): a fixed 8 s
+    # lock could end before a slow machine's first write tried it.
+    await wait_for(lambda: "database is locked" in daemon.logs(), timeout=60)
+    holder.stdin.write(b"release\n")
+    await holder.stdin.drain()
     assert await holder.wait() == 0
     receiver.status = 200
     await wait_for(lambda: len(receiver.received) >= 2, timeout=40)
