@@ -349,6 +349,10 @@ def test_check_refuses_a_surrogate_escape_with_a_position(
     assert line.endswith(reason), line
 
 
+# A bomb that reaches the recursion limit can have the collector run a weakref callback at that
+# depth, which then fails too and is reported as "Exception ignored in … WeakKeyDictionary"
+# (seen once in CI): the render's failure is asserted below, the callback's is not the subject.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_every_render_bomb_fails_alone_and_the_alert_still_goes_out() -> None:
     """Each template that can only fail at render time, against a real event: the engine
     returns every alert (a fallback text where the template failed) and names each failure."""
