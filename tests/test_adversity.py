@@ -448,6 +448,7 @@ notifiers:
         latencies += [await healthz_latency(port) for _ in range(20)]
         print(f"/healthz with 1,500 slow clients: max {max(latencies) * 1000:.0f} ms")
         assert "too many connections" in daemon.logs()
+        assert "Too many open files" not in daemon.logs()
         assert daemon.proc is not None
         assert daemon.proc.returncode is None
     finally:

@@ -88,3 +88,53 @@ async def test_a_connection_past_the_limit_is_closed_without_a_failed_task() -> 
     finally:
         loop.set_exception_handler(None)
         await runner.cleanup()
+
+
+async def test_connections_stay_bounded_while_clients_keep_coming_back() -> None:
+    """Slow clients closed to make room come straight back. A connection already closing (its
+    handler still finishing) was chosen again as the one to close, which closed nothing, and
+    the open connections grew past the limit: 1,500 slow clients took a process to its
+    1,024 open files. Only connections still open are counted and chosen."""
+    import asyncio
+
+    from aiohttp import web
+
+    from monitor.serve.web import ConnectionLimit
+    from monitor.serve.web import runner as serve_runner
+
+    runner = serve_runner(web.Application())
+    await runner.setup()
+    assert runner.server is not None
+    server = runner.server
+    limit = ConnectionLimit(server, limit=8)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def slow_client() -> None:
+        while True:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+                await reader.read()  # until it is closed to make room
+            except ConnectionError:  # closed, with its request unread: reset
+                pass
+            writer.close()
+
+    def kept_open() -> int:  # open and not already chosen to be closed at the next turn
+        still_open = [h for h in server.connections if h.transport and not h.transport.is_closing()]
+        return len(still_open) - limit.closing
+
+    clients = [asyncio.create_task(slow_client()) for _ in range(200)]
+    most = 0
+    try:
+        async with asyncio.timeout(60):
+            while limit.closed < 2000 and most <= 8:
+                most = max(most, kept_open())
+                await asyncio.sleep(0)
+    finally:
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+        await runner.cleanup()
+    assert most <= 8, f"{most} connections kept open at once, limit 8"

@@ -167,9 +167,17 @@ class ConnectionLimit:
         """Connections closed to make room."""
         server.connection_made = self._connection_made  # type: ignore[method-assign]
 
+    @property
+    def closing(self) -> int:
+        """Connections chosen to make room and not closed yet (closed at the loop's next turn)."""
+        return len(self._closing)
+
     def _connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         self._made(handler, transport)
-        open_now = self._server.connections
+        # A closed connection stays listed until its handler has finished: chosen again, it
+        # would make no room, and the open ones grew past the limit (and the process past
+        # its open files) while slow clients kept coming back.
+        open_now = [h for h in self._server.connections if not _is_closed(h)]
         if len(open_now) - len(self._closing) <= self._limit:
             return
         idle = (
@@ -193,3 +201,7 @@ class ConnectionLimit:
     def _close(self, victim: RequestHandler) -> None:
         self._closing.discard(victim)
         victim.force_close()
+
+
+def _is_closed(handler: RequestHandler) -> bool:
+    return handler.transport is None or handler.transport.is_closing()
