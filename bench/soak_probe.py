@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -39,6 +40,9 @@ class Sample:
     rows: dict[str, int]
     healthz: int
     lag_p99: float | None
+    pid: int = 0
+    role: str = ""
+    """`leader` or `standby` (from `/readyz`), or empty when it did not answer."""
 
 
 def proc_status(pid: int) -> tuple[float, int, int]:
@@ -59,6 +63,21 @@ def http_status(url: str, timeout: float = 10.0) -> int:
         return int(exc.code)
     except (OSError, TimeoutError):
         return 0
+
+
+def role(port: int, timeout: float = 10.0) -> str:
+    """The replica's role from `/readyz` (empty when nothing answered with one)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=timeout) as got:
+            body = json.loads(got.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read())
+        except ValueError:
+            return ""
+    except (OSError, TimeoutError, ValueError):
+        return ""
+    return str(body.get("role", "")) if isinstance(body, dict) else ""
 
 
 def lag_buckets(port: int) -> dict[float, float]:
@@ -165,6 +184,8 @@ class Watched:
             rows=rows,
             healthz=http_status(f"http://127.0.0.1:{self.port}/healthz"),
             lag_p99=p99(self._lag, lag) if lag else None,
+            pid=pid,
+            role=role(self.port),
         )
         if lag:
             self._lag = lag

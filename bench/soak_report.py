@@ -97,9 +97,29 @@ def healthy_while_dead(run: Run) -> tuple[int, int]:
     return deaths, wrong
 
 
+STRETCH_DAYS = 5.0
+"""A process is judged in each role it held for this many simulated days (after its first)."""
+
+
+def stretches(samples: list[Sample]) -> list[list[Sample]]:
+    """The samples cut where the process or its role changed: a killed replica comes back as a
+    new process, and a standby that takes the lease steps up by the leader's working set.
+    Neither is growth, so RSS, files and threads are judged within a stretch, not across."""
+    cut: list[list[Sample]] = []
+    role = ""
+    for sample in samples:
+        same = cut and cut[-1][-1].pid == sample.pid and sample.role in ("", role)
+        role = sample.role or role
+        if same:
+            cut[-1].append(sample)
+        else:
+            cut.append([sample])
+    return cut
+
+
 def figures(run: Run, samples: list[Sample], verdict: Verdict, name: str) -> None:
     """RSS, files, threads, store, WAL, log bytes and poll lag after warm-up, with slopes per
-    simulated day, against the goals."""
+    simulated day, against the goals; RSS, files and threads in each long stretch of one role."""
     if len(samples) < 4:
         verdict.say(f"  {name}: too few samples")
         verdict.goal(False, f"{name}: too few samples to judge")
@@ -108,32 +128,54 @@ def figures(run: Run, samples: list[Sample], verdict: Verdict, name: str) -> Non
     warm = [s for s in samples if s.at - start >= run.days * run.day * 0.1] or samples
     day = run.day
 
-    def per_day(value: Any) -> float:
-        return slope([(s.at, float(value(s))) for s in warm]) * day
+    def per_day(value: Any, over: list[Sample]) -> float:
+        return slope([(s.at, float(value(s))) for s in over]) * day
 
     first, last = warm[0], warm[-1]
-    rss = per_day(lambda s: s.rss_mib)
-    fds = per_day(lambda s: s.fds)
-    threads = per_day(lambda s: s.threads)
-    logs = per_day(lambda s: s.log_bytes) / 1e6
+    cut = stretches(warm)
+    changes = f" across {len(cut) - 1} changes of role or process" if len(cut) > 1 else ""
+    verdict.say(
+        f"  {name}: RSS {first.rss_mib:.0f} → {last.rss_mib:.0f} MiB "
+        f"({per_day(lambda s: s.rss_mib, warm):+.2f} MiB/day{changes}), files {first.fds} → "
+        f"{last.fds}, threads {first.threads} → {last.threads}"
+    )
+    judged = []
+    for stretch in cut:
+        settled = [
+            s for s in stretch if s.at - stretch[0].at >= (day if stretch is not cut[0] else 0)
+        ]
+        if len(settled) >= 4 and settled[-1].at - settled[0].at >= STRETCH_DAYS * day:
+            judged.append(settled)
+    if not judged:
+        verdict.say(f"  {name}: no stretch of one role lasted {STRETCH_DAYS:g} days: judged whole")
+        judged = [warm]
+    for stretch in judged:
+        rss = per_day(lambda s: s.rss_mib, stretch)
+        fds = per_day(lambda s: s.fds, stretch)
+        threads = per_day(lambda s: s.threads, stretch)
+        role = next((s.role for s in stretch if s.role), "?")
+        days = f"days {(stretch[0].at - start) / day:.0f}–{(stretch[-1].at - start) / day:.0f}"
+        verdict.say(
+            f"  {name} as {role}, {days}: RSS {stretch[0].rss_mib:.0f} → "
+            f"{stretch[-1].rss_mib:.0f} MiB ({rss:+.2f} MiB/day), files {fds:+.2f}/day, "
+            f"threads {threads:+.2f}/day"
+        )
+        verdict.goal(
+            rss < GOALS["rss_slope_mib_per_day"], f"{name} as {role}: RSS grows {rss:.2f} MiB/day"
+        )
+        verdict.goal(fds < 0.5, f"{name} as {role}: open files grow {fds:.2f} a day")
+        verdict.goal(threads < 0.2, f"{name} as {role}: threads grow {threads:.2f} a day")
+    logs = per_day(lambda s: s.log_bytes, warm) / 1e6
     half = [s for s in warm if s.at >= (warm[0].at + warm[-1].at) / 2] or warm
     store = slope([(s.at, s.store_bytes / 2**20) for s in half]) * day
     wal = max(s.wal_bytes for s in samples) / 2**20
     lags = [s.lag_p99 for s in warm if s.lag_p99 is not None]
-    verdict.say(
-        f"  {name}: RSS {first.rss_mib:.0f} → {last.rss_mib:.0f} MiB ({rss:+.2f} MiB/day), "
-        f"files {first.fds} → {last.fds} ({fds:+.2f}/day), threads {first.threads} → "
-        f"{last.threads} ({threads:+.2f}/day)"
-    )
     verdict.say(
         f"  {name}: store {first.store_bytes / 2**20:.1f} → {last.store_bytes / 2**20:.1f} MiB "
         f"({store:+.2f} MiB/day over the last half), WAL at most {wal:.1f} MiB, logs "
         f"{logs * 1000:.1f} KB/day, poll lag p99 at most {max(lags) * 1000 if lags else 0:.0f} ms"
     )
     verdict.say(f"  {name}: rows at the end: {json.dumps(last.rows)}")
-    verdict.goal(rss < GOALS["rss_slope_mib_per_day"], f"{name}: RSS grows {rss:.2f} MiB/day")
-    verdict.goal(fds < 0.5, f"{name}: open files grow {fds:.2f} a day")
-    verdict.goal(threads < 0.2, f"{name}: threads grow {threads:.2f} a day")
     verdict.goal(wal < GOALS["wal_mib"], f"{name}: the WAL reached {wal:.1f} MiB")
     verdict.goal(logs < GOALS["log_mb_per_day"], f"{name}: {logs:.2f} MB of logs a day")
     bound = max(1.0, 0.02 * last.store_bytes / 2**20)
@@ -194,10 +236,10 @@ def main() -> int:
             for watched in (w for w in run.watched if w.samples):  # where a slope comes from
                 rows = [
                     f"{x.at - watched.samples[0].at:.0f},{x.rss_mib:.1f},{x.fds},{x.threads},"
-                    f"{x.store_bytes},{x.log_bytes},{x.healthz}"
+                    f"{x.store_bytes},{x.log_bytes},{x.healthz},{x.pid},{x.role}"
                     for x in watched.samples
                 ]
-                header = "seconds,rss_mib,fds,threads,store_bytes,log_bytes,healthz\n"
+                header = "seconds,rss_mib,fds,threads,store_bytes,log_bytes,healthz,pid,role\n"
                 (where / f"{watched.name}.samples.csv").write_text(header + "\n".join(rows) + "\n")
             if verdict.missed and run.truth is not None:
                 lost = deliveries(run)[1]
