@@ -46,6 +46,8 @@ GOALS = {
     "lost": 0,
     "duplicates_outside_window": 0,
 }
+RETENTION_DAYS = 7
+"""The calls' and decisions' retention, in simulated days: what a process holds fills up over it."""
 WINDOW = 30.0
 """After a process is killed, this many seconds in which a duplicate is the documented one."""
 
@@ -153,7 +155,7 @@ def config(
 ) -> str:
     """The daemon's config: the four APIs, retention shrunk with the day, the soak's rules."""
     sim = building.sim
-    retention = f"{7 * day:g}s"
+    retention = f"{RETENTION_DAYS * day:g}s"
     base = sim.base_url
     bird, bw = hooks["bird"], hooks["bandwidth"]
     return f"""

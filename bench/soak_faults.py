@@ -155,52 +155,43 @@ def _link(freeze: bool, seconds: float) -> Callable[..., Awaitable[None]]:
     return inject
 
 
+STEPS_UNTIL = 0.45
+"""The faults that move a process's memory by design (a restart, a change of role, the flood's
+256 connections, whose high-water mark the allocator keeps for the next flood) all come before
+this fraction of the run; after it only faults that must move nothing, so that the rest of the
+month shows what a process does in its steady state, faults and all."""
+
+
 def schedule(store: str, days: int, day: float) -> list[tuple[float, Fault]]:
     """(seconds from the start, fault), in order: each kind once or twice over the month. The
     faults last as long as written with days of a minute, shorter with shorter days."""
     k = min(1.0, day / 60.0)
+    vms_500 = _api_fault("vms", ApiFault("status", 500, api="vms"), 30.0 * k)
+    cinnox_slow = _api_fault("cinnox", ApiFault("delay", seconds=4.0, api="cinnox"), 60.0 * k)
+    bird_html = _api_fault("bird", ApiFault("html", 502, api="bird"), 30.0 * k)
     every: list[tuple[float, Fault]] = [
+        (0.07, Fault("provider outage: VMS answers 500", vms_500)),
         (
-            0.07,
-            Fault(
-                "provider outage: VMS answers 500",
-                _api_fault("vms", ApiFault("status", 500, api="vms"), 30.0 * k),
-            ),
-        ),
-        (
-            0.13,
-            Fault(
-                "slow pages: CINNOX answers after 4 s",
-                _api_fault("cinnox", ApiFault("delay", seconds=4.0, api="cinnox"), 60.0 * k),
-            ),
-        ),
-        (0.20, Fault("notifier down for 2 minutes", _notifier_down(120.0 * k))),
-        (0.30, Fault("store locked by another process for 8 s", _store_locked(8.0))),
-        (
-            0.40,
+            0.12,
             Fault(
                 "slow-client flood on listen: 500 clients for 60 s", _slow_clients(500, 60.0 * k)
             ),
         ),
-        (
-            0.50,
-            Fault(
-                "provider outage: Bird HTML error pages",
-                _api_fault("bird", ApiFault("html", 502, api="bird"), 30.0 * k),
-            ),
-        ),
-        (0.60, Fault("leader killed (SIGKILL) and restarted", _kill_leader)),
-        (0.90, Fault("notifier down for 1 minute", _notifier_down(60.0 * k))),
+        (0.17, Fault("leader killed (SIGKILL) and restarted", _kill_leader)),
+        (0.50, Fault("slow pages: CINNOX answers after 4 s", cinnox_slow)),
+        (0.58, Fault("notifier down for 2 minutes", _notifier_down(120.0 * k))),
+        (0.66, Fault("store locked by another process for 8 s", _store_locked(8.0))),
+        (0.74, Fault("provider outage: Bird HTML error pages", bird_html)),
+        (0.82, Fault("notifier down for 1 minute", _notifier_down(60.0 * k))),
+        (0.90, Fault("provider outage: VMS answers 500 again", vms_500)),
     ]
     if store == "postgresql":
+        slowed = _link(False, 60.0 * k)
         every += [
-            (0.67, Fault("leader frozen (SIGSTOP) for 3 × lease_ttl", _freeze_leader)),
-            (0.73, Fault("PostgreSQL restarted", _postgres_restarted)),
-            (0.80, Fault("callmon-a's database link frozen for 20 s", _link(True, 20.0))),
-            (
-                0.85,
-                Fault("callmon-a's database link slowed by 0.5 s for 60 s", _link(False, 60.0 * k)),
-            ),
+            (0.23, Fault("leader frozen (SIGSTOP) for 3 × lease_ttl", _freeze_leader)),
+            (0.29, Fault("PostgreSQL restarted", _postgres_restarted)),
+            (0.35, Fault("callmon-a's database link frozen for 20 s", _link(True, 20.0))),
+            (0.40, Fault("callmon-a's database link slowed by 0.5 s for 60 s", slowed)),
         ]
     if only := os.environ.get("SOAK_ONLY"):  # faults whose name has one of A|B alone
         every = [(f, fault) for f, fault in every if any(o in fault.name for o in only.split("|"))]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.soak import GOALS, WINDOW, Run, soak
+from bench.soak import GOALS, RETENTION_DAYS, WINDOW, Run, soak
+from bench.soak_faults import STEPS_UNTIL
 from bench.soak_probe import Sample, slope
 
 
@@ -97,14 +98,9 @@ def healthy_while_dead(run: Run) -> tuple[int, int]:
     return deaths, wrong
 
 
-STRETCH_DAYS = 5.0
-"""A process is judged in each role it held for this many simulated days (after its first)."""
-
-
 def stretches(samples: list[Sample]) -> list[list[Sample]]:
     """The samples cut where the process or its role changed: a killed replica comes back as a
-    new process, and a standby that takes the lease steps up by the leader's working set.
-    Neither is growth, so RSS, files and threads are judged within a stretch, not across."""
+    new process, and a standby that takes the lease steps up by the leader's working set."""
     cut: list[list[Sample]] = []
     role = ""
     for sample in samples:
@@ -117,9 +113,19 @@ def stretches(samples: list[Sample]) -> list[list[Sample]]:
     return cut
 
 
+def steady(run: Run, samples: list[Sample]) -> list[Sample]:
+    """What RSS, files and threads are judged on: a process's last stretch in one role, from the
+    later of the end of the faults that move memory by design (`STEPS_UNTIL`) and the retention
+    after the stretch began (what a process holds fills up over it, by design too)."""
+    warm_up = min(RETENTION_DAYS, run.days / 4) * run.day
+    last = stretches(samples)[-1]
+    since = max(samples[0].at + STEPS_UNTIL * run.days * run.day, last[0].at + warm_up)
+    return [s for s in last if s.at >= since]
+
+
 def figures(run: Run, samples: list[Sample], verdict: Verdict, name: str) -> None:
-    """RSS, files, threads, store, WAL, log bytes and poll lag after warm-up, with slopes per
-    simulated day, against the goals; RSS, files and threads in each long stretch of one role."""
+    """RSS, files and threads in the steady state, with slopes per simulated day; the store,
+    WAL, log bytes and poll lag after warm-up; against the goals."""
     if len(samples) < 4:
         verdict.say(f"  {name}: too few samples")
         verdict.goal(False, f"{name}: too few samples to judge")
@@ -132,39 +138,30 @@ def figures(run: Run, samples: list[Sample], verdict: Verdict, name: str) -> Non
         return slope([(s.at, float(value(s))) for s in over]) * day
 
     first, last = warm[0], warm[-1]
-    cut = stretches(warm)
-    changes = f" across {len(cut) - 1} changes of role or process" if len(cut) > 1 else ""
+    changes = len(stretches(samples)) - 1
     verdict.say(
-        f"  {name}: RSS {first.rss_mib:.0f} → {last.rss_mib:.0f} MiB "
-        f"({per_day(lambda s: s.rss_mib, warm):+.2f} MiB/day{changes}), files {first.fds} → "
-        f"{last.fds}, threads {first.threads} → {last.threads}"
+        f"  {name}: over the run RSS {first.rss_mib:.0f} → {last.rss_mib:.0f} MiB, files "
+        f"{first.fds} → {last.fds}, threads {first.threads} → {last.threads} ({changes} "
+        f"change{'' if changes == 1 else 's'} of process or role)"
     )
-    judged = []
-    for stretch in cut:
-        settled = [
-            s for s in stretch if s.at - stretch[0].at >= (day if stretch is not cut[0] else 0)
-        ]
-        if len(settled) >= 4 and settled[-1].at - settled[0].at >= STRETCH_DAYS * day:
-            judged.append(settled)
-    if not judged:
-        verdict.say(f"  {name}: no stretch of one role lasted {STRETCH_DAYS:g} days: judged whole")
-        judged = [warm]
-    for stretch in judged:
-        rss = per_day(lambda s: s.rss_mib, stretch)
-        fds = per_day(lambda s: s.fds, stretch)
-        threads = per_day(lambda s: s.threads, stretch)
-        role = next((s.role for s in stretch if s.role), "?")
-        days = f"days {(stretch[0].at - start) / day:.0f}–{(stretch[-1].at - start) / day:.0f}"
-        verdict.say(
-            f"  {name} as {role}, {days}: RSS {stretch[0].rss_mib:.0f} → "
-            f"{stretch[-1].rss_mib:.0f} MiB ({rss:+.2f} MiB/day), files {fds:+.2f}/day, "
-            f"threads {threads:+.2f}/day"
-        )
-        verdict.goal(
-            rss < GOALS["rss_slope_mib_per_day"], f"{name} as {role}: RSS grows {rss:.2f} MiB/day"
-        )
-        verdict.goal(fds < 0.5, f"{name} as {role}: open files grow {fds:.2f} a day")
-        verdict.goal(threads < 0.2, f"{name} as {role}: threads grow {threads:.2f} a day")
+    judged = steady(run, samples)
+    if len(judged) < 4 or judged[-1].at - judged[0].at < min(5.0, run.days / 4) * day:
+        verdict.say(f"  {name}: its last role began too late to judge its steady state")
+        verdict.goal(False, f"{name}: no steady state to judge")
+        return
+    rss = per_day(lambda s: s.rss_mib, judged)
+    fds = per_day(lambda s: s.fds, judged)
+    threads = per_day(lambda s: s.threads, judged)
+    role = next((s.role for s in judged if s.role), "?")
+    j0, j1 = judged[0], judged[-1]
+    verdict.say(
+        f"  {name} steady, as {role}, days {(j0.at - start) / day:.1f}–{(j1.at - start) / day:.1f}:"
+        f" RSS {j0.rss_mib:.1f} → {j1.rss_mib:.1f} MiB ({rss:+.2f} MiB/day), files {j0.fds} → "
+        f"{j1.fds} ({fds:+.2f}/day), threads {j0.threads} → {j1.threads} ({threads:+.2f}/day)"
+    )
+    verdict.goal(rss < GOALS["rss_slope_mib_per_day"], f"{name}: RSS grows {rss:.2f} MiB/day")
+    verdict.goal(fds < 0.5, f"{name}: open files grow {fds:.2f} a day")
+    verdict.goal(threads < 0.2, f"{name}: threads grow {threads:.2f} a day")
     logs = per_day(lambda s: s.log_bytes, warm) / 1e6
     half = [s for s in warm if s.at >= (warm[0].at + warm[-1].at) / 2] or warm
     store = slope([(s.at, s.store_bytes / 2**20) for s in half]) * day
