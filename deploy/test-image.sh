@@ -14,6 +14,15 @@ build_python_base
 
 work=$(mktemp -d "$TMPDIR/image-test.XXXXXX")
 cleanup() {
+    local code=$?
+    if [ "$code" != 0 ]; then # what the containers said, before it is thrown away
+        for log in "$work"/*.log; do
+            [ -f "$log" ] || continue
+            echo "--- the last lines of $(basename "$log")"
+            tail -n 40 "$log"
+        done
+        podman logs --tail 20 callmon-sim 2>&1 | sed 's/^/callmon-sim: /' || true
+    fi
     podman rm -f -t 0 -a >/dev/null 2>&1 || true
     podman volume rm -f callmon-state >/dev/null 2>&1 || true
     rm -rf "$work"
