@@ -125,8 +125,9 @@ def steady(run: Run, samples: list[Sample]) -> list[Sample]:
 
 
 def poll_lag(samples: list[Sample], start: float, day: float) -> str:
-    """The worst poll lag p99 between two samples, and on which days it passed a second (a slow
-    provider's polls fall behind by design: the slow-pages fault shows here)."""
+    """The worst poll lag p99 between two samples, and on which days it passed a second (a poll
+    that takes long starts the next one late, by design: the slow pages and the outages, whose
+    polls wait for their deadline, show here)."""
     lags = [(s.lag_p99, (s.at - start) / day) for s in samples if s.lag_p99 is not None]
     if not lags:
         return "poll lag not read"
